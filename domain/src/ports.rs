@@ -1,0 +1,91 @@
+//! Ports: what the domain needs from the outside world, as traits.
+//!
+//! Adapters live in `persistence` (Redis, MySQL) and in tests (seeded randomness).
+
+use std::time::Duration;
+
+use crate::ids::{AwardId, StrategyId};
+
+/// Uniform randomness. Production uses an OS-seeded generator; tests use a seeded one.
+pub trait RandomSource: Send + Sync {
+    /// A uniformly distributed integer in `0..bound`. `bound` is at least 1.
+    fn below(&self, bound: usize) -> usize;
+}
+
+/// Opaque failure of an adapter (connection lost, timeout, ...). Maps to `0001`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PortError(pub String);
+
+/// The result of taking one unit of award stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockTake {
+    /// One unit was taken; `remaining` units are left (0 means this was the last one).
+    Taken {
+        /// Units left after this one.
+        remaining: i64,
+    },
+    /// No unit was available (or the unit's lock was already held).
+    Exhausted,
+}
+
+/// Award stock counters (Redis in production): one atomic decrement per draw.
+#[async_trait::async_trait]
+pub trait AwardStockCounter: Send + Sync {
+    /// Atomically takes one unit of `award_id`'s stock in `strategy_id`, guarding the unit with
+    /// a lock key that lives for `lock_ttl` (forever when `None`).
+    ///
+    /// # Errors
+    /// [`PortError`] when the store cannot be reached; the unit is then not taken.
+    async fn take(
+        &self,
+        strategy_id: StrategyId,
+        award_id: AwardId,
+        lock_ttl: Option<Duration>,
+    ) -> Result<StockTake, PortError>;
+
+    /// Gives back a unit taken by [`AwardStockCounter::take`] whose draw was not recorded.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store cannot be reached.
+    async fn give_back(&self, strategy_id: StrategyId, award_id: AwardId) -> Result<(), PortError>;
+}
+
+/// Loads strategy configuration from the config database.
+#[async_trait::async_trait]
+pub trait StrategyRepository: Send + Sync {
+    /// The full configuration of a strategy, `None` when no `strategy` row exists.
+    ///
+    /// # Errors
+    /// [`PortError`] when the database cannot be read.
+    async fn load_strategy(&self, strategy_id: StrategyId) -> Result<Option<crate::strategy::StrategyConfig>, PortError>;
+}
+
+/// Where armed strategies are published for other instances, tools and the read side.
+#[async_trait::async_trait]
+pub trait ArmoryStore: Send + Sync {
+    /// Writes the rate tables and config views of `strategy` and arms each award's stock
+    /// counter from its durable surplus **only if the counter does not exist yet**.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store cannot be written.
+    async fn publish(&self, strategy: &crate::strategy::ArmedStrategy) -> Result<(), PortError>;
+
+    /// Whether some instance armed `strategy_id` (its default rate table exists).
+    ///
+    /// # Errors
+    /// [`PortError`] when the store cannot be read.
+    async fn is_armed(&self, strategy_id: StrategyId) -> Result<bool, PortError>;
+
+    /// The strategy's read model, `None` when it was never written.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store cannot be read.
+    async fn view(&self, strategy_id: StrategyId) -> Result<Option<crate::strategy::StrategyView>, PortError>;
+
+    /// Writes the strategy's read model (used to rebuild a missing view).
+    ///
+    /// # Errors
+    /// [`PortError`] when the store cannot be written.
+    async fn put_view(&self, view: &crate::strategy::StrategyView) -> Result<(), PortError>;
+}
