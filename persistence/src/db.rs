@@ -1,0 +1,65 @@
+//! Database connections: the config database and one connection pool per shard.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+
+use crate::router::{Route, ShardRouter};
+
+/// How to reach the databases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    /// URL of the config database (`mysql://root@127.0.0.1:3306/big_market`).
+    pub config_url: String,
+    /// One URL per shard database, in shard order (`big_market_01`, `big_market_02`, …).
+    pub shard_urls: Vec<String>,
+    /// Split tables per shard (`_000.._003` → 4).
+    pub tables_per_shard: usize,
+    /// Pool size per database.
+    pub max_connections: u32,
+    /// Connection / acquire timeout.
+    pub connect_timeout: Duration,
+}
+
+/// Open pools to the config database and every shard, with the router over them.
+#[derive(Debug, Clone)]
+pub struct Databases {
+    /// The config database.
+    pub config: DatabaseConnection,
+    /// Shard databases, indexed by [`Route::db`].
+    pub shards: Vec<DatabaseConnection>,
+    /// The user-id router.
+    pub router: ShardRouter,
+}
+
+impl Databases {
+    /// Connects every pool.
+    ///
+    /// # Errors
+    /// [`DbErr`] when a database cannot be reached or the shard layout is invalid.
+    pub async fn connect(s: &DatabaseSettings) -> Result<Self, DbErr> {
+        let router = ShardRouter::new(s.shard_urls.len(), s.tables_per_shard).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let open = |url: &str| {
+            let mut o = ConnectOptions::new(url.to_owned());
+            o.max_connections(s.max_connections)
+                .min_connections(1)
+                .connect_timeout(s.connect_timeout)
+                .acquire_timeout(s.connect_timeout)
+                .sqlx_logging(false);
+            Database::connect(o)
+        };
+        let config = open(&s.config_url).await?;
+        let mut shards = Vec::with_capacity(s.shard_urls.len());
+        for url in &s.shard_urls {
+            shards.push(open(url).await?);
+        }
+        Ok(Self { config, shards, router })
+    }
+
+    /// The shard connection and split table of a user.
+    pub fn shard_of(&self, user_id: &str) -> (&DatabaseConnection, Route) {
+        let route = self.router.route(user_id);
+        // The router never yields an index beyond the configured shards.
+        (&self.shards[route.db], route)
+    }
+}

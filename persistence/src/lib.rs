@@ -1,0 +1,17 @@
+//! # big-market persistence
+//!
+//! Adapters behind the domain's ports: SeaORM repositories over the config database and the
+//! user shards (routed exactly like the original), Redis stores (rate tables, stock counters,
+//! read models), and — in later modules — the outbox relay and RabbitMQ.
+
+pub mod db;
+pub mod entity;
+pub mod random;
+pub mod redis;
+pub mod router;
+pub mod strategy_repo;
+
+pub use db::{DatabaseSettings, Databases};
+pub use random::OsRandom;
+pub use router::{Route, ShardRouter};
+pub use strategy_repo::MySqlStrategyRepository;

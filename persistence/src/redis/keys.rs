@@ -1,0 +1,58 @@
+//! The Redis key catalogue (spec §7.10), with an optional namespace prefix.
+//!
+//! Names are the original's so tools written for the Java system find them; the prefix
+//! (empty in production) lets tests and several deployments share one Redis.
+
+use domain::ids::{AwardId, StrategyId};
+
+/// Builds every key the system uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix` (may be empty).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    /// The namespace prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn k(&self, rest: std::fmt::Arguments<'_>) -> String {
+        format!("{}{}", self.prefix, rest)
+    }
+
+    /// `big_market_strategy_key_{strategyId}`: strategy entity JSON.
+    pub fn strategy(&self, id: StrategyId) -> String {
+        self.k(format_args!("big_market_strategy_key_{id}"))
+    }
+
+    /// `big_market_strategy_award_list_key_{strategyId}`: award list JSON.
+    pub fn strategy_award_list(&self, id: StrategyId) -> String {
+        self.k(format_args!("big_market_strategy_award_list_key_{id}"))
+    }
+
+    /// `big_market_strategy_rate_range_key_{poolKey}`: pool table size.
+    pub fn rate_range(&self, pool_key: &str) -> String {
+        self.k(format_args!("big_market_strategy_rate_range_key_{pool_key}"))
+    }
+
+    /// `big_market_strategy_rate_table_key_{poolKey}`: hash slot → award id.
+    pub fn rate_table(&self, pool_key: &str) -> String {
+        self.k(format_args!("big_market_strategy_rate_table_key_{pool_key}"))
+    }
+
+    /// `strategy_award_count_key_{strategyId}_{awardId}`: award stock counter.
+    pub fn award_stock(&self, id: StrategyId, award: AwardId) -> String {
+        self.k(format_args!("strategy_award_count_key_{id}_{award}"))
+    }
+
+    /// `rule_tree_vo_key_{treeId}`.
+    pub fn rule_tree(&self, tree_id: &str) -> String {
+        self.k(format_args!("rule_tree_vo_key_{tree_id}"))
+    }
+}
