@@ -1,0 +1,29 @@
+//! Command-line interface of the `big-market` binary.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// big-market: raffle and marketing-campaign backend (GraphQL, CQRS, sharded MySQL).
+#[derive(Debug, Parser)]
+#[command(name = "big-market", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML). Defaults to `big-market.toml` when it exists; every value can
+    /// also be set with `BIG_MARKET_<SECTION>__<KEY>` environment variables.
+    #[arg(long, short, env = "BIG_MARKET_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the GraphQL API server.
+    Serve,
+    /// Create (if missing) and migrate the config and shard databases; re-runnable.
+    Migrate,
+    /// Print the GraphQL schema (SDL) to stdout.
+    ExportSchema,
+}

@@ -1,0 +1,44 @@
+//! The GraphQL schema: queries, mutations, error translation.
+//!
+//! Operation names are a contract: clients generate code from `api/schema.graphql`, which a
+//! test keeps identical to [`sdl`].
+
+pub mod error;
+pub mod strategy;
+
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema};
+
+use crate::state::AppState;
+
+/// All queries.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(strategy::StrategyQuery);
+
+/// All mutations.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(strategy::StrategyMutation);
+
+/// The executable schema.
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Builds the schema with its limits; `state` is `None` only for SDL export.
+pub fn build(state: Option<Arc<AppState>>, max_depth: usize, max_complexity: usize) -> AppSchema {
+    let mut b = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+        .limit_depth(max_depth)
+        .limit_complexity(max_complexity)
+        .limit_recursive_depth(32)
+        .limit_directives(16);
+    if let Some(state) = state {
+        b = b.data(state);
+    }
+    b.finish()
+}
+
+/// The schema in SDL, as committed at `api/schema.graphql`.
+pub fn sdl() -> String {
+    build(None, usize::MAX, usize::MAX).sdl()
+}

@@ -1,0 +1,12 @@
+//! # big-market API
+//!
+//! The GraphQL edge (async-graphql on poem), configuration, wiring and the CLI of the
+//! `big-market` binary. The only crate that knows HTTP and GraphQL.
+
+pub mod cli;
+pub mod graphql;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

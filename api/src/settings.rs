@@ -1,0 +1,212 @@
+//! Typed, layered configuration: defaults → TOML file → `BIG_MARKET_…` environment.
+//!
+//! Nested keys use `__` in environment variables, e.g.
+//! `BIG_MARKET_HTTP__PORT=9000`, `BIG_MARKET_DATABASE__SHARD_URLS='["mysql://…/a","mysql://…/b"]'`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// All settings of the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// HTTP listener and GraphQL options.
+    pub http: HttpSettings,
+    /// MySQL / MariaDB databases.
+    pub database: DatabaseSection,
+    /// Redis.
+    pub redis: RedisSettings,
+    /// Operational switches (the original's DCC values).
+    pub switches: Switches,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// HTTP listener and GraphQL limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// Interface to bind.
+    pub host: String,
+    /// Port to bind (0 = any free port).
+    pub port: u16,
+    /// Serve GraphiQL at `/graphiql`.
+    pub graphiql: bool,
+    /// Maximum query depth.
+    pub max_depth: usize,
+    /// Maximum query complexity.
+    pub max_complexity: usize,
+}
+
+/// Databases: the config DB and one URL per shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSection {
+    /// Config database URL.
+    pub config_url: String,
+    /// Shard database URLs, in routing order.
+    pub shard_urls: Vec<String>,
+    /// Split tables per shard.
+    pub tables_per_shard: usize,
+    /// Pool size per database.
+    pub max_connections: u32,
+    /// Connect / acquire timeout in milliseconds.
+    pub connect_timeout_ms: u64,
+}
+
+/// Redis connection and key namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    /// Redis URL.
+    pub url: String,
+    /// Prefix of every key (empty: the original's key names).
+    pub key_prefix: String,
+}
+
+/// Operational switches (defaults: all closed, as in the original).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Switches {
+    /// `blackListSwitch`: apply `rule_blacklist`.
+    pub blacklist: bool,
+}
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// `tracing` filter directives (overridden by `RUST_LOG`).
+    pub filter: String,
+    /// Emit JSON lines instead of human-readable text.
+    pub json: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            graphiql: true,
+            max_depth: 16,
+            max_complexity: 1_000,
+        }
+    }
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        Self {
+            config_url: "mysql://root@127.0.0.1:3306/big_market".into(),
+            shard_urls: vec![
+                "mysql://root@127.0.0.1:3306/big_market_01".into(),
+                "mysql://root@127.0.0.1:3306/big_market_02".into(),
+            ],
+            tables_per_shard: 4,
+            max_connections: 32,
+            connect_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            key_prefix: String::new(),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            filter: "info,sqlx=warn,sea_orm=warn".into(),
+            json: false,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            http: HttpSettings::default(),
+            database: DatabaseSection::default(),
+            redis: RedisSettings::default(),
+            switches: Switches::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or `big-market.toml` if present), then the environment.
+    ///
+    /// # Errors
+    /// A figment error naming the bad key when a value has the wrong type, or when an
+    /// explicitly given file does not exist.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(Box::new(figment::Error::from(format!("config file {} does not exist", path.display()))));
+            }
+            Some(path) => fig = fig.merge(Toml::file(path)),
+            None => fig = fig.merge(Toml::file("big-market.toml")),
+        }
+        fig.merge(Env::prefixed("BIG_MARKET_").split("__").ignore(&["config"]))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The persistence layer's view of the database section.
+    pub fn database_settings(&self) -> persistence::DatabaseSettings {
+        persistence::DatabaseSettings {
+            config_url: self.database.config_url.clone(),
+            shard_urls: self.database.shard_urls.clone(),
+            tables_per_shard: self.database.tables_per_shard,
+            max_connections: self.database.max_connections,
+            connect_timeout: Duration::from_millis(self.database.connect_timeout_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_talk_to_the_local_services() {
+        let s = Settings::default();
+        assert_eq!(s.http.port, 8000);
+        assert_eq!(s.database.shard_urls.len(), 2);
+        assert!(s.database.config_url.ends_with("/big_market"));
+        assert_eq!(s.redis.url, "redis://127.0.0.1:6379");
+        assert!(!s.switches.blacklist);
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BIG_MARKET_HTTP__PORT", "9100");
+            jail.set_env("BIG_MARKET_DATABASE__SHARD_URLS", r#"["mysql://a/x","mysql://b/y","mysql://c/z","mysql://d/w"]"#);
+            jail.set_env("BIG_MARKET_SWITCHES__BLACKLIST", "true");
+            jail.create_file("big-market.toml", "[redis]\nkey_prefix = \"t:\"\n")?;
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.http.port, 9100);
+            assert_eq!(s.database.shard_urls.len(), 4);
+            assert!(s.switches.blacklist);
+            assert_eq!(s.redis.key_prefix, "t:");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_explicit_config_file_is_an_error() {
+        assert!(Settings::load(Some(Path::new("/nonexistent/big-market.toml"))).is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! Building and running the application: listener, routes, graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql_poem::GraphQL;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::middleware::Tracing;
+use poem::{EndpointExt, Route, Server, get, post};
+
+use crate::settings::Settings;
+use crate::state::AppState;
+use crate::{graphql, routes};
+
+/// A bound, ready-to-run server. Binding happens in [`Application::build`] so callers (tests)
+/// can use port 0 and read the real port.
+pub struct Application {
+    port: u16,
+    acceptor: poem::listener::TcpAcceptor,
+    app: poem::endpoint::BoxEndpoint<'static>,
+}
+
+impl Application {
+    /// Connects the services and binds the listener.
+    ///
+    /// # Errors
+    /// When a service cannot be reached or the address cannot be bound.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let state = AppState::connect(&settings).await?;
+        let schema = graphql::build(Some(state.clone()), settings.http.max_depth, settings.http.max_complexity);
+        let mut route = Route::new()
+            .at("/graphql", post(GraphQL::new(schema)))
+            .at("/health", get(routes::health))
+            .at("/ready", get(routes::ready));
+        if settings.http.graphiql {
+            route = route.at("/graphiql", get(routes::graphiql));
+        }
+        let app = route.data(state).with(Tracing).boxed();
+        let addr = format!("{}:{}", settings.http.host, settings.http.port);
+        let acceptor = TcpListener::bind(addr.clone())
+            .into_acceptor()
+            .await
+            .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().map(|s| s.port()))
+            .unwrap_or(settings.http.port);
+        Ok(Self { port, acceptor, app })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until Ctrl-C / SIGTERM, then drains in-flight requests (up to 10 s).
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(http.port = self.port, "big-market listening");
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.app, shutdown_signal(), Some(Duration::from_secs(10)))
+            .await?;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+/// `big-market migrate`: creates and migrates the config DB and every shard DB.
+///
+/// # Errors
+/// When a database cannot be reached or a migration fails.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    migration::migrate_all(&settings.database.config_url, &settings.database.shard_urls).await?;
+    tracing::info!(shards = settings.database.shard_urls.len(), "databases migrated");
+    Ok(())
+}
+
+/// Keeps `Arc` in the public signature of the state for tests that build their own router.
+pub type SharedState = Arc<AppState>;

@@ -1,0 +1,91 @@
+//! `spawn_app()`: the real server on a free port, with its own databases and Redis prefix.
+//!
+//! The services are real; a missing one fails the test with a message saying how to start it.
+//! Endpoints can be overridden with `BIG_MARKET_TEST_MYSQL_URL` and `BIG_MARKET_TEST_REDIS_URL`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use api::settings::Settings;
+use api::startup::Application;
+use serde_json::{Value, json};
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+}
+
+fn unique_name() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() % 1_000_000_000).unwrap_or(0);
+    format!("bmt_{}_{}_{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
+}
+
+pub async fn spawn_app() -> TestApp {
+    let name = unique_name();
+    let server = std::env::var("BIG_MARKET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+    let mut settings = Settings::default();
+    settings.http.port = 0;
+    settings.database.config_url = format!("{server}/{name}_cfg");
+    settings.database.shard_urls = vec![format!("{server}/{name}_01"), format!("{server}/{name}_02")];
+    settings.database.max_connections = 8;
+    settings.redis.url = std::env::var("BIG_MARKET_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    settings.redis.key_prefix = format!("{name}:");
+    api::startup::migrate(&settings)
+        .await
+        .unwrap_or_else(|e| panic!("MariaDB at {server} is required (start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd): {e}"));
+    let app = Application::build(settings.clone())
+        .await
+        .unwrap_or_else(|e| panic!("the application could not start (is Redis running? redis-server --daemonize yes): {e:#}"));
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp { address, client: reqwest::Client::new(), settings }
+}
+
+impl TestApp {
+    /// Posts a GraphQL operation and returns the whole response body.
+    pub async fn graphql(&self, query: &str) -> Value {
+        self.client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .expect("POST /graphql")
+            .json()
+            .await
+            .expect("GraphQL response is JSON")
+    }
+
+    /// Posts an operation that must succeed and returns `data`.
+    pub async fn ok(&self, query: &str) -> Value {
+        let body = self.graphql(query).await;
+        assert!(body.get("errors").is_none(), "unexpected errors for {query}: {body}");
+        body["data"].clone()
+    }
+
+    /// Posts an operation that must fail and returns the first error's `extensions.code`.
+    pub async fn error_code(&self, query: &str) -> String {
+        let body = self.graphql(query).await;
+        body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected an error with a code for {query}: {body}"))
+            .to_owned()
+    }
+
+    /// Drops the test databases and Redis keys.
+    pub async fn cleanup(self) {
+        let mut urls = vec![self.settings.database.config_url.clone()];
+        urls.extend(self.settings.database.shard_urls.clone());
+        for url in urls {
+            migration::drop_database(&url).await.expect("drop test database");
+        }
+        let client = redis::Client::open(self.settings.redis.url.as_str()).expect("redis url");
+        let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{}*", self.settings.redis.key_prefix)).query_async(&mut conn).await.expect("keys");
+        for chunk in keys.chunks(500) {
+            let _: () = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await.expect("del");
+        }
+    }
+}
