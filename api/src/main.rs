@@ -11,7 +11,12 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     api::telemetry::init(&settings.log);
     match cli.command {
-        Command::Serve => api::startup::Application::build(settings).await?.run_until_stopped().await,
+        Command::Serve => {
+            api::startup::Application::build(settings)
+                .await?
+                .run_until_stopped()
+                .await
+        }
         Command::Migrate => api::startup::migrate(&settings).await,
         Command::ExportSchema => {
             print!("{}", api::graphql::sdl());

@@ -13,7 +13,12 @@ use crate::state::AppState;
 /// GraphiQL, pointed at `/graphql`.
 #[handler]
 pub async fn graphiql() -> impl IntoResponse {
-    Html(GraphiQLSource::build().endpoint("/graphql").title("big-market").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("big-market")
+            .finish(),
+    )
 }
 
 /// Liveness: the process answers.
@@ -39,6 +44,13 @@ pub async fn ready(state: Data<&Arc<AppState>>) -> impl IntoResponse {
     let redis_up = redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok();
     ok &= redis_up;
     checks.insert("redis".into(), json!(redis_up));
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "status": if ok { "ready" } else { "unavailable" }, "checks": checks })))
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "status": if ok { "ready" } else { "unavailable" }, "checks": checks })),
+    )
 }

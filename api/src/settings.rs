@@ -11,7 +11,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// All settings of the service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// HTTP listener and GraphQL options.
@@ -131,18 +131,6 @@ impl Default for LogSettings {
     }
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            http: HttpSettings::default(),
-            database: DatabaseSection::default(),
-            redis: RedisSettings::default(),
-            switches: Switches::default(),
-            log: LogSettings::default(),
-        }
-    }
-}
-
 impl Settings {
     /// Loads defaults, then `file` (or `big-market.toml` if present), then the environment.
     ///
@@ -153,7 +141,10 @@ impl Settings {
         let mut fig = Figment::from(Serialized::defaults(Settings::default()));
         match file {
             Some(path) if !path.exists() => {
-                return Err(Box::new(figment::Error::from(format!("config file {} does not exist", path.display()))));
+                return Err(Box::new(figment::Error::from(format!(
+                    "config file {} does not exist",
+                    path.display()
+                ))));
             }
             Some(path) => fig = fig.merge(Toml::file(path)),
             None => fig = fig.merge(Toml::file("big-market.toml")),
@@ -190,10 +181,14 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type
     fn environment_overrides_nested_keys() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("BIG_MARKET_HTTP__PORT", "9100");
-            jail.set_env("BIG_MARKET_DATABASE__SHARD_URLS", r#"["mysql://a/x","mysql://b/y","mysql://c/z","mysql://d/w"]"#);
+            jail.set_env(
+                "BIG_MARKET_DATABASE__SHARD_URLS",
+                r#"["mysql://a/x","mysql://b/y","mysql://c/z","mysql://d/w"]"#,
+            );
             jail.set_env("BIG_MARKET_SWITCHES__BLACKLIST", "true");
             jail.create_file("big-market.toml", "[redis]\nkey_prefix = \"t:\"\n")?;
             let s = Settings::load(None).map_err(|e| e.to_string())?;

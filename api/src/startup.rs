@@ -27,7 +27,11 @@ impl Application {
     /// When a service cannot be reached or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let state = AppState::connect(&settings).await?;
-        let schema = graphql::build(Some(state.clone()), settings.http.max_depth, settings.http.max_complexity);
+        let schema = graphql::build(
+            Some(state.clone()),
+            settings.http.max_depth,
+            settings.http.max_complexity,
+        );
         let mut route = Route::new()
             .at("/graphql", post(GraphQL::new(schema)))
             .at("/health", get(routes::health))

@@ -30,9 +30,7 @@ impl UserId {
             return Err(InvalidArgument("userId must not be blank".into()));
         }
         if raw.trim() != raw {
-            return Err(InvalidArgument(
-                "userId must not start or end with whitespace".into(),
-            ));
+            return Err(InvalidArgument("userId must not start or end with whitespace".into()));
         }
         if raw.chars().count() > Self::MAX_CHARS {
             return Err(InvalidArgument(format!(

@@ -58,7 +58,10 @@ pub trait StrategyRepository: Send + Sync {
     ///
     /// # Errors
     /// [`PortError`] when the database cannot be read.
-    async fn load_strategy(&self, strategy_id: StrategyId) -> Result<Option<crate::strategy::StrategyConfig>, PortError>;
+    async fn load_strategy(
+        &self,
+        strategy_id: StrategyId,
+    ) -> Result<Option<crate::strategy::StrategyConfig>, PortError>;
 }
 
 /// Where armed strategies are published for other instances, tools and the read side.

@@ -38,7 +38,8 @@ impl Databases {
     /// # Errors
     /// [`DbErr`] when a database cannot be reached or the shard layout is invalid.
     pub async fn connect(s: &DatabaseSettings) -> Result<Self, DbErr> {
-        let router = ShardRouter::new(s.shard_urls.len(), s.tables_per_shard).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let router =
+            ShardRouter::new(s.shard_urls.len(), s.tables_per_shard).map_err(|e| DbErr::Custom(e.to_string()))?;
         let open = |url: &str| {
             let mut o = ConnectOptions::new(url.to_owned());
             o.max_connections(s.max_connections)

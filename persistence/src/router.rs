@@ -78,7 +78,8 @@ impl ShardRouter {
 
 /// Java's `String.hashCode`: `h = 31*h + c` (wrapping) over UTF-16 code units.
 pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0_i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+    s.encode_utf16()
+        .fold(0_i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
 }
 
 #[cfg(test)]

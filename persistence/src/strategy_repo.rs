@@ -50,7 +50,10 @@ impl MySqlStrategyRepository {
             .map(str::to_owned)
             .collect();
         let trees = self.load_trees(&tree_ids).await?;
-        let catalog = award::Entity::find().order_by_asc(award::Column::AwardId).all(&self.db).await?;
+        let catalog = award::Entity::find()
+            .order_by_asc(award::Column::AwardId)
+            .all(&self.db)
+            .await?;
         Ok(Some(StrategyConfig {
             strategy_id,
             strategy_desc: s.strategy_desc,
@@ -88,7 +91,10 @@ impl MySqlStrategyRepository {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let heads = rule_tree::Entity::find().filter(rule_tree::Column::TreeId.is_in(ids.iter().cloned())).all(&self.db).await?;
+        let heads = rule_tree::Entity::find()
+            .filter(rule_tree::Column::TreeId.is_in(ids.iter().cloned()))
+            .all(&self.db)
+            .await?;
         let nodes = rule_tree_node::Entity::find()
             .filter(rule_tree_node::Column::TreeId.is_in(ids.iter().cloned()))
             .order_by_asc(rule_tree_node::Column::Id)
@@ -102,11 +108,22 @@ impl MySqlStrategyRepository {
         Ok(heads
             .into_iter()
             .map(|t| RuleTreeConfig {
-                nodes: nodes.iter().filter(|n| n.tree_id == t.tree_id).map(|n| (n.rule_key.clone(), n.rule_value.clone())).collect(),
+                nodes: nodes
+                    .iter()
+                    .filter(|n| n.tree_id == t.tree_id)
+                    .map(|n| (n.rule_key.clone(), n.rule_value.clone()))
+                    .collect(),
                 lines: lines
                     .iter()
                     .filter(|l| l.tree_id == t.tree_id)
-                    .map(|l| (l.rule_node_from.clone(), l.rule_node_to.clone(), l.rule_limit_type.clone(), l.rule_limit_value.clone()))
+                    .map(|l| {
+                        (
+                            l.rule_node_from.clone(),
+                            l.rule_node_to.clone(),
+                            l.rule_limit_type.clone(),
+                            l.rule_limit_value.clone(),
+                        )
+                    })
                     .collect(),
                 root: t.tree_node_rule_key,
                 tree_id: t.tree_id,
@@ -118,6 +135,8 @@ impl MySqlStrategyRepository {
 #[async_trait::async_trait]
 impl StrategyRepository for MySqlStrategyRepository {
     async fn load_strategy(&self, strategy_id: StrategyId) -> Result<Option<StrategyConfig>, PortError> {
-        self.load(strategy_id).await.map_err(|e| PortError(format!("mysql: {e}")))
+        self.load(strategy_id)
+            .await
+            .map_err(|e| PortError(format!("mysql: {e}")))
     }
 }

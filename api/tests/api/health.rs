@@ -10,7 +10,12 @@ async fn health_and_readiness_answer() {
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["mysql_shard_02"], true);
     assert_eq!(body["checks"]["redis"], true);
-    let graphiql = app.client.get(format!("{}/graphiql", app.address)).send().await.unwrap();
+    let graphiql = app
+        .client
+        .get(format!("{}/graphiql", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(graphiql.status(), 200);
     assert!(graphiql.text().await.unwrap().contains("/graphql"));
     app.cleanup().await;

@@ -18,8 +18,16 @@ pub struct TestApp {
 
 fn unique_name() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() % 1_000_000_000).unwrap_or(0);
-    format!("bmt_{}_{}_{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() % 1_000_000_000)
+        .unwrap_or(0);
+    format!(
+        "bmt_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -35,12 +43,16 @@ pub async fn spawn_app() -> TestApp {
     api::startup::migrate(&settings)
         .await
         .unwrap_or_else(|e| panic!("MariaDB at {server} is required (start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd): {e}"));
-    let app = Application::build(settings.clone())
-        .await
-        .unwrap_or_else(|e| panic!("the application could not start (is Redis running? redis-server --daemonize yes): {e:#}"));
+    let app = Application::build(settings.clone()).await.unwrap_or_else(|e| {
+        panic!("the application could not start (is Redis running? redis-server --daemonize yes): {e:#}")
+    });
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, client: reqwest::Client::new(), settings }
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        settings,
+    }
 }
 
 impl TestApp {
@@ -82,8 +94,11 @@ impl TestApp {
         }
         let client = redis::Client::open(self.settings.redis.url.as_str()).expect("redis url");
         let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
-        let keys: Vec<String> =
-            redis::cmd("KEYS").arg(format!("{}*", self.settings.redis.key_prefix)).query_async(&mut conn).await.expect("keys");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.settings.redis.key_prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
         for chunk in keys.chunks(500) {
             let _: () = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await.expect("del");
         }

@@ -1,4 +1,5 @@
 //! Black-box tests of the GraphQL API over HTTP, against the real MariaDB and Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod health;
 mod helpers;

@@ -108,13 +108,23 @@ impl ArmedStrategy {
                 return Err(ArmError::invalid(sid, format!("award {} is listed twice", a.award_id)));
             }
             if !catalog_ids.contains(&a.award_id) {
-                return Err(ArmError::invalid(sid, format!("award {} is not in the award catalogue", a.award_id)));
+                return Err(ArmError::invalid(
+                    sid,
+                    format!("award {} is not in the award catalogue", a.award_id),
+                ));
             }
         }
         let rule_value = |model: &str| cfg.rules.iter().find(|(m, _)| m == model).map(|(_, v)| v.as_str());
 
         let mut rule_models = Vec::new();
-        for name in cfg.rule_models.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for name in cfg
+            .rule_models
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let kind = ChainRuleKind::parse(name)
                 .ok_or_else(|| ArmError::invalid(sid, format!("unknown rule model {name:?} in rule_models")))?;
             if !rule_models.contains(&kind) {
@@ -134,9 +144,19 @@ impl ArmedStrategy {
                             .award_ids
                             .iter()
                             .map(|id| {
-                                cfg.awards.iter().find(|a| a.award_id == *id).map(|a| (a.award_id, a.award_rate)).ok_or_else(|| {
-                                    ArmError::invalid(sid, format!("rule_weight group {} names award {id}, which is not in the strategy", group.raw))
-                                })
+                                cfg.awards
+                                    .iter()
+                                    .find(|a| a.award_id == *id)
+                                    .map(|a| (a.award_id, a.award_rate))
+                                    .ok_or_else(|| {
+                                        ArmError::invalid(
+                                            sid,
+                                            format!(
+                                                "rule_weight group {} names award {id}, which is not in the strategy",
+                                                group.raw
+                                            ),
+                                        )
+                                    })
                             })
                             .collect::<Result<Vec<_>, _>>()?;
                         let pool = RatePool::build(format!("{sid}_{}", group.raw), &members, random)
@@ -145,11 +165,18 @@ impl ArmedStrategy {
                     }
                 }
                 ChainRuleKind::Blacklist | ChainRuleKind::Whitelist => {
-                    let value = rule_value(kind.name())
-                        .ok_or_else(|| ArmError::invalid(sid, format!("{} is listed in rule_models but not configured", kind.name())))?;
+                    let value = rule_value(kind.name()).ok_or_else(|| {
+                        ArmError::invalid(
+                            sid,
+                            format!("{} is listed in rule_models but not configured", kind.name()),
+                        )
+                    })?;
                     let rule = UserListRule::parse(sid, kind.name(), value)?;
                     if !catalog_ids.contains(&rule.award_id) {
-                        return Err(ArmError::invalid(sid, format!("{} award {} is not a configured award", kind.name(), rule.award_id)));
+                        return Err(ArmError::invalid(
+                            sid,
+                            format!("{} award {} is not a configured award", kind.name(), rule.award_id),
+                        ));
                     }
                     if *kind == ChainRuleKind::Blacklist {
                         blacklist = Some(rule);
@@ -168,12 +195,19 @@ impl ArmedStrategy {
             if let Some(tree_id) = a.rule_models.as_deref().filter(|t| !t.trim().is_empty())
                 && !trees.contains_key(tree_id)
             {
-                return Err(ArmError::invalid(sid, format!("award {} refers to rule tree {tree_id:?}, which does not exist", a.award_id)));
+                return Err(ArmError::invalid(
+                    sid,
+                    format!(
+                        "award {} refers to rule tree {tree_id:?}, which does not exist",
+                        a.award_id
+                    ),
+                ));
             }
         }
 
         let members: Vec<_> = cfg.awards.iter().map(|a| (a.award_id, a.award_rate)).collect();
-        let default_pool = RatePool::build(sid.to_string(), &members, random).map_err(|e| ArmError::invalid(sid, e.to_string()))?;
+        let default_pool =
+            RatePool::build(sid.to_string(), &members, random).map_err(|e| ArmError::invalid(sid, e.to_string()))?;
         let mut awards = cfg.awards;
         awards.sort_by_key(|a| (a.sort, a.award_id));
         Ok(Self {
@@ -259,7 +293,12 @@ impl ArmedStrategy {
             chosen = match kind {
                 ChainRuleKind::Blacklist => match &self.blacklist {
                     Some(rule) if input.blacklist_enabled && rule.users.contains(input.user_id) => {
-                        return self.award(rule.award_id, Some(BLACKLIST_AWARD_CONFIG.to_owned()), Decision::Blacklist, None);
+                        return self.award(
+                            rule.award_id,
+                            Some(BLACKLIST_AWARD_CONFIG.to_owned()),
+                            Decision::Blacklist,
+                            None,
+                        );
                     }
                     _ => None,
                 },
@@ -294,7 +333,12 @@ impl ArmedStrategy {
             award_id: drawn,
             remaining,
         });
-        self.award(outcome.award_id, outcome.award_config.filter(|c| !c.is_empty()), decision, taken)
+        self.award(
+            outcome.award_id,
+            outcome.award_config.filter(|c| !c.is_empty()),
+            decision,
+            taken,
+        )
     }
 
     fn award(

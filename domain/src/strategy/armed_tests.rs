@@ -6,6 +6,9 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
 use super::*;
+
+type PoolSummary = (usize, Vec<(i32, usize)>);
+type Mutation = Box<dyn Fn(&mut StrategyConfig)>;
 use crate::strategy::armory::tests::Seeded;
 use crate::strategy::model::{AwardCatalogEntry, RuleTreeConfig, StrategyAwardConfig, StrategyConfig};
 use crate::strategy::tree::tests::{MemStock, lock_tree, luck_tree};
@@ -14,7 +17,11 @@ fn catalog() -> Vec<AwardCatalogEntry> {
     (100..=109)
         .map(|id| AwardCatalogEntry {
             award_id: id,
-            award_key: if id == 101 { "user_credit_random".into() } else { "openai_use_count".into() },
+            award_key: if id == 101 {
+                "user_credit_random".into()
+            } else {
+                "openai_use_count".into()
+            },
             award_config: "1,100".into(),
             award_desc: format!("catalogue {id}"),
         })
@@ -37,13 +44,26 @@ fn award(id: i32, rate: Decimal, tree: &str, sort: i32) -> StrategyAwardConfig {
 fn trees() -> Vec<RuleTreeConfig> {
     let mut lock3 = lock_tree("tree_lock_3", "3");
     lock3.lines[0].1 = "rule_luck_award".into(); // the reference data's typo, kept
-    vec![lock_tree("tree_lock_1", "1"), lock_tree("tree_lock_2", "2"), lock3, luck_tree()]
+    vec![
+        lock_tree("tree_lock_1", "1"),
+        lock_tree("tree_lock_2", "2"),
+        lock3,
+        luck_tree(),
+    ]
 }
 
 /// Strategy 100006 as in the reference data.
 pub fn strategy_100006() -> StrategyConfig {
     let mut awards = vec![award(101, dec!(0.7900), "tree_luck_award", 1)];
-    for (id, tree) in [(102, "tree_luck_award"), (103, "tree_luck_award"), (104, "tree_luck_award"), (105, "tree_lock_3"), (106, "tree_lock_2"), (107, "tree_lock_1"), (108, "tree_luck_award")] {
+    for (id, tree) in [
+        (102, "tree_luck_award"),
+        (103, "tree_luck_award"),
+        (104, "tree_luck_award"),
+        (105, "tree_lock_3"),
+        (106, "tree_lock_2"),
+        (107, "tree_lock_1"),
+        (108, "tree_luck_award"),
+    ] {
         awards.push(award(id, dec!(0.0300), tree, id - 100));
     }
     StrategyConfig {
@@ -83,9 +103,24 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 #[test]
 fn arming_100006_builds_the_default_pool_and_one_pool_per_weight_group() {
     let s = ArmedStrategy::arm(strategy_100006(), &Seeded::new(1)).unwrap();
-    let pools: BTreeMap<&str, (usize, Vec<(i32, usize)>)> = s.pools().map(|p| (p.key(), (p.size(), p.multiplicities().into_iter().collect()))).collect();
+    let pools: BTreeMap<&str, PoolSummary> = s
+        .pools()
+        .map(|p| (p.key(), (p.size(), p.multiplicities().into_iter().collect())))
+        .collect();
     assert_eq!(pools["100006"].0, 100);
-    assert_eq!(pools["100006"].1, vec![(101, 79), (102, 3), (103, 3), (104, 3), (105, 3), (106, 3), (107, 3), (108, 3)]);
+    assert_eq!(
+        pools["100006"].1,
+        vec![
+            (101, 79),
+            (102, 3),
+            (103, 3),
+            (104, 3),
+            (105, 3),
+            (106, 3),
+            (107, 3),
+            (108, 3)
+        ]
+    );
     assert_eq!(pools["100006_10:102,103"], (6, vec![(102, 3), (103, 3)]));
     assert_eq!(pools["100006_70:106,107"], (6, vec![(106, 3), (107, 3)]));
     assert_eq!(pools["100006_1000:104,105"], (6, vec![(104, 3), (105, 3)]));
@@ -102,8 +137,11 @@ fn arming_without_a_configured_weight_rule_fails_with_err_biz_001() {
 
 #[test]
 fn arming_rejects_dangling_configuration_with_err_config_002() {
-    let cases: Vec<(Box<dyn Fn(&mut StrategyConfig)>, &str)> = vec![
-        (Box::new(|c| c.awards[0].rule_models = Some("tree_nope".into())), "tree_nope"),
+    let cases: Vec<(Mutation, &str)> = vec![
+        (
+            Box::new(|c| c.awards[0].rule_models = Some("tree_nope".into())),
+            "tree_nope",
+        ),
         (Box::new(|c| c.rule_models = Some("rule_magic".into())), "rule_magic"),
         (Box::new(|c| c.catalog.retain(|a| a.award_id != 104)), "catalogue"),
         (Box::new(|c| c.rules[0].1 = "10:102,999".into()), "999"),
@@ -126,7 +164,10 @@ fn blacklisted_user_gets_the_blacklist_award_without_touching_stock_when_the_swi
     let mut i = input("user001");
     i.blacklist_enabled = true;
     let r = block_on(s.raffle(&i, &Seeded::new(2), &stock)).unwrap();
-    assert_eq!((r.award_id, r.award_config.as_deref(), &r.decision), (101, Some("0.01,1"), &Decision::Blacklist));
+    assert_eq!(
+        (r.award_id, r.award_config.as_deref(), &r.decision),
+        (101, Some("0.01,1"), &Decision::Blacklist)
+    );
     assert_eq!(r.taken, None);
     assert_eq!(stock.left(101), 10);
     // Switch closed (the default): user001 draws normally.
@@ -145,13 +186,20 @@ fn weight_score_selects_the_largest_group_not_above_it_and_still_takes_stock() {
         i.total_used = 75;
         let r = block_on(s.raffle(&i, &rng, &stock)).unwrap();
         assert_eq!(r.decision, Decision::Weight("70:106,107".into()));
-        assert!([106, 107].contains(&r.award_id), "locks are skipped for weight draws: {}", r.award_id);
+        assert!(
+            [106, 107].contains(&r.award_id),
+            "locks are skipped for weight draws: {}",
+            r.award_id
+        );
         assert_eq!(r.taken.map(|t| t.award_id), Some(r.award_id));
     }
     assert_eq!(stock.left(106) + stock.left(107), 50);
     let mut i = input("u");
     i.total_used = 9;
-    assert_eq!(block_on(s.raffle(&i, &rng, &stock)).unwrap().decision, Decision::Default);
+    assert_eq!(
+        block_on(s.raffle(&i, &rng, &stock)).unwrap().decision,
+        Decision::Default
+    );
 }
 
 #[test]
@@ -161,7 +209,11 @@ fn locked_awards_fall_to_the_luck_award_on_the_first_draw_of_the_day() {
     let rng = Seeded::new(4);
     for _ in 0..500 {
         let r = block_on(s.raffle(&input("u"), &rng, &stock)).unwrap();
-        assert!(![105, 106, 107].contains(&r.award_id), "locked award {} won with 0 draws today", r.award_id);
+        assert!(
+            ![105, 106, 107].contains(&r.award_id),
+            "locked award {} won with 0 draws today",
+            r.award_id
+        );
     }
 }
 
@@ -172,7 +224,10 @@ fn a_strategy_whose_luck_award_is_outside_it_titles_it_from_the_catalogue() {
         strategy_id: 100004,
         strategy_desc: "random".into(),
         rule_models: None,
-        awards: vec![StrategyAwardConfig { sort: 9, ..award(109, dec!(1.0000), "tree_luck_award", 9) }],
+        awards: vec![StrategyAwardConfig {
+            sort: 9,
+            ..award(109, dec!(1.0000), "tree_luck_award", 9)
+        }],
         rules: vec![],
         trees: vec![luck_tree()],
         catalog: catalog(),
@@ -181,9 +236,16 @@ fn a_strategy_whose_luck_award_is_outside_it_titles_it_from_the_catalogue() {
     let stock = MemStock::with(&[(109, 1)]);
     let first = block_on(s.raffle(&input("system"), &Seeded::new(1), &stock)).unwrap();
     assert_eq!((first.award_id, first.sort), (109, Some(9)));
-    assert_eq!(first.taken.map(|t| t.remaining), Some(0), "the last unit reports zero remaining");
+    assert_eq!(
+        first.taken.map(|t| t.remaining),
+        Some(0),
+        "the last unit reports zero remaining"
+    );
     let second = block_on(s.raffle(&input("system"), &Seeded::new(1), &stock)).unwrap();
-    assert_eq!((second.award_id, second.award_title.as_str(), second.sort), (101, "catalogue 101", None));
+    assert_eq!(
+        (second.award_id, second.award_title.as_str(), second.sort),
+        (101, "catalogue 101", None)
+    );
 }
 
 #[test]
@@ -198,7 +260,10 @@ fn draws_follow_the_configured_rates() {
         *seen.entry(pool.draw(&rng)).or_default() += 1;
     }
     let expected = |a: i32| if a == 101 { 0.79 } else { 0.03 } * n as f64;
-    let chi2: f64 = seen.iter().map(|(a, o)| (*o as f64 - expected(*a)).powi(2) / expected(*a)).sum();
+    let chi2: f64 = seen
+        .iter()
+        .map(|(a, o)| (*o as f64 - expected(*a)).powi(2) / expected(*a))
+        .sum();
     assert_eq!(seen.len(), 8);
     assert!(chi2 < 24.32, "chi-square {chi2} too large: {seen:?}");
 }

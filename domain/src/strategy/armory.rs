@@ -179,13 +179,28 @@ pub(crate) mod tests {
         assert_eq!(pool.size(), 10_000);
         assert_eq!(
             counts(&pool),
-            vec![(101, 3000), (102, 2000), (103, 2000), (104, 1000), (105, 1000), (106, 500), (107, 400), (108, 99), (109, 1)]
+            vec![
+                (101, 3000),
+                (102, 2000),
+                (103, 2000),
+                (104, 1000),
+                (105, 1000),
+                (106, 500),
+                (107, 400),
+                (108, 99),
+                (109, 1)
+            ]
         );
     }
 
     #[test]
     fn rates_need_not_sum_to_one() {
-        let pool = RatePool::build("100002", &[(101, dec!(0.5)), (102, dec!(0.1)), (106, dec!(0.01))], &Seeded::new(2)).unwrap();
+        let pool = RatePool::build(
+            "100002",
+            &[(101, dec!(0.5)), (102, dec!(0.1)), (106, dec!(0.01))],
+            &Seeded::new(2),
+        )
+        .unwrap();
         assert_eq!(pool.size(), 61);
         assert_eq!(counts(&pool), vec![(101, 50), (102, 10), (106, 1)]);
     }
@@ -205,14 +220,27 @@ pub(crate) mod tests {
         assert_eq!(a.size(), 10);
         assert_eq!(a.multiplicities(), b.multiplicities());
         let sorted: Vec<_> = (0..10).map(|i| if i < 5 { 1 } else { 2 }).collect();
-        assert_ne!(a.slots().to_vec(), sorted, "a shuffled table is not left in insertion order");
+        assert_ne!(
+            a.slots().to_vec(),
+            sorted,
+            "a shuffled table is not left in insertion order"
+        );
     }
 
     #[test]
     fn invalid_pools_are_rejected() {
-        assert!(matches!(RatePool::build("k", &[], &Seeded::new(1)), Err(PoolError::Empty(_))));
-        assert!(matches!(RatePool::build("k", &[(1, dec!(0))], &Seeded::new(1)), Err(PoolError::NoPositiveRate(_))));
-        assert!(matches!(RatePool::build("k", &[(1, dec!(-0.1))], &Seeded::new(1)), Err(PoolError::NegativeRate { .. })));
+        assert!(matches!(
+            RatePool::build("k", &[], &Seeded::new(1)),
+            Err(PoolError::Empty(_))
+        ));
+        assert!(matches!(
+            RatePool::build("k", &[(1, dec!(0))], &Seeded::new(1)),
+            Err(PoolError::NoPositiveRate(_))
+        ));
+        assert!(matches!(
+            RatePool::build("k", &[(1, dec!(-0.1))], &Seeded::new(1)),
+            Err(PoolError::NegativeRate { .. })
+        ));
         assert!(matches!(
             RatePool::build("k", &[(1, dec!(0.0000001)), (2, dec!(0.9))], &Seeded::new(1)),
             Err(PoolError::TooLarge { .. })

@@ -19,6 +19,6 @@ pub mod view;
 pub use armed::{ArmedStrategy, Decision, RaffleAward, RaffleInput, TakenStock};
 pub use armory::RatePool;
 pub use error::{ArmError, RaffleError};
+pub use model::{AwardCatalogEntry, RuleTreeConfig, StrategyAwardConfig, StrategyConfig};
 pub use service::{StrategyError, StrategyService};
 pub use view::{StrategyAwardView, StrategyView};
-pub use model::{AwardCatalogEntry, RuleTreeConfig, StrategyAwardConfig, StrategyConfig};

@@ -55,7 +55,12 @@ impl UserListRule {
     /// # Errors
     /// [`ArmError::Invalid`] when the value is not `{awardId}:{users}`.
     pub fn parse(strategy_id: StrategyId, model: &str, value: &str) -> Result<Self, ArmError> {
-        let invalid = || ArmError::invalid(strategy_id, format!("{model} rule_value invalid input format: {value:?}"));
+        let invalid = || {
+            ArmError::invalid(
+                strategy_id,
+                format!("{model} rule_value invalid input format: {value:?}"),
+            )
+        };
         let (award, users) = value.trim().split_once(':').ok_or_else(invalid)?;
         let award_id = award.trim().parse().map_err(|_| invalid())?;
         let users = users
@@ -87,7 +92,12 @@ pub struct WeightGroup {
 pub fn parse_weight_groups(strategy_id: StrategyId, value: &str) -> Result<Vec<WeightGroup>, ArmError> {
     let mut groups = Vec::new();
     for raw in value.split_whitespace() {
-        let invalid = || ArmError::invalid(strategy_id, format!("rule_weight rule_value invalid input format: {raw:?}"));
+        let invalid = || {
+            ArmError::invalid(
+                strategy_id,
+                format!("rule_weight rule_value invalid input format: {raw:?}"),
+            )
+        };
         let parts: Vec<&str> = raw.split(':').collect();
         let [threshold, ids] = parts.as_slice() else {
             return Err(invalid());
@@ -109,7 +119,10 @@ pub fn parse_weight_groups(strategy_id: StrategyId, value: &str) -> Result<Vec<W
     }
     groups.sort_by_key(|g| g.threshold);
     if groups.windows(2).any(|w| w[0].threshold == w[1].threshold) {
-        return Err(ArmError::invalid(strategy_id, format!("rule_weight has two groups with the same threshold: {value:?}")));
+        return Err(ArmError::invalid(
+            strategy_id,
+            format!("rule_weight has two groups with the same threshold: {value:?}"),
+        ));
     }
     Ok(groups)
 }
@@ -128,7 +141,11 @@ mod tests {
 
     #[test]
     fn weight_matches_the_largest_threshold_not_above_the_score() {
-        let groups: Vec<_> = parse_weight_groups(100001, TUTORIAL).unwrap().into_iter().map(|g| (g, ())).collect();
+        let groups: Vec<_> = parse_weight_groups(100001, TUTORIAL)
+            .unwrap()
+            .into_iter()
+            .map(|g| (g, ()))
+            .collect();
         let t = |score| match_weight_group(&groups, score).map(|(g, _)| g.threshold);
         assert_eq!(t(4500), Some(4000));
         assert_eq!(t(4900), Some(4000));

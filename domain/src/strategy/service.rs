@@ -91,7 +91,11 @@ impl StrategyService {
     }
 
     async fn arm_locally(&self, strategy_id: StrategyId) -> Result<ArmedStrategy, StrategyError> {
-        let cfg = self.repo.load_strategy(strategy_id).await?.ok_or(StrategyError::NotFound(strategy_id))?;
+        let cfg = self
+            .repo
+            .load_strategy(strategy_id)
+            .await?
+            .ok_or(StrategyError::NotFound(strategy_id))?;
         let armed = ArmedStrategy::arm(cfg, self.random.as_ref())?;
         self.cache().insert(strategy_id, Arc::new(armed.clone()));
         Ok(armed)
@@ -140,7 +144,11 @@ impl StrategyService {
         if let Some(v) = self.store.view(strategy_id).await? {
             return Ok(v);
         }
-        let cfg = self.repo.load_strategy(strategy_id).await?.ok_or(StrategyError::NotFound(strategy_id))?;
+        let cfg = self
+            .repo
+            .load_strategy(strategy_id)
+            .await?
+            .ok_or(StrategyError::NotFound(strategy_id))?;
         let view = StrategyView::from_config(&cfg);
         self.store.put_view(&view).await?;
         Ok(view)

@@ -154,7 +154,11 @@ impl RuleTree {
     ///
     /// # Errors
     /// [`ArmError::Invalid`] naming the tree and the offending node or line.
-    pub fn validate(strategy_id: StrategyId, cfg: &RuleTreeConfig, catalog: &HashSet<AwardId>) -> Result<Self, ArmError> {
+    pub fn validate(
+        strategy_id: StrategyId,
+        cfg: &RuleTreeConfig,
+        catalog: &HashSet<AwardId>,
+    ) -> Result<Self, ArmError> {
         let err = |reason: String| ArmError::invalid(strategy_id, format!("rule tree {}: {reason}", cfg.tree_id));
         let mut nodes = HashMap::new();
         let mut luck_award = None;
@@ -186,7 +190,16 @@ impl RuleTree {
                 }
                 other => return Err(err(format!("unknown node rule_key {other:?}"))),
             };
-            if nodes.insert(key.clone(), Node { kind, lines: Vec::new() }).is_some() {
+            if nodes
+                .insert(
+                    key.clone(),
+                    Node {
+                        kind,
+                        lines: Vec::new(),
+                    },
+                )
+                .is_some()
+            {
                 return Err(err(format!("node {key} is defined twice")));
             }
         }
@@ -227,7 +240,12 @@ impl RuleTree {
 
     /// Depth-first search for a cycle; returns a node on it.
     fn find_cycle(&self) -> Option<String> {
-        fn visit<'a>(t: &'a RuleTree, n: &'a str, stack: &mut Vec<&'a str>, done: &mut HashSet<&'a str>) -> Option<String> {
+        fn visit<'a>(
+            t: &'a RuleTree,
+            n: &'a str,
+            stack: &mut Vec<&'a str>,
+            done: &mut HashSet<&'a str>,
+        ) -> Option<String> {
             if stack.contains(&n) {
                 return Some(n.to_owned());
             }
@@ -329,8 +347,7 @@ impl RuleTree {
                 .find(|l| l.matches(check))
                 .and_then(|l| self.nodes.get(&l.to));
         }
-        let (award_id, award_config) =
-            result.unwrap_or_else(|| (self.luck_award.0, Some(self.luck_award.1.clone())));
+        let (award_id, award_config) = result.unwrap_or_else(|| (self.luck_award.0, Some(self.luck_award.1.clone())));
         let mut stock_remaining = taken;
         if taken.is_some() && award_id != ctx.drawn_award_id {
             ctx.stock.give_back(ctx.strategy_id, ctx.drawn_award_id).await?;
@@ -404,7 +421,10 @@ pub(crate) mod tests {
         RuleTreeConfig {
             tree_id: "tree_luck_award".into(),
             root: "rule_stock".into(),
-            nodes: vec![("rule_stock".into(), None), ("rule_luck_award".into(), Some("101:1,100".into()))],
+            nodes: vec![
+                ("rule_stock".into(), None),
+                ("rule_luck_award".into(), Some("101:1,100".into())),
+            ],
             lines: vec![line("rule_stock", "rule_luck_award", "ALLOW")],
         }
     }
@@ -458,7 +478,10 @@ pub(crate) mod tests {
         let stock = MemStock::with(&[(107, 1)]);
         assert_eq!(block_on(walk(&tree, &stock, 0)).award_id, 107);
         let o = block_on(walk(&tree, &stock, 0));
-        assert_eq!((o.award_id, o.award_config.as_deref(), o.stock_remaining), (101, Some("1,100"), None));
+        assert_eq!(
+            (o.award_id, o.award_config.as_deref(), o.stock_remaining),
+            (101, Some("1,100"), None)
+        );
     }
 
     #[test]
@@ -483,7 +506,11 @@ pub(crate) mod tests {
         let o = block_on(walk(&tree, &stock, 0));
         assert_eq!((o.award_id, o.award_config.as_deref()), (101, Some("")));
         let o = block_on(walk(&tree, &stock, 3));
-        assert_eq!((o.award_id, o.award_config.as_deref()), (101, Some("")), "lock passes, stock empty: empty result falls back");
+        assert_eq!(
+            (o.award_id, o.award_config.as_deref()),
+            (101, Some("")),
+            "lock passes, stock empty: empty result falls back"
+        );
     }
 
     #[test]
@@ -529,7 +556,11 @@ pub(crate) mod tests {
 
     #[test]
     fn lines_match_on_outcome_codes() {
-        let l = |t: LimitType, v: Check| Line { to: String::new(), limit_type: t, limit_value: v };
+        let l = |t: LimitType, v: Check| Line {
+            to: String::new(),
+            limit_type: t,
+            limit_value: v,
+        };
         assert!(l(LimitType::Equal, Check::Allow).matches(Check::Allow));
         assert!(!l(LimitType::Equal, Check::Allow).matches(Check::TakeOver));
         assert!(l(LimitType::Gt, Check::Allow).matches(Check::TakeOver));

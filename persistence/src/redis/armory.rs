@@ -52,8 +52,11 @@ impl ArmoryStore for RedisArmoryStore {
         }
         for award in strategy.awards() {
             // Set-if-absent from the durable surplus: never reset a live counter (spec §8.1 item 2).
-            pipe.set_nx(self.keys.award_stock(strategy.strategy_id(), award.award_id), award.award_count_surplus.max(0))
-                .ignore();
+            pipe.set_nx(
+                self.keys.award_stock(strategy.strategy_id(), award.award_id),
+                award.award_count_surplus.max(0),
+            )
+            .ignore();
         }
         let _: () = pipe.query_async(&mut conn).await.map_err(port_err)?;
         Ok(())
@@ -61,7 +64,9 @@ impl ArmoryStore for RedisArmoryStore {
 
     async fn is_armed(&self, strategy_id: StrategyId) -> Result<bool, PortError> {
         let mut conn = self.conn.clone();
-        conn.exists(self.keys.rate_range(&strategy_id.to_string())).await.map_err(port_err)
+        conn.exists(self.keys.rate_range(&strategy_id.to_string()))
+            .await
+            .map_err(port_err)
     }
 
     async fn view(&self, strategy_id: StrategyId) -> Result<Option<StrategyView>, PortError> {
@@ -79,9 +84,16 @@ impl ArmoryStore for RedisArmoryStore {
         let entity: StrategyEntity = serde_json::from_str(&entity).map_err(decode)?;
         let mut awards: Vec<StrategyAwardView> = serde_json::from_str(&awards).map_err(decode)?;
         // Live stock: the Redis counters are authoritative while they exist.
-        let stock_keys: Vec<String> = awards.iter().map(|a| self.keys.award_stock(strategy_id, a.award_id)).collect();
+        let stock_keys: Vec<String> = awards
+            .iter()
+            .map(|a| self.keys.award_stock(strategy_id, a.award_id))
+            .collect();
         if !stock_keys.is_empty() {
-            let live: Vec<Option<i64>> = redis::cmd("MGET").arg(&stock_keys).query_async(&mut conn).await.map_err(port_err)?;
+            let live: Vec<Option<i64>> = redis::cmd("MGET")
+                .arg(&stock_keys)
+                .query_async(&mut conn)
+                .await
+                .map_err(port_err)?;
             for (a, s) in awards.iter_mut().zip(live) {
                 if let Some(s) = s {
                     a.award_count_surplus = i32::try_from(s.max(0)).unwrap_or(i32::MAX);

@@ -66,7 +66,12 @@ impl RedisAwardStock {
 
 #[async_trait::async_trait]
 impl AwardStockCounter for RedisAwardStock {
-    async fn take(&self, strategy_id: StrategyId, award_id: AwardId, lock_ttl: Option<Duration>) -> Result<StockTake, PortError> {
+    async fn take(
+        &self,
+        strategy_id: StrategyId,
+        award_id: AwardId,
+        lock_ttl: Option<Duration>,
+    ) -> Result<StockTake, PortError> {
         let ttl_ms = lock_ttl.map_or(0, |d| d.as_millis().max(1));
         let mut conn = self.conn.clone();
         let s: i64 = self
@@ -77,9 +82,17 @@ impl AwardStockCounter for RedisAwardStock {
             .await
             .map_err(port_err)?;
         if s == -2 {
-            tracing::warn!(strategy.id = strategy_id, award.id = award_id, "award stock unit lock already held; unit skipped");
+            tracing::warn!(
+                strategy.id = strategy_id,
+                award.id = award_id,
+                "award stock unit lock already held; unit skipped"
+            );
         }
-        Ok(if s >= 0 { StockTake::Taken { remaining: s } } else { StockTake::Exhausted })
+        Ok(if s >= 0 {
+            StockTake::Taken { remaining: s }
+        } else {
+            StockTake::Exhausted
+        })
     }
 
     async fn give_back(&self, strategy_id: StrategyId, award_id: AwardId) -> Result<(), PortError> {

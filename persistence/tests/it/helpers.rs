@@ -31,8 +31,16 @@ fn redis_url() -> String {
 /// A name unique to this process and call: `bmt_<pid>_<nanos>_<n>`.
 pub fn unique_name() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() % 1_000_000_000).unwrap_or(0);
-    format!("bmt_{}_{}_{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() % 1_000_000_000)
+        .unwrap_or(0);
+    format!(
+        "bmt_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl TestEnv {
@@ -53,12 +61,20 @@ impl TestEnv {
         })
         .await
         .expect("connect to the test databases");
-        let redis = persistence::redis::connect(&redis_url())
-            .await
-            .unwrap_or_else(|e| panic!("Redis at {} is required (start it: redis-server --daemonize yes): {e}", redis_url()));
+        let redis = persistence::redis::connect(&redis_url()).await.unwrap_or_else(|e| {
+            panic!(
+                "Redis at {} is required (start it: redis-server --daemonize yes): {e}",
+                redis_url()
+            )
+        });
         let mut urls = vec![config_url];
         urls.extend(shard_urls);
-        Self { db, redis, keys: Keys::new(format!("{name}:")), urls }
+        Self {
+            db,
+            redis,
+            keys: Keys::new(format!("{name}:")),
+            urls,
+        }
     }
 
     pub fn strategy_service(&self) -> StrategyService {
@@ -80,9 +96,17 @@ impl TestEnv {
             migration::drop_database(url).await.expect("drop test database");
         }
         let mut conn = self.redis.clone();
-        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}*", self.keys.prefix())).query_async(&mut conn).await.expect("list test keys");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.keys.prefix()))
+            .query_async(&mut conn)
+            .await
+            .expect("list test keys");
         for chunk in keys.chunks(500) {
-            let _: () = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await.expect("delete test keys");
+            let _: () = redis::cmd("DEL")
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await
+                .expect("delete test keys");
         }
     }
 }

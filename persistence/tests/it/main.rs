@@ -1,4 +1,5 @@
 //! Integration tests of the persistence adapters against the real MariaDB and Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod helpers;
 mod stock;

@@ -28,10 +28,18 @@ async fn a_thousand_concurrent_takes_of_stock_100_succeed_exactly_100_times() {
     }
     remaining.sort_unstable();
     assert_eq!(remaining.len(), 100);
-    assert_eq!(remaining, (0..100).collect::<Vec<i64>>(), "every unit sold once, exactly one zero signal");
+    assert_eq!(
+        remaining,
+        (0..100).collect::<Vec<i64>>(),
+        "every unit sold once, exactly one zero signal"
+    );
     let left: i64 = conn.get(&key).await.unwrap();
     assert_eq!(left, 0);
-    let locks: Vec<String> = redis::cmd("KEYS").arg(format!("{key}_*")).query_async(&mut conn).await.unwrap();
+    let locks: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{key}_*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(locks.len(), 100);
     env.cleanup().await;
 }
@@ -44,11 +52,21 @@ async fn unit_locks_prevent_reselling_after_a_manual_reset() {
     let _: () = conn.set(&key, 2).await.unwrap();
     let stock = env.stock();
     assert_eq!(stock.take(2, 9, None).await.unwrap(), StockTake::Taken { remaining: 1 });
-    assert_eq!(stock.take(2, 9, Some(std::time::Duration::from_secs(60))).await.unwrap(), StockTake::Taken { remaining: 0 });
+    assert_eq!(
+        stock
+            .take(2, 9, Some(std::time::Duration::from_secs(60)))
+            .await
+            .unwrap(),
+        StockTake::Taken { remaining: 0 }
+    );
     let ttl: i64 = conn.pttl(format!("{key}_0")).await.unwrap();
     assert!(ttl > 0 && ttl <= 60_000, "lock TTL applied: {ttl}");
     assert_eq!(stock.take(2, 9, None).await.unwrap(), StockTake::Exhausted);
-    assert_eq!(conn.get::<_, i64>(&key).await.unwrap(), 0, "a failed take resets the counter to 0, never negative");
+    assert_eq!(
+        conn.get::<_, i64>(&key).await.unwrap(),
+        0,
+        "a failed take resets the counter to 0, never negative"
+    );
     // Someone restores the counter by hand: unit 0 is already sold, so it is not sold again.
     let _: () = conn.set(&key, 1).await.unwrap();
     assert_eq!(stock.take(2, 9, None).await.unwrap(), StockTake::Exhausted);
@@ -62,7 +80,10 @@ async fn a_missing_counter_is_exhausted_and_is_not_created() {
     assert_eq!(stock.take(3, 1, None).await.unwrap(), StockTake::Exhausted);
     stock.give_back(3, 1).await.unwrap();
     let mut conn = env.redis.clone();
-    assert!(!conn.exists::<_, bool>(env.keys.award_stock(3, 1)).await.unwrap(), "arming can still set it from the surplus");
+    assert!(
+        !conn.exists::<_, bool>(env.keys.award_stock(3, 1)).await.unwrap(),
+        "arming can still set it from the surplus"
+    );
     env.cleanup().await;
 }
 

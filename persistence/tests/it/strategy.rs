@@ -16,7 +16,10 @@ async fn stored_pool(env: &TestEnv, key: &str) -> (usize, BTreeMap<i32, usize>) 
     let size: usize = conn.get(env.keys.rate_range(key)).await.unwrap();
     let table: HashMap<usize, i32> = conn.hgetall(env.keys.rate_table(key)).await.unwrap();
     assert_eq!(table.len(), size, "{key}: hash has fields 0..size");
-    assert!((0..size).all(|i| table.contains_key(&i)), "{key}: fields are exactly 0..size-1");
+    assert!(
+        (0..size).all(|i| table.contains_key(&i)),
+        "{key}: fields are exactly 0..size-1"
+    );
     let mut m = BTreeMap::new();
     for award in table.values() {
         *m.entry(*award).or_insert(0) += 1;
@@ -36,15 +39,50 @@ async fn golden_rate_tables_of_all_six_reference_strategies() {
         svc.arm(id).await.unwrap_or_else(|e| panic!("arm {id}: {e}"));
     }
     let expect = [
-        ("100001", 10_000, counts(&[(101, 3000), (102, 2000), (103, 2000), (104, 1000), (105, 1000), (106, 500), (107, 400), (108, 99), (109, 1)])),
-        ("100001_60:102,103,104,105", 6, counts(&[(102, 2), (103, 2), (104, 1), (105, 1)])),
+        (
+            "100001",
+            10_000,
+            counts(&[
+                (101, 3000),
+                (102, 2000),
+                (103, 2000),
+                (104, 1000),
+                (105, 1000),
+                (106, 500),
+                (107, 400),
+                (108, 99),
+                (109, 1),
+            ]),
+        ),
+        (
+            "100001_60:102,103,104,105",
+            6,
+            counts(&[(102, 2), (103, 2), (104, 1), (105, 1)]),
+        ),
         ("100001_200:106,107", 9, counts(&[(106, 5), (107, 4)])),
         ("100001_1000:105", 1, counts(&[(105, 1)])),
         ("100002", 61, counts(&[(101, 50), (102, 10), (106, 1)])),
         ("100003", 500, counts(&[(107, 400), (108, 99), (109, 1)])),
         ("100004", 1, counts(&[(109, 1)])),
-        ("100005", 121, counts(&[(101, 30), (102, 30), (103, 30), (104, 30), (105, 1)])),
-        ("100006", 100, counts(&[(101, 79), (102, 3), (103, 3), (104, 3), (105, 3), (106, 3), (107, 3), (108, 3)])),
+        (
+            "100005",
+            121,
+            counts(&[(101, 30), (102, 30), (103, 30), (104, 30), (105, 1)]),
+        ),
+        (
+            "100006",
+            100,
+            counts(&[
+                (101, 79),
+                (102, 3),
+                (103, 3),
+                (104, 3),
+                (105, 3),
+                (106, 3),
+                (107, 3),
+                (108, 3),
+            ]),
+        ),
         ("100006_10:102,103", 6, counts(&[(102, 3), (103, 3)])),
         ("100006_70:106,107", 6, counts(&[(106, 3), (107, 3)])),
         ("100006_1000:104,105", 6, counts(&[(104, 3), (105, 3)])),
@@ -62,13 +100,25 @@ async fn arming_sets_stock_from_the_surplus_and_never_overwrites_a_live_counter(
     svc.arm(100006).await.unwrap();
     let mut conn = env.redis.clone();
     let key = env.keys.award_stock(100006, 102);
-    assert_eq!(conn.get::<_, i64>(&key).await.unwrap(), 15, "award 102 surplus is 15 of 100 in the reference data");
+    assert_eq!(
+        conn.get::<_, i64>(&key).await.unwrap(),
+        15,
+        "award 102 surplus is 15 of 100 in the reference data"
+    );
     let _: () = conn.set(&key, 3).await.unwrap();
     svc.arm(100006).await.unwrap();
-    assert_eq!(conn.get::<_, i64>(&key).await.unwrap(), 3, "re-arming keeps the live counter");
+    assert_eq!(
+        conn.get::<_, i64>(&key).await.unwrap(),
+        3,
+        "re-arming keeps the live counter"
+    );
     let view = svc.view(100006).await.unwrap();
     let a102 = view.awards.iter().find(|a| a.award_id == 102).unwrap();
-    assert_eq!((a102.award_count, a102.award_count_surplus), (100, 3), "the view shows live stock");
+    assert_eq!(
+        (a102.award_count, a102.award_count_surplus),
+        (100, 3),
+        "the view shows live stock"
+    );
     env.cleanup().await;
 }
 
@@ -79,9 +129,19 @@ async fn configuration_errors_carry_their_codes() {
     let code = |e: domain::strategy::StrategyError| e.error_code().code();
     assert_eq!(code(svc.arm(999_999).await.unwrap_err()), "0002");
     assert_eq!(code(svc.raffle(100006, &input()).await.unwrap_err()), "ERR_BIZ_002");
-    env.db.config.execute_unprepared("DELETE FROM strategy_rule WHERE strategy_id = 100006 AND rule_model = 'rule_weight'").await.unwrap();
+    env.db
+        .config
+        .execute_unprepared("DELETE FROM strategy_rule WHERE strategy_id = 100006 AND rule_model = 'rule_weight'")
+        .await
+        .unwrap();
     assert_eq!(code(svc.arm(100006).await.unwrap_err()), "ERR_BIZ_001");
-    env.db.config.execute_unprepared("UPDATE strategy_award SET rule_models = 'tree_missing' WHERE strategy_id = 100005 AND award_id = 101").await.unwrap();
+    env.db
+        .config
+        .execute_unprepared(
+            "UPDATE strategy_award SET rule_models = 'tree_missing' WHERE strategy_id = 100005 AND award_id = 101",
+        )
+        .await
+        .unwrap();
     let err = svc.arm(100005).await.unwrap_err();
     assert!(err.to_string().contains("tree_missing"), "{err}");
     assert_eq!(code(err), "ERR_CONFIG_002");
@@ -104,9 +164,17 @@ async fn another_instance_draws_from_a_strategy_armed_elsewhere() {
     env.strategy_service().arm(100004).await.unwrap();
     let other = env.strategy_service();
     let award = other.raffle(100004, &input()).await.unwrap();
-    assert_eq!((award.award_id, award.sort), (109, Some(9)), "the single unit of 109 is won first");
+    assert_eq!(
+        (award.award_id, award.sort),
+        (109, Some(9)),
+        "the single unit of 109 is won first"
+    );
     let award = other.raffle(100004, &input()).await.unwrap();
-    assert_eq!((award.award_id, award.sort), (101, None), "then the luck award, titled from the catalogue");
+    assert_eq!(
+        (award.award_id, award.sort),
+        (101, None),
+        "then the luck award, titled from the catalogue"
+    );
     env.cleanup().await;
 }
 
@@ -116,8 +184,16 @@ async fn a_hundred_thousand_draws_of_100006_follow_the_configured_rates() {
     let svc = env.strategy_service();
     let armed = svc.arm(100006).await.unwrap();
     let pool = armed.pools().next().unwrap();
-    assert_eq!(stored_pool(&env, "100006").await.1, pool.multiplicities().into_iter().collect(), "Redis holds the in-process table");
-    let rates: BTreeMap<i32, f64> = armed.awards().iter().map(|a| (a.award_id, a.award_rate.to_string().parse().unwrap())).collect();
+    assert_eq!(
+        stored_pool(&env, "100006").await.1,
+        pool.multiplicities().into_iter().collect(),
+        "Redis holds the in-process table"
+    );
+    let rates: BTreeMap<i32, f64> = armed
+        .awards()
+        .iter()
+        .map(|a| (a.award_id, a.award_rate.to_string().parse().unwrap()))
+        .collect();
     let total: f64 = rates.values().sum();
     let n = 100_000;
     let mut seen: BTreeMap<i32, usize> = BTreeMap::new();

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The project's test command: every test of the workspace against the local MariaDB, Redis
+# and RabbitMQ (see README). Uses cargo-nextest when installed, else cargo test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if cargo nextest --version >/dev/null 2>&1; then
+  exec cargo nextest run --workspace --no-fail-fast "$@"
+else
+  exec cargo test --workspace --no-fail-fast "$@"
+fi
