@@ -1,0 +1,96 @@
+//! Schema migrations of big-market.
+//!
+//! This crate owns the MySQL schema of both kinds of database of the original system and the
+//! reference (configuration) data of the config database:
+//!
+//! * [`ConfigMigrator`] — the config database `big_market` (strategies, awards, rule trees,
+//!   activities, SKUs, rebate configuration) and its reference rows;
+//! * [`ShardMigrator`] — every shard database `big_market_01`, `big_market_02`, … (accounts,
+//!   orders, award records, outbox `task`), with the split tables `_000` … `_003`.
+//!
+//! The first migrations reproduce the original dumps exactly (`CREATE TABLE IF NOT EXISTS`,
+//! reference rows inserted only where missing), so a database that was created from those dumps
+//! (and has no `seaql_migrations` table) is upgraded in place with its rows kept. Every later
+//! migration must be additive (new columns with defaults, new tables, new indexes).
+//!
+//! To add a migration: create `src/mYYYYMMDD_NNNNNN_<what>.rs` with a `Migration` unit struct
+//! implementing [`MigrationTrait`], declare the module below
+//! and append it to the list of [`ConfigMigrator`] or [`ShardMigrator`] (never reorder or
+//! rename applied migrations). Helpers for split tables live in the `support` module.
+
+pub use sea_orm_migration;
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectOptions, Database, DatabaseConnection};
+
+mod database;
+mod m20240406_000001_config_tables;
+mod m20240406_000001_shard_tables;
+mod m20240406_000002_config_reference_data;
+mod support;
+
+pub use database::{drop_database, ensure_database};
+pub use support::SPLIT_TABLE_COUNT;
+
+/// Migrations of the config database `big_market`.
+pub struct ConfigMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for ConfigMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20240406_000001_config_tables::Migration),
+            Box::new(m20240406_000002_config_reference_data::Migration),
+        ]
+    }
+}
+
+/// Migrations of every shard database `big_market_01`, `big_market_02`, ...
+pub struct ShardMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for ShardMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20240406_000001_shard_tables::Migration)]
+    }
+}
+
+/// Creates (if missing) and migrates the config DB and every shard DB; re-runnable.
+///
+/// Each URL has the form `mysql://user:pass@host:port/dbname`. The databases are processed one
+/// after the other: first `config_url` with [`ConfigMigrator`], then each of `shard_urls` with
+/// [`ShardMigrator`]. Migrations already recorded in a database's `seaql_migrations` table are
+/// skipped, so a second run is a no-op.
+pub async fn migrate_all(config_url: &str, shard_urls: &[String]) -> Result<(), DbErr> {
+    migrate_one::<ConfigMigrator>(config_url, "config").await?;
+    for shard_url in shard_urls {
+        migrate_one::<ShardMigrator>(shard_url, "shard").await?;
+    }
+    Ok(())
+}
+
+/// Ensures the database of `url` exists, then applies all pending migrations of `M` to it.
+async fn migrate_one<M: MigratorTrait>(url: &str, kind: &str) -> Result<(), DbErr> {
+    let name = database::database_name(url)?;
+    ensure_database(url).await?;
+    tracing::info!(database = %name, kind, "applying pending migrations");
+    let db = connect(url).await?;
+    let result = M::up(&db, None).await;
+    let closed = db.close().await;
+    result?;
+    closed?;
+    tracing::info!(database = %name, kind, "database is up to date");
+    Ok(())
+}
+
+/// Opens a small pool for migration work; statement logging is left to our own tracing.
+pub(crate) async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(2)
+        .min_connections(0)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .acquire_timeout(std::time::Duration::from_secs(30))
+        .sqlx_logging(false);
+    Database::connect(options).await
+}

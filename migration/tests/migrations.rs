@@ -1,0 +1,626 @@
+//! Migration tests against the real MariaDB/MySQL server (`BIG_MARKET_TEST_MYSQL_URL`, default
+//! `mysql://root@127.0.0.1:3306`). Each test works in its own uniquely named databases and drops
+//! them at the end; an unreachable server fails the test.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::ensure;
+use migration::sea_orm_migration::MigratorTrait;
+use migration::sea_orm_migration::sea_orm::ConnectionTrait;
+use migration::{ConfigMigrator, ShardMigrator, migrate_all};
+use support::{
+    ColumnInfo, TestDatabases, column_names, columns, connect, data_snapshot, database_url, keys_and_options,
+    load_dump, row_counts, split_statements, table_rows, tables,
+};
+
+/// Config tables with their business columns (every table also has `id`, `create_time` and
+/// `update_time`), as in `big_market.sql`.
+const CONFIG_TABLES: &[(&str, &[&str])] = &[
+    ("award", &["award_id", "award_key", "award_config", "award_desc"]),
+    (
+        "daily_behavior_rebate",
+        &["behavior_type", "rebate_desc", "rebate_type", "rebate_config", "state"],
+    ),
+    (
+        "raffle_activity",
+        &[
+            "activity_id",
+            "activity_name",
+            "activity_desc",
+            "begin_date_time",
+            "end_date_time",
+            "strategy_id",
+            "state",
+        ],
+    ),
+    (
+        "raffle_activity_count",
+        &["activity_count_id", "total_count", "day_count", "month_count"],
+    ),
+    (
+        "raffle_activity_sku",
+        &[
+            "sku",
+            "activity_id",
+            "activity_count_id",
+            "stock_count",
+            "stock_count_surplus",
+            "product_amount",
+        ],
+    ),
+    (
+        "rule_tree",
+        &["tree_id", "tree_name", "tree_desc", "tree_node_rule_key"],
+    ),
+    ("rule_tree_node", &["tree_id", "rule_key", "rule_desc", "rule_value"]),
+    (
+        "rule_tree_node_line",
+        &[
+            "tree_id",
+            "rule_node_from",
+            "rule_node_to",
+            "rule_limit_type",
+            "rule_limit_value",
+        ],
+    ),
+    ("strategy", &["strategy_id", "strategy_desc", "rule_models"]),
+    (
+        "strategy_award",
+        &[
+            "strategy_id",
+            "award_id",
+            "award_title",
+            "award_subtitle",
+            "award_count",
+            "award_count_surplus",
+            "award_rate",
+            "rule_models",
+            "sort",
+        ],
+    ),
+    (
+        "strategy_rule",
+        &[
+            "strategy_id",
+            "award_id",
+            "rule_type",
+            "rule_model",
+            "rule_value",
+            "rule_desc",
+        ],
+    ),
+];
+
+/// Shard tables (base names; `split` ones exist as `_000` … `_003`) with their business columns,
+/// as in `big_market_01.sql`.
+const SHARD_TABLES: &[(&str, bool, &[&str])] = &[
+    (
+        "raffle_activity_account",
+        false,
+        &[
+            "user_id",
+            "activity_id",
+            "total_count",
+            "total_count_surplus",
+            "day_count",
+            "day_count_surplus",
+            "month_count",
+            "month_count_surplus",
+        ],
+    ),
+    (
+        "raffle_activity_account_day",
+        false,
+        &["user_id", "activity_id", "day", "day_count", "day_count_surplus"],
+    ),
+    (
+        "raffle_activity_account_month",
+        false,
+        &["user_id", "activity_id", "month", "month_count", "month_count_surplus"],
+    ),
+    (
+        "raffle_activity_order",
+        true,
+        &[
+            "user_id",
+            "sku",
+            "activity_id",
+            "activity_name",
+            "strategy_id",
+            "order_id",
+            "order_time",
+            "total_count",
+            "day_count",
+            "month_count",
+            "pay_amount",
+            "state",
+            "out_business_no",
+        ],
+    ),
+    ("task", false, &["user_id", "topic", "message_id", "message", "state"]),
+    (
+        "user_award_record",
+        true,
+        &[
+            "user_id",
+            "activity_id",
+            "strategy_id",
+            "order_id",
+            "award_id",
+            "award_title",
+            "award_time",
+            "award_state",
+        ],
+    ),
+    (
+        "user_behavior_rebate_order",
+        true,
+        &[
+            "user_id",
+            "order_id",
+            "behavior_type",
+            "rebate_desc",
+            "rebate_type",
+            "rebate_config",
+            "out_business_no",
+            "biz_id",
+        ],
+    ),
+    (
+        "user_credit_account",
+        false,
+        &["user_id", "total_amount", "available_amount", "account_status"],
+    ),
+    (
+        "user_credit_order",
+        true,
+        &[
+            "user_id",
+            "order_id",
+            "trade_name",
+            "trade_type",
+            "trade_amount",
+            "out_business_no",
+        ],
+    ),
+    (
+        "user_raffle_order",
+        true,
+        &[
+            "user_id",
+            "activity_id",
+            "activity_name",
+            "strategy_id",
+            "order_id",
+            "order_time",
+            "order_state",
+        ],
+    ),
+];
+
+/// Row counts of the config tables in `big_market.sql`.
+const REFERENCE_COUNTS: &[(&str, i64)] = &[
+    ("award", 10),
+    ("daily_behavior_rebate", 2),
+    ("raffle_activity", 1),
+    ("raffle_activity_count", 4),
+    ("raffle_activity_sku", 4),
+    ("rule_tree", 4),
+    ("rule_tree_node", 11),
+    ("rule_tree_node_line", 10),
+    ("strategy", 6),
+    ("strategy_award", 29),
+    ("strategy_rule", 4),
+];
+
+/// Audit / surrogate columns that legitimately differ between seeded and dumped rows.
+const NON_BUSINESS_COLUMNS: &[&str] = &["id", "create_time", "update_time"];
+
+/// Physical shard table names with their expected columns.
+fn shard_physical_tables() -> Vec<(String, &'static [&'static str])> {
+    let mut tables = Vec::new();
+    for &(base, split, columns) in SHARD_TABLES {
+        if split {
+            for index in 0..migration::SPLIT_TABLE_COUNT {
+                tables.push((format!("{base}_{index:03}"), columns));
+            }
+        } else {
+            tables.push((base.to_owned(), columns));
+        }
+    }
+    tables
+}
+
+fn with_audit_columns(columns: &[&str]) -> Vec<String> {
+    std::iter::once("id")
+        .chain(columns.iter().copied())
+        .chain(["create_time", "update_time"])
+        .map(str::to_owned)
+        .collect()
+}
+
+fn migration_names<M: MigratorTrait>() -> Vec<String> {
+    M::migrations()
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect()
+}
+
+#[test]
+fn splitter_respects_quotes_and_comments() {
+    let sql = "# header; not a statement\n\
+               /*!40101 SET NAMES utf8mb4 */;\n\
+               /* plain; comment */ INSERT INTO `t;x` VALUES ('a;b', 'it''s', 'c\\';d', \"e;f\");\n\
+               -- line; comment\n\
+               SELECT 1";
+    assert_eq!(
+        split_statements(sql),
+        [
+            "/*!40101 SET NAMES utf8mb4 */",
+            "INSERT INTO `t;x` VALUES ('a;b', 'it''s', 'c\\';d', \"e;f\")",
+            "SELECT 1",
+        ]
+    );
+}
+
+/// Fresh databases: all tables with the dump's columns, the dump's reference rows, and a second
+/// run that changes nothing.
+#[tokio::test]
+async fn fresh_migrate_creates_seeds_and_is_idempotent() -> anyhow::Result<()> {
+    let mut dbs = TestDatabases::new("fresh").await?;
+    let names = [dbs.name("cfg"), dbs.name("01"), dbs.name("02")];
+    let result = fresh_migrate(&dbs, &names).await;
+    support::finish(dbs, result).await
+}
+
+async fn fresh_migrate(dbs: &TestDatabases, [cfg, s01, s02]: &[String; 3]) -> anyhow::Result<()> {
+    let server = &dbs.server;
+    let shard_urls = [database_url(s01), database_url(s02)];
+    migrate_all(&database_url(cfg), &shard_urls).await?;
+
+    // Config tables and columns.
+    let mut expected: Vec<String> = CONFIG_TABLES.iter().map(|(t, _)| t.to_string()).collect();
+    expected.push("seaql_migrations".into());
+    expected.sort();
+    assert_eq!(tables(server, cfg).await?, expected, "config tables");
+    for (table, business) in CONFIG_TABLES {
+        assert_eq!(
+            column_names(server, cfg, table).await?,
+            with_audit_columns(business),
+            "columns of {cfg}.{table}"
+        );
+    }
+
+    // Shard tables and columns.
+    for shard in [s01, s02] {
+        let mut expected: Vec<String> = shard_physical_tables().into_iter().map(|(table, _)| table).collect();
+        expected.push("seaql_migrations".into());
+        expected.sort();
+        assert_eq!(tables(server, shard).await?, expected, "tables of {shard}");
+        for (table, business) in shard_physical_tables() {
+            assert_eq!(
+                column_names(server, shard, &table).await?,
+                with_audit_columns(business),
+                "columns of {shard}.{table}"
+            );
+        }
+        let counts = row_counts(server, shard).await?;
+        ensure!(
+            counts
+                .iter()
+                .all(|(table, &count)| table == "seaql_migrations" || count == 0),
+            "shard databases get no seed rows: {counts:?}"
+        );
+    }
+
+    // Reference data.
+    let mut counts = row_counts(server, cfg).await?;
+    counts.remove("seaql_migrations");
+    let expected_counts: BTreeMap<String, i64> = REFERENCE_COUNTS
+        .iter()
+        .map(|&(table, count)| (table.to_owned(), count))
+        .collect();
+    assert_eq!(counts, expected_counts, "reference row counts");
+    let strategies = table_rows(server, cfg, "strategy", NON_BUSINESS_COLUMNS).await?;
+    assert!(
+        strategies.contains(&"100006|抽奖策略-规则树|rule_blacklist,rule_weight".to_owned()),
+        "{strategies:?}"
+    );
+    let lines = table_rows(server, cfg, "rule_tree_node_line", NON_BUSINESS_COLUMNS).await?;
+    assert!(lines.contains(&"tree_lock_3|rule_lock|rule_luck_award|EQUAL|ALLOW".to_owned()));
+
+    // Bookkeeping.
+    assert_eq!(
+        support::applied_migrations(server, cfg).await?,
+        migration_names::<ConfigMigrator>()
+    );
+    for shard in [s01, s02] {
+        assert_eq!(
+            support::applied_migrations(server, shard).await?,
+            migration_names::<ShardMigrator>()
+        );
+    }
+
+    // A second run is a no-op: same schema, same rows, nothing pending.
+    let before = full_snapshot(dbs, &[cfg, s01, s02]).await?;
+    migrate_all(&database_url(cfg), &shard_urls).await?;
+    let after = full_snapshot(dbs, &[cfg, s01, s02]).await?;
+    assert!(before == after, "second migrate_all changed something");
+    let db = connect(&database_url(cfg)).await?;
+    let pending = ConfigMigrator::get_pending_migrations(&db).await?;
+    db.close().await?;
+    assert!(pending.is_empty(), "pending config migrations after up");
+
+    // Rolling everything back leaves only the bookkeeping table; up again restores the state.
+    for (name, config) in [(cfg, true), (s01, false)] {
+        let db = connect(&database_url(name)).await?;
+        if config {
+            ConfigMigrator::down(&db, None).await?;
+        } else {
+            ShardMigrator::down(&db, None).await?;
+        }
+        assert_eq!(tables(server, name).await?, ["seaql_migrations"]);
+        if config {
+            ConfigMigrator::up(&db, None).await?;
+        } else {
+            ShardMigrator::up(&db, None).await?;
+        }
+        db.close().await?;
+    }
+    let mut counts = row_counts(server, cfg).await?;
+    counts.remove("seaql_migrations");
+    assert_eq!(counts, expected_counts, "reference rows after down + up");
+    Ok(())
+}
+
+/// Schema, keys, table options and data of each database.
+type Snapshot = Vec<(
+    BTreeSet<ColumnInfo>,
+    BTreeSet<Vec<String>>,
+    BTreeSet<Vec<String>>,
+    BTreeMap<String, Vec<String>>,
+)>;
+
+async fn full_snapshot(dbs: &TestDatabases, names: &[&String]) -> anyhow::Result<Snapshot> {
+    let mut snapshot = Vec::new();
+    for name in names {
+        let (indexes, options) = keys_and_options(&dbs.server, name).await?;
+        snapshot.push((
+            columns(&dbs.server, name).await?,
+            indexes,
+            options,
+            data_snapshot(&dbs.server, name).await?,
+        ));
+    }
+    Ok(snapshot)
+}
+
+/// Databases created from the original dumps (no `seaql_migrations`) migrate in place: every row
+/// is kept, no reference row is duplicated, and their schema equals a freshly migrated one.
+#[tokio::test]
+async fn original_dumps_upgrade_in_place() -> anyhow::Result<()> {
+    let mut dbs = TestDatabases::new("upg").await?;
+    let dumped = [dbs.name("dcfg"), dbs.name("d01"), dbs.name("d02")];
+    let fresh = [dbs.name("fcfg"), dbs.name("f01"), dbs.name("f02")];
+    let result = upgrade_in_place(&dbs, &dumped, &fresh).await;
+    support::finish(dbs, result).await
+}
+
+/// Per-user rows written into the dump-loaded shards before upgrading (the shard dumps hold no
+/// rows), shaped after the seed of spec §2.4.
+const SHARD_ROWS: &[&str] = &[
+    "INSERT INTO raffle_activity_account (id, user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus, create_time, update_time) VALUES (3, 'xiaofuge', 100301, 45, 44, 45, 45, 45, 45, '2024-03-23 16:38:57', '2024-04-05 17:10:31')",
+    "INSERT INTO raffle_activity_account_day (id, user_id, activity_id, day, day_count, day_count_surplus) VALUES (2, 'xiaofuge', 100301, '2024-04-05', 45, 44)",
+    "INSERT INTO raffle_activity_account_month (id, user_id, activity_id, month, month_count, month_count_surplus) VALUES (5, 'xiaofuge', 100301, '2024-04', 45, 44)",
+    "INSERT INTO raffle_activity_order_001 (id, user_id, sku, activity_id, activity_name, strategy_id, order_id, order_time, total_count, day_count, month_count, pay_amount, state, out_business_no) VALUES (56, 'xiaofuge', 9011, 100301, '测试活动', 100006, '381900087970', '2024-04-05 14:19:30', 1, 1, 1, NULL, 'completed', '700091009119')",
+    "INSERT INTO user_raffle_order_001 (id, user_id, activity_id, activity_name, strategy_id, order_id, order_time, order_state) VALUES (4, 'xiaofuge', 100301, '测试活动', 100006, '313091076458', '2024-04-05 17:10:31', 'create')",
+    "INSERT INTO user_award_record_001 (user_id, activity_id, strategy_id, order_id, award_id, award_title, award_time, award_state) VALUES ('xiaofuge', 100301, 100006, '313091076458', 101, 'OpenAI 增加使用次数', '2024-04-06 11:41:49', 'create')",
+    "INSERT INTO task (user_id, topic, message_id, message, state) VALUES ('xiaofuge', 'send_award', '23913710462', '{\"data\":{\"awardId\":101,\"awardTitle\":\"OpenAI 增加使用次数\",\"userId\":\"xiaofuge\"},\"id\":\"23913710462\",\"timestamp\":1712374909975}', 'completed')",
+    "INSERT INTO user_behavior_rebate_order_002 (user_id, order_id, behavior_type, rebate_desc, rebate_type, rebate_config, out_business_no, biz_id) VALUES ('xiaofuge', '412345678901', 'sign', '签到返利-积分', 'integral', '10', '20240802', 'xiaofuge_integral_20240802')",
+    "INSERT INTO user_credit_account (user_id, total_amount, available_amount, account_status) VALUES ('xiaofuge', 10.00, 10.00, 'open')",
+    "INSERT INTO user_credit_order_003 (user_id, order_id, trade_name, trade_type, trade_amount, out_business_no) VALUES ('xiaofuge', '512345678901', '行为返利', 'forward', 10.00, 'xiaofuge_integral_20240802')",
+];
+
+async fn upgrade_in_place(dbs: &TestDatabases, dumped: &[String; 3], fresh: &[String; 3]) -> anyhow::Result<()> {
+    let server = &dbs.server;
+    let [dcfg, d01, d02] = dumped;
+    load_dump(dcfg, "big_market.sql").await?;
+    load_dump(d01, "big_market_01.sql").await?;
+    load_dump(d02, "big_market_02.sql").await?;
+    for shard in [d01, d02] {
+        let db = connect(&database_url(shard)).await?;
+        for sql in SHARD_ROWS {
+            db.execute_unprepared(sql).await?;
+        }
+        db.close().await?;
+    }
+    for name in dumped {
+        assert!(
+            !tables(server, name).await?.contains(&"seaql_migrations".to_owned()),
+            "{name} must look like an original database"
+        );
+    }
+    let dump_counts = row_counts(server, dcfg).await?;
+    let expected: BTreeMap<String, i64> = REFERENCE_COUNTS
+        .iter()
+        .map(|&(table, count)| (table.to_owned(), count))
+        .collect();
+    assert_eq!(dump_counts, expected, "the dump loaded completely");
+
+    let before_counts = [
+        dump_counts.clone(),
+        row_counts(server, d01).await?,
+        row_counts(server, d02).await?,
+    ];
+    let mut before_rows = Vec::new();
+    for name in dumped {
+        before_rows.push(data_snapshot(server, name).await?);
+    }
+
+    // Upgrade the dump-loaded databases.
+    migrate_all(&database_url(dcfg), &[database_url(d01), database_url(d02)]).await?;
+
+    for ((name, counts), rows) in dumped.iter().zip(&before_counts).zip(&before_rows) {
+        let mut after = row_counts(server, name).await?;
+        let applied = after.remove("seaql_migrations");
+        assert_eq!(&after, counts, "row counts of {name} changed by the upgrade");
+        assert!(applied.is_some(), "{name} has no seaql_migrations after upgrade");
+        assert!(
+            &data_snapshot(server, name).await? == rows,
+            "rows of {name} changed by the upgrade"
+        );
+    }
+    assert_eq!(
+        support::applied_migrations(server, dcfg).await?,
+        migration_names::<ConfigMigrator>()
+    );
+    for shard in [d01, d02] {
+        assert_eq!(
+            support::applied_migrations(server, shard).await?,
+            migration_names::<ShardMigrator>()
+        );
+    }
+
+    // Migrate fresh databases and compare.
+    let [fcfg, f01, f02] = fresh;
+    migrate_all(&database_url(fcfg), &[database_url(f01), database_url(f02)]).await?;
+    for (old, new) in dumped.iter().zip(fresh) {
+        compare_schemas(dbs, old, new).await?;
+    }
+
+    // The seeded reference rows are exactly the dump's (ids and audit timestamps aside).
+    for (table, _) in REFERENCE_COUNTS {
+        assert_eq!(
+            table_rows(server, fcfg, table, NON_BUSINESS_COLUMNS).await?,
+            table_rows(server, dcfg, table, NON_BUSINESS_COLUMNS).await?,
+            "reference rows of {table}: seeded vs dumped"
+        );
+    }
+    Ok(())
+}
+
+/// Asserts that `old` (loaded from a dump, then migrated) and `new` (migrated from nothing) have
+/// the same tables, columns (name, type, NULL-ability, default, extra, comment, collation, order),
+/// keys and table options. The one known difference of the original dumps is tolerated:
+/// `big_market_02.raffle_activity_account.update_time` lacks `ON UPDATE CURRENT_TIMESTAMP`.
+async fn compare_schemas(dbs: &TestDatabases, old: &str, new: &str) -> anyhow::Result<()> {
+    let server = &dbs.server;
+    assert_eq!(
+        tables(server, old).await?,
+        tables(server, new).await?,
+        "tables of {old} vs {new}"
+    );
+
+    let old_columns = columns(server, old).await?;
+    let new_columns = columns(server, new).await?;
+    let core = |columns: &BTreeSet<ColumnInfo>| -> BTreeSet<(String, String, String, String)> {
+        columns
+            .iter()
+            .map(|c| {
+                (
+                    c.table.clone(),
+                    c.column.clone(),
+                    c.column_type.clone(),
+                    c.is_nullable.clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        core(&old_columns),
+        core(&new_columns),
+        "(column_name, column_type, is_nullable) of {old} vs {new}"
+    );
+
+    let known_difference =
+        |c: &ColumnInfo| old.ends_with("_d02") && c.table == "raffle_activity_account" && c.column == "update_time";
+    let full = |columns: &BTreeSet<ColumnInfo>| -> BTreeSet<ColumnInfo> {
+        columns
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                if known_difference(&c) {
+                    c.extra = "<ignored>".into();
+                }
+                c
+            })
+            .collect()
+    };
+    let old_full = full(&old_columns);
+    let new_full = full(&new_columns);
+    let differences: Vec<_> = old_full.symmetric_difference(&new_full).collect();
+    assert!(
+        differences.is_empty(),
+        "column details of {old} vs {new} differ: {differences:#?}"
+    );
+    if old.ends_with("_d02") {
+        let extra = |columns: &BTreeSet<ColumnInfo>| {
+            columns
+                .iter()
+                .find(|c| c.table == "raffle_activity_account" && c.column == "update_time")
+                .map(|c| c.extra.to_ascii_lowercase())
+        };
+        assert!(
+            !extra(&old_columns).unwrap_or_default().contains("on update"),
+            "the 02 dump has no ON UPDATE on raffle_activity_account.update_time"
+        );
+        assert!(
+            extra(&new_columns).unwrap_or_default().contains("on update"),
+            "fresh shards use the 01 definition"
+        );
+    }
+
+    let (old_keys, old_options) = keys_and_options(server, old).await?;
+    let (new_keys, new_options) = keys_and_options(server, new).await?;
+    assert_eq!(old_keys, new_keys, "keys of {old} vs {new}");
+    assert_eq!(old_options, new_options, "table options of {old} vs {new}");
+    Ok(())
+}
+
+/// The reference migration fills in missing rows by natural key and leaves existing ones (even
+/// changed ones) alone.
+#[tokio::test]
+async fn reference_data_fills_only_missing_rows() -> anyhow::Result<()> {
+    let mut dbs = TestDatabases::new("seed").await?;
+    let cfg = dbs.name("cfg");
+    let result = fill_missing_rows(&dbs, &cfg).await;
+    support::finish(dbs, result).await
+}
+
+async fn fill_missing_rows(dbs: &TestDatabases, cfg: &str) -> anyhow::Result<()> {
+    let server = &dbs.server;
+    load_dump(cfg, "big_market.sql").await?;
+    let db = connect(&database_url(cfg)).await?;
+    for sql in [
+        "DELETE FROM award WHERE award_id = 105",
+        "DELETE FROM rule_tree_node WHERE tree_id = 'tree_lock_2' AND rule_key = 'rule_stock'",
+        "DELETE FROM rule_tree_node_line WHERE tree_id = 'tree_lock_3' AND rule_limit_value = 'TAKE_OVER'",
+        "DELETE FROM strategy_award WHERE strategy_id = 100006 AND award_id = 108",
+        "UPDATE strategy_award SET award_count_surplus = 7 WHERE strategy_id = 100006 AND award_id = 101",
+        "UPDATE daily_behavior_rebate SET rebate_config = '20' WHERE rebate_type = 'integral'",
+    ] {
+        db.execute_unprepared(sql).await?;
+    }
+    db.close().await?;
+
+    migrate_all(&database_url(cfg), &[]).await?;
+
+    let mut counts = row_counts(server, cfg).await?;
+    counts.remove("seaql_migrations");
+    let expected: BTreeMap<String, i64> = REFERENCE_COUNTS
+        .iter()
+        .map(|&(table, count)| (table.to_owned(), count))
+        .collect();
+    assert_eq!(counts, expected, "missing rows restored, nothing duplicated");
+    let awards = table_rows(server, cfg, "strategy_award", NON_BUSINESS_COLUMNS).await?;
+    assert!(
+        awards.contains(&"100006|101|随机积分|<NULL>|10000|7|0.7900|tree_luck_award|1".to_owned()),
+        "changed rows are kept: {awards:#?}"
+    );
+    assert!(awards.contains(&"100006|108|暴走玩偶|<NULL>|100|25|0.0300|tree_luck_award|8".to_owned()));
+    let rebates = table_rows(server, cfg, "daily_behavior_rebate", NON_BUSINESS_COLUMNS).await?;
+    assert!(rebates.contains(&"sign|签到返利-积分|integral|20|open".to_owned()));
+    Ok(())
+}
