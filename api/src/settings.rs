@@ -22,6 +22,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     /// Operational switches (the original's DCC values).
     pub switches: Switches,
+    /// Business rules.
+    pub business: BusinessSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -74,6 +76,15 @@ pub struct RedisSettings {
 pub struct Switches {
     /// `blackListSwitch`: apply `rule_blacklist`.
     pub blacklist: bool,
+}
+
+/// Business rules that are configuration, not data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BusinessSettings {
+    /// Offset east of UTC, in minutes, of the business day and month boundaries of the
+    /// daily / monthly quota (0 = UTC, 480 = China Standard Time).
+    pub utc_offset_minutes: i32,
 }
 
 /// Log output.

@@ -2,16 +2,20 @@
 
 use std::sync::Arc;
 
+use domain::activity::service::ActivityDeps;
+use domain::activity::{ActivityService, BusinessCalendar};
 use domain::strategy::StrategyService;
-use persistence::Databases;
-use persistence::redis::{Keys, RedisArmoryStore, RedisAwardStock};
+use persistence::redis::{Keys, RedisArmoryStore, RedisAwardStock, RedisSkuStock};
+use persistence::{Databases, MySqlActivityRepository, MySqlQuotaRepository, SnowflakeIds, SystemClock};
 
 use crate::settings::{Settings, Switches};
 
 /// Services and connections, built once at startup.
 pub struct AppState {
     /// Strategy arming and drawing.
-    pub strategy: StrategyService,
+    pub strategy: Arc<StrategyService>,
+    /// Activity arming, quota recharge and the draw command.
+    pub activity: ActivityService,
     /// Database pools (config + shards).
     pub db: Databases,
     /// Redis connection.
@@ -33,14 +37,32 @@ impl AppState {
             .await
             .map_err(|e| anyhow::anyhow!("connecting to Redis ({}): {e}", settings.redis.url))?;
         let keys = Keys::new(settings.redis.key_prefix.clone());
-        let strategy = StrategyService::new(
+        let quota = Arc::new(MySqlQuotaRepository::new(db.clone()));
+        let strategy = Arc::new(StrategyService::new(
             Arc::new(persistence::MySqlStrategyRepository::new(db.config.clone())),
             Arc::new(RedisArmoryStore::new(redis.clone(), keys.clone())),
-            Arc::new(RedisAwardStock::new(redis.clone(), keys)),
+            Arc::new(RedisAwardStock::new(redis.clone(), keys.clone())),
+            quota.clone(),
             Arc::new(persistence::OsRandom),
-        );
+        ));
+        let worker = SnowflakeIds::lease_worker(&mut redis.clone(), &settings.redis.key_prefix)
+            .await
+            .map_err(|e| anyhow::anyhow!("leasing an id worker from Redis: {e}"))?;
+        let calendar = BusinessCalendar::new(settings.business.utc_offset_minutes)
+            .ok_or_else(|| anyhow::anyhow!("business.utc_offset_minutes must be within ±23:59"))?;
+        let activity = ActivityService::new(ActivityDeps {
+            activities: Arc::new(MySqlActivityRepository::new(db.config.clone())),
+            quota,
+            sku_stock: Arc::new(RedisSkuStock::new(redis.clone(), keys)),
+            strategy: strategy.clone(),
+            ids: Arc::new(SnowflakeIds::new(worker)?),
+            clock: Arc::new(SystemClock),
+            calendar,
+        });
+        tracing::info!(id.worker = worker, "id generator leased");
         Ok(Arc::new(Self {
             strategy,
+            activity,
             db,
             redis,
             switches: settings.switches.clone(),

@@ -5,8 +5,10 @@
 //! the application reaches storage, randomness and time. This crate does no IO: adapters
 //! live in `persistence`, the GraphQL edge in `api`.
 
+pub mod activity;
 pub mod error;
 pub mod ids;
+pub mod outbox;
 pub mod ports;
 pub mod strategy;
 

@@ -27,6 +27,8 @@ pub enum StockTake {
     },
     /// No unit was available (or the unit's lock was already held).
     Exhausted,
+    /// The counter does not exist: never armed, or lost with the store.
+    Missing,
 }
 
 /// Award stock counters (Redis in production): one atomic decrement per draw.
@@ -67,12 +69,17 @@ pub trait StrategyRepository: Send + Sync {
 /// Where armed strategies are published for other instances, tools and the read side.
 #[async_trait::async_trait]
 pub trait ArmoryStore: Send + Sync {
-    /// Writes the rate tables and config views of `strategy` and arms each award's stock
-    /// counter from its durable surplus **only if the counter does not exist yet**.
+    /// Writes the rate tables of `strategy` and sets each award's stock counter to
+    /// `initial_stock[award]` **only if the counter does not exist yet** (a live counter is
+    /// authoritative).
     ///
     /// # Errors
     /// [`PortError`] when the store cannot be written.
-    async fn publish(&self, strategy: &crate::strategy::ArmedStrategy) -> Result<(), PortError>;
+    async fn publish(
+        &self,
+        strategy: &crate::strategy::ArmedStrategy,
+        initial_stock: &std::collections::HashMap<AwardId, i64>,
+    ) -> Result<(), PortError>;
 
     /// Whether some instance armed `strategy_id` (its default rate table exists).
     ///
@@ -91,4 +98,30 @@ pub trait ArmoryStore: Send + Sync {
     /// # Errors
     /// [`PortError`] when the store cannot be written.
     async fn put_view(&self, view: &crate::strategy::StrategyView) -> Result<(), PortError>;
+}
+
+/// Unique ids for orders and messages. Ids never collide across processes (no random digits).
+pub trait IdGenerator: Send + Sync {
+    /// A new order / ticket id (decimal digits).
+    fn next_id(&self) -> String;
+}
+
+/// Wall-clock time (UTC).
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+/// How many units of each award durable records show as already won (for re-arming stock
+/// after a Redis loss).
+#[async_trait::async_trait]
+pub trait AwardLedger: Send + Sync {
+    /// `award_id → records` over every shard for `strategy_id`.
+    ///
+    /// # Errors
+    /// [`PortError`] when a shard cannot be read.
+    async fn awarded_units(
+        &self,
+        strategy_id: StrategyId,
+    ) -> Result<std::collections::HashMap<AwardId, i64>, PortError>;
 }

@@ -11,7 +11,8 @@
 //! The first migrations reproduce the original dumps exactly (`CREATE TABLE IF NOT EXISTS`,
 //! reference rows inserted only where missing), so a database that was created from those dumps
 //! (and has no `seaql_migrations` table) is upgraded in place with its rows kept. Every later
-//! migration must be additive (new columns with defaults, new tables, new indexes).
+//! migration must be additive (new columns with defaults, new tables, new indexes) or widen a
+//! column without touching its data.
 //!
 //! To add a migration: create `src/mYYYYMMDD_NNNNNN_<what>.rs` with a `Migration` unit struct
 //! implementing [`MigrationTrait`], declare the module below
@@ -27,6 +28,7 @@ mod database;
 mod m20240406_000001_config_tables;
 mod m20240406_000001_shard_tables;
 mod m20240406_000002_config_reference_data;
+mod m20241123_000001_widen_ids;
 mod support;
 
 pub use database::{drop_database, ensure_database};
@@ -51,7 +53,10 @@ pub struct ShardMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for ShardMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20240406_000001_shard_tables::Migration)]
+        vec![
+            Box::new(m20240406_000001_shard_tables::Migration),
+            Box::new(m20241123_000001_widen_ids::Migration),
+        ]
     }
 }
 

@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::ensure;
+use anyhow::{Context, ensure};
 use migration::sea_orm_migration::MigratorTrait;
 use migration::sea_orm_migration::sea_orm::ConnectionTrait;
 use migration::{ConfigMigrator, ShardMigrator, migrate_all};
@@ -248,6 +248,73 @@ fn migration_names<M: MigratorTrait>() -> Vec<String> {
         .collect()
 }
 
+/// Tables holding an id column widened by `m20241123_000001_widen_ids` (split ones exist as
+/// `_000` … `_003`), with that column as in the original dumps: width, `IS_NULLABLE`, comment.
+const ID_COLUMNS: &[(&str, bool, &str, u32, &str, &str)] = &[
+    ("raffle_activity_order", true, "order_id", 12, "NO", "订单ID"),
+    ("user_raffle_order", true, "order_id", 12, "NO", "订单ID"),
+    (
+        "user_award_record",
+        true,
+        "order_id",
+        12,
+        "NO",
+        "抽奖订单ID【作为幂等使用】",
+    ),
+    ("user_behavior_rebate_order", true, "order_id", 12, "NO", "订单ID"),
+    ("user_credit_order", true, "order_id", 12, "NO", "订单ID"),
+    ("task", false, "message_id", 11, "YES", "消息编号"),
+];
+
+/// Asserts every id column of shard `database`: `COLUMN_TYPE` is `varchar(32)` when `widened`
+/// and the original width otherwise; NULL-ability, (no) default and comment are the dump's.
+async fn assert_id_widths(
+    server: &migration::sea_orm_migration::sea_orm::DatabaseConnection,
+    database: &str,
+    widened: bool,
+) -> anyhow::Result<()> {
+    let actual: BTreeMap<(String, String), ColumnInfo> = columns(server, database)
+        .await?
+        .into_iter()
+        .map(|c| ((c.table.clone(), c.column.clone()), c))
+        .collect();
+    let mut checked = 0;
+    for &(base, split, column, original, nullable, comment) in ID_COLUMNS {
+        let physical: Vec<String> = if split {
+            (0..migration::SPLIT_TABLE_COUNT)
+                .map(|index| format!("{base}_{index:03}"))
+                .collect()
+        } else {
+            vec![base.to_owned()]
+        };
+        let width = if widened { 32 } else { original };
+        for table in physical {
+            let info = actual
+                .get(&(table.clone(), column.to_owned()))
+                .with_context(|| format!("{database}.{table}.{column} is missing"))?;
+            let seen = (
+                info.column_type.as_str(),
+                info.is_nullable.as_str(),
+                info.comment.as_str(),
+            );
+            assert_eq!(
+                seen,
+                (format!("varchar({width})").as_str(), nullable, comment),
+                "{database}.{table}.{column}"
+            );
+            // No default: MariaDB reports the literal `NULL`, MySQL an SQL NULL.
+            assert!(
+                matches!(info.default.as_str(), "NULL" | "<NULL>"),
+                "default of {database}.{table}.{column}: {}",
+                info.default
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 5 * migration::SPLIT_TABLE_COUNT + 1);
+    Ok(())
+}
+
 #[test]
 fn splitter_respects_quotes_and_comments() {
     let sql = "# header; not a statement\n\
@@ -306,6 +373,7 @@ async fn fresh_migrate(dbs: &TestDatabases, [cfg, s01, s02]: &[String; 3]) -> an
                 "columns of {shard}.{table}"
             );
         }
+        assert_id_widths(server, shard, true).await?;
         let counts = row_counts(server, shard).await?;
         ensure!(
             counts
@@ -483,9 +551,26 @@ async fn upgrade_in_place(dbs: &TestDatabases, dumped: &[String; 3], fresh: &[St
         );
     }
 
+    // The id columns of the dump-loaded shards are widened and take a 19-digit snowflake id.
+    for shard in [d01, d02] {
+        assert_id_widths(server, shard, true).await?;
+        let db = connect(&database_url(shard)).await?;
+        db.execute_unprepared(
+            "INSERT INTO user_raffle_order_002 (user_id, activity_id, activity_name, strategy_id, order_id, order_time, order_state) \
+             VALUES ('xiaofuge', 100301, '测试活动', 100006, '9223372036854775807', '2024-11-23 10:00:00', 'create')",
+        )
+        .await?;
+        db.execute_unprepared("DELETE FROM user_raffle_order_002 WHERE order_id = '9223372036854775807'")
+            .await?;
+        db.close().await?;
+    }
+
     // Migrate fresh databases and compare.
     let [fcfg, f01, f02] = fresh;
     migrate_all(&database_url(fcfg), &[database_url(f01), database_url(f02)]).await?;
+    for shard in [f01, f02] {
+        assert_id_widths(server, shard, true).await?;
+    }
     for (old, new) in dumped.iter().zip(fresh) {
         compare_schemas(dbs, old, new).await?;
     }
@@ -576,6 +661,50 @@ async fn compare_schemas(dbs: &TestDatabases, old: &str, new: &str) -> anyhow::R
     let (new_keys, new_options) = keys_and_options(server, new).await?;
     assert_eq!(old_keys, new_keys, "keys of {old} vs {new}");
     assert_eq!(old_options, new_options, "table options of {old} vs {new}");
+    Ok(())
+}
+
+/// The id widening rolls back to the original widths, refuses to do so while a longer id is
+/// stored (changing nothing), and applies again.
+#[tokio::test]
+async fn widened_ids_roll_back_only_when_every_id_fits() -> anyhow::Result<()> {
+    let mut dbs = TestDatabases::new("widen").await?;
+    let shard = dbs.name("01");
+    let result = widen_round_trip(&dbs, &shard).await;
+    support::finish(dbs, result).await
+}
+
+async fn widen_round_trip(dbs: &TestDatabases, shard: &str) -> anyhow::Result<()> {
+    let server = &dbs.server;
+    let url = database_url(shard);
+    migration::ensure_database(&url).await?;
+    let db = connect(&url).await?;
+    ShardMigrator::up(&db, None).await?;
+    assert_id_widths(server, shard, true).await?;
+
+    db.execute_unprepared(
+        "INSERT INTO task (user_id, topic, message_id, message, state) \
+         VALUES ('xiaofuge', 'send_award', '9223372036854775807', '{}', 'create')",
+    )
+    .await?;
+    let refused = ShardMigrator::down(&db, Some(1)).await;
+    ensure!(
+        refused.is_err(),
+        "down must refuse while a 19-digit message id is stored"
+    );
+    assert_id_widths(server, shard, true).await?;
+
+    db.execute_unprepared("DELETE FROM task").await?;
+    ShardMigrator::down(&db, Some(1)).await?;
+    assert_id_widths(server, shard, false).await?;
+    assert_eq!(
+        support::applied_migrations(server, shard).await?,
+        migration_names::<ShardMigrator>()[..1].to_vec()
+    );
+
+    ShardMigrator::up(&db, None).await?;
+    assert_id_widths(server, shard, true).await?;
+    db.close().await?;
     Ok(())
 }
 

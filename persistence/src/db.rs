@@ -64,3 +64,13 @@ impl Databases {
         (&self.shards[route.db], route)
     }
 }
+
+/// Maps a database error to the domain's opaque port error.
+pub(crate) fn port_err(e: DbErr) -> domain::ports::PortError {
+    domain::ports::PortError(format!("mysql: {e}"))
+}
+
+/// Whether `e` is a unique-key violation (MySQL 1062).
+pub(crate) fn is_duplicate(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}

@@ -4,14 +4,22 @@
 //! user shards (routed exactly like the original), Redis stores (rate tables, stock counters,
 //! read models), and — in later modules — the outbox relay and RabbitMQ.
 
+pub mod activity_repo;
+pub mod clock;
 pub mod db;
 pub mod entity;
+pub mod ids;
+pub mod quota_repo;
 pub mod random;
 pub mod redis;
 pub mod router;
 pub mod strategy_repo;
 
+pub use activity_repo::MySqlActivityRepository;
+pub use clock::SystemClock;
 pub use db::{DatabaseSettings, Databases};
+pub use ids::SnowflakeIds;
+pub use quota_repo::MySqlQuotaRepository;
 pub use random::OsRandom;
 pub use router::{Route, ShardRouter};
 pub use strategy_repo::MySqlStrategyRepository;

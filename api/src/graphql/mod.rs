@@ -3,6 +3,7 @@
 //! Operation names are a contract: clients generate code from `api/schema.graphql`, which a
 //! test keeps identical to [`sdl`].
 
+pub mod activity;
 pub mod error;
 pub mod strategy;
 
@@ -20,7 +21,7 @@ pub struct QueryRoot(strategy::StrategyQuery);
 /// All mutations.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(strategy::StrategyMutation);
+pub struct MutationRoot(strategy::StrategyMutation, activity::ActivityMutation);
 
 /// The executable schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -14,7 +14,15 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub settings: Settings,
+    /// Direct connections for assertions: `[config, shard 01, shard 02]`.
+    pub dbs: Vec<sea_orm::DatabaseConnection>,
+    pub redis: redis::aio::MultiplexedConnection,
 }
+
+/// Database indexes of [`TestApp::dbs`].
+pub const CONFIG: usize = 0;
+pub const SHARD_01: usize = 1;
+pub const SHARD_02: usize = 2;
 
 fn unique_name() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -40,6 +48,10 @@ pub async fn spawn_app() -> TestApp {
     settings.database.max_connections = 8;
     settings.redis.url = std::env::var("BIG_MARKET_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     settings.redis.key_prefix = format!("{name}:");
+    api::telemetry::init(&api::settings::LogSettings {
+        filter: "warn".into(),
+        json: false,
+    });
     api::startup::migrate(&settings)
         .await
         .unwrap_or_else(|e| panic!("MariaDB at {server} is required (start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd): {e}"));
@@ -48,10 +60,25 @@ pub async fn spawn_app() -> TestApp {
     });
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
+    let mut dbs = Vec::new();
+    for url in std::iter::once(&settings.database.config_url).chain(&settings.database.shard_urls) {
+        dbs.push(
+            sea_orm::Database::connect(url.as_str())
+                .await
+                .expect("connect to a test database"),
+        );
+    }
+    let redis = redis::Client::open(settings.redis.url.as_str())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
     TestApp {
         address,
         client: reqwest::Client::new(),
         settings,
+        dbs,
+        redis,
     }
 }
 
@@ -85,15 +112,46 @@ impl TestApp {
             .to_owned()
     }
 
-    /// Drops the test databases and Redis keys.
-    pub async fn cleanup(self) {
-        let mut urls = vec![self.settings.database.config_url.clone()];
-        urls.extend(self.settings.database.shard_urls.clone());
-        for url in urls {
-            migration::drop_database(&url).await.expect("drop test database");
-        }
-        let client = redis::Client::open(self.settings.redis.url.as_str()).expect("redis url");
-        let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    /// Runs SQL on one of the test databases and returns the rows as JSON objects.
+    pub async fn sql(&self, db: usize, sql: &str) -> Vec<Value> {
+        use sea_orm::{ConnectionTrait, FromQueryResult, JsonValue, Statement};
+        let conn = &self.dbs[db];
+        JsonValue::find_by_statement(Statement::from_string(conn.get_database_backend(), sql))
+            .all(conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Executes a statement on one of the test databases.
+    pub async fn exec(&self, db: usize, sql: &str) {
+        use sea_orm::ConnectionTrait;
+        self.dbs[db]
+            .execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// A single integer from `sql` (first column of the first row).
+    pub async fn int(&self, db: usize, sql: &str) -> i64 {
+        let rows = self.sql(db, sql).await;
+        let row = rows.first().unwrap_or_else(|| panic!("no row for {sql}"));
+        let v = row
+            .as_object()
+            .and_then(|o| o.values().next())
+            .unwrap_or_else(|| panic!("no column for {sql}"));
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or_else(|| panic!("{sql}: {v} is not an integer"))
+    }
+
+    /// A Redis key under this test's prefix.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.settings.redis.key_prefix)
+    }
+
+    /// Deletes every Redis key of this test (a Redis loss).
+    pub async fn flush_redis(&self) {
+        let mut conn = self.redis.clone();
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{}*", self.settings.redis.key_prefix))
             .query_async(&mut conn)
@@ -101,6 +159,19 @@ impl TestApp {
             .expect("keys");
         for chunk in keys.chunks(500) {
             let _: () = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await.expect("del");
+        }
+    }
+
+    /// Drops the test databases and Redis keys.
+    pub async fn cleanup(self) {
+        let mut urls = vec![self.settings.database.config_url.clone()];
+        urls.extend(self.settings.database.shard_urls.clone());
+        self.flush_redis().await;
+        for db in &self.dbs {
+            let _ = db.clone().close().await;
+        }
+        for url in urls {
+            migration::drop_database(&url).await.expect("drop test database");
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Black-box tests of the GraphQL API over HTTP, against the real MariaDB and Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
+mod draw;
 mod health;
 mod helpers;
+mod recharge;
 mod schema;
 mod strategy;

@@ -8,7 +8,7 @@ use super::error::{ArmError, RaffleError};
 use super::view::StrategyView;
 use crate::error::{ErrorCode, HasErrorCode};
 use crate::ids::StrategyId;
-use crate::ports::{ArmoryStore, AwardStockCounter, PortError, RandomSource, StrategyRepository};
+use crate::ports::{ArmoryStore, AwardLedger, AwardStockCounter, PortError, RandomSource, StrategyRepository};
 
 /// Everything that can go wrong in the strategy service.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,7 @@ pub struct StrategyService {
     repo: Arc<dyn StrategyRepository>,
     store: Arc<dyn ArmoryStore>,
     stock: Arc<dyn AwardStockCounter>,
+    ledger: Arc<dyn AwardLedger>,
     random: Arc<dyn RandomSource>,
     armed: RwLock<HashMap<StrategyId, Arc<ArmedStrategy>>>,
 }
@@ -57,12 +58,14 @@ impl StrategyService {
         repo: Arc<dyn StrategyRepository>,
         store: Arc<dyn ArmoryStore>,
         stock: Arc<dyn AwardStockCounter>,
+        ledger: Arc<dyn AwardLedger>,
         random: Arc<dyn RandomSource>,
     ) -> Self {
         Self {
             repo,
             store,
             stock,
+            ledger,
             random,
             armed: RwLock::new(HashMap::new()),
         }
@@ -78,14 +81,29 @@ impl StrategyService {
         &self.random
     }
 
-    /// Loads, validates and arms a strategy; publishes its tables and arms stock counters
-    /// (set-if-absent from the durable surplus). Re-arming picks up configuration changes.
+    /// Loads, validates and arms a strategy; publishes its tables and arms missing stock
+    /// counters from durable records: `min(surplus, count − awards recorded)`, so a Redis loss
+    /// never causes oversell. Re-arming picks up configuration changes.
     ///
     /// # Errors
     /// [`StrategyError::NotFound`], [`StrategyError::Arm`], or a store failure.
     pub async fn arm(&self, strategy_id: StrategyId) -> Result<Arc<ArmedStrategy>, StrategyError> {
         let armed = Arc::new(self.arm_locally(strategy_id).await?);
-        self.store.publish(&armed).await?;
+        let awarded = self.ledger.awarded_units(strategy_id).await?;
+        let initial = armed
+            .awards()
+            .iter()
+            .map(|a| {
+                let won = awarded.get(&a.award_id).copied().unwrap_or(0);
+                (
+                    a.award_id,
+                    i64::from(a.award_count_surplus)
+                        .min(i64::from(a.award_count) - won)
+                        .max(0),
+                )
+            })
+            .collect();
+        self.store.publish(&armed, &initial).await?;
         self.store.put_view(&StrategyView::of(&armed)).await?;
         Ok(armed)
     }

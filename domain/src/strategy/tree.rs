@@ -328,7 +328,7 @@ impl RuleTree {
                                 result = Some((ctx.drawn_award_id, None));
                                 Check::TakeOver
                             }
-                            Ok(StockTake::Exhausted) => {
+                            Ok(StockTake::Exhausted | StockTake::Missing) => {
                                 result = None;
                                 Check::Allow
                             }

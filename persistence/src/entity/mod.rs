@@ -5,6 +5,9 @@
 //! their repositories build statements with sea-query against the routed table name.
 
 pub mod award;
+pub mod raffle_activity;
+pub mod raffle_activity_count;
+pub mod raffle_activity_sku;
 pub mod rule_tree;
 pub mod rule_tree_node;
 pub mod rule_tree_node_line;

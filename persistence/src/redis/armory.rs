@@ -3,7 +3,9 @@
 //! Keys follow spec §4.2/§7.10 so other instances (and tools written for the original) can
 //! read them. Each pool is replaced in one `MULTI` so a reader never sees half a table.
 
-use domain::ids::StrategyId;
+use std::collections::HashMap;
+
+use domain::ids::{AwardId, StrategyId};
 use domain::ports::{ArmoryStore, PortError};
 use domain::strategy::{ArmedStrategy, StrategyAwardView, StrategyView};
 use redis::AsyncCommands;
@@ -37,7 +39,7 @@ impl RedisArmoryStore {
 
 #[async_trait::async_trait]
 impl ArmoryStore for RedisArmoryStore {
-    async fn publish(&self, strategy: &ArmedStrategy) -> Result<(), PortError> {
+    async fn publish(&self, strategy: &ArmedStrategy, initial_stock: &HashMap<AwardId, i64>) -> Result<(), PortError> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         pipe.atomic();
@@ -51,12 +53,10 @@ impl ArmoryStore for RedisArmoryStore {
             pipe.set(self.keys.rate_range(pool.key()), pool.size()).ignore();
         }
         for award in strategy.awards() {
-            // Set-if-absent from the durable surplus: never reset a live counter (spec §8.1 item 2).
-            pipe.set_nx(
-                self.keys.award_stock(strategy.strategy_id(), award.award_id),
-                award.award_count_surplus.max(0),
-            )
-            .ignore();
+            // Set-if-absent: never reset a live counter (spec §8.1 item 2).
+            let units = initial_stock.get(&award.award_id).copied().unwrap_or(0);
+            pipe.set_nx(self.keys.award_stock(strategy.strategy_id(), award.award_id), units)
+                .ignore();
         }
         let _: () = pipe.query_async(&mut conn).await.map_err(port_err)?;
         Ok(())

@@ -55,4 +55,9 @@ impl Keys {
     pub fn rule_tree(&self, tree_id: &str) -> String {
         self.k(format_args!("rule_tree_vo_key_{tree_id}"))
     }
+
+    /// `big_market_activity_sku_stock_count_key_{sku}`: SKU stock counter.
+    pub fn sku_stock(&self, sku: i64) -> String {
+        self.k(format_args!("big_market_activity_sku_stock_count_key_{sku}"))
+    }
 }

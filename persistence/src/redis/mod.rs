@@ -6,7 +6,7 @@ pub mod stock;
 
 pub use armory::RedisArmoryStore;
 pub use keys::Keys;
-pub use stock::RedisAwardStock;
+pub use stock::{RedisAwardStock, RedisCounters, RedisSkuStock};
 
 use domain::ports::PortError;
 

@@ -1,6 +1,7 @@
-//! Award stock counters in Redis: one Lua script per decrement (spec §4.6, ARCHITECTURE §4).
+//! Stock counters in Redis — award stock (spec §4.6) and SKU stock (§5.3) — with one Lua
+//! script per decrement (ARCHITECTURE §4).
 //!
-//! `take` atomically decrements `strategy_award_count_key_{s}_{a}`, claims the unit's lock key
+//! `take` atomically decrements the counter (e.g. `strategy_award_count_key_{s}_{a}`), claims the unit's lock key
 //! `…_{remaining}` (a guard against re-selling the unit if someone restores the counter by
 //! hand), and reports the remaining count so the caller can emit the "stock zero" event.
 //! A missing counter (never armed, or lost with Redis) counts as exhausted and is **not**
@@ -8,6 +9,7 @@
 
 use std::time::Duration;
 
+use domain::activity::ports::SkuStockCounter;
 use domain::ids::{AwardId, StrategyId};
 use domain::ports::{AwardStockCounter, PortError, StockTake};
 use redis::Script;
@@ -15,9 +17,9 @@ use redis::aio::ConnectionManager;
 
 use super::{Keys, port_err};
 
-/// Returns the remaining count, or -1 (empty or missing) / -2 (unit lock already held).
+/// Returns the remaining count, or -1 (empty) / -2 (unit lock already held) / -3 (missing).
 const TAKE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return -3 end
 local s = redis.call('DECR', KEYS[1])
 if s < 0 then
   redis.call('SET', KEYS[1], 0)
@@ -43,23 +45,94 @@ redis.call('DEL', KEYS[1] .. '_' .. (v - 1))
 return v
 ";
 
-/// [`AwardStockCounter`] on Redis.
+/// Atomic stock counters with unit locks: the mechanism behind award and SKU stock.
 #[derive(Clone)]
-pub struct RedisAwardStock {
+pub struct RedisCounters {
     conn: ConnectionManager,
-    keys: Keys,
     take: Script,
     give_back: Script,
+}
+
+impl RedisCounters {
+    /// Counters on `conn`.
+    pub fn new(conn: ConnectionManager) -> Self {
+        Self {
+            conn,
+            take: Script::new(TAKE),
+            give_back: Script::new(GIVE_BACK),
+        }
+    }
+
+    /// Takes one unit of the counter at `key`.
+    ///
+    /// # Errors
+    /// [`PortError`] when Redis cannot be reached.
+    pub async fn take(&self, key: &str, lock_ttl: Option<Duration>) -> Result<StockTake, PortError> {
+        let ttl_ms = lock_ttl.map_or(0, |d| d.as_millis().clamp(1, u128::from(u64::MAX)) as u64);
+        let mut conn = self.conn.clone();
+        let s: i64 = self
+            .take
+            .key(key)
+            .arg(ttl_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(port_err)?;
+        Ok(match s {
+            s if s >= 0 => StockTake::Taken { remaining: s },
+            -2 => {
+                tracing::warn!(redis.key = key, "stock unit lock already held; unit skipped");
+                StockTake::Exhausted
+            }
+            -3 => StockTake::Missing,
+            _ => StockTake::Exhausted,
+        })
+    }
+
+    /// Returns a unit to the counter at `key` (no-op when the counter is missing).
+    ///
+    /// # Errors
+    /// [`PortError`] when Redis cannot be reached.
+    pub async fn give_back(&self, key: &str) -> Result<(), PortError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .give_back
+            .key(key)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(port_err)?;
+        Ok(())
+    }
+
+    /// Sets the counter at `key` to `units` unless it exists; returns whether it was set.
+    ///
+    /// # Errors
+    /// [`PortError`] when Redis cannot be reached.
+    pub async fn arm(&self, key: &str, units: i64) -> Result<bool, PortError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(key)
+            .arg(units)
+            .arg("NX")
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .map(|r| r.is_some())
+            .map_err(port_err)
+    }
+}
+
+/// [`AwardStockCounter`] on Redis (`strategy_award_count_key_{strategyId}_{awardId}`).
+#[derive(Clone)]
+pub struct RedisAwardStock {
+    counters: RedisCounters,
+    keys: Keys,
 }
 
 impl RedisAwardStock {
     /// Counters under `keys`.
     pub fn new(conn: ConnectionManager, keys: Keys) -> Self {
         Self {
-            conn,
+            counters: RedisCounters::new(conn),
             keys,
-            take: Script::new(TAKE),
-            give_back: Script::new(GIVE_BACK),
         }
     }
 }
@@ -72,37 +145,46 @@ impl AwardStockCounter for RedisAwardStock {
         award_id: AwardId,
         lock_ttl: Option<Duration>,
     ) -> Result<StockTake, PortError> {
-        let ttl_ms = lock_ttl.map_or(0, |d| d.as_millis().max(1));
-        let mut conn = self.conn.clone();
-        let s: i64 = self
-            .take
-            .key(self.keys.award_stock(strategy_id, award_id))
-            .arg(ttl_ms as u64)
-            .invoke_async(&mut conn)
+        self.counters
+            .take(&self.keys.award_stock(strategy_id, award_id), lock_ttl)
             .await
-            .map_err(port_err)?;
-        if s == -2 {
-            tracing::warn!(
-                strategy.id = strategy_id,
-                award.id = award_id,
-                "award stock unit lock already held; unit skipped"
-            );
-        }
-        Ok(if s >= 0 {
-            StockTake::Taken { remaining: s }
-        } else {
-            StockTake::Exhausted
-        })
     }
 
     async fn give_back(&self, strategy_id: StrategyId, award_id: AwardId) -> Result<(), PortError> {
-        let mut conn = self.conn.clone();
-        let _: i64 = self
-            .give_back
-            .key(self.keys.award_stock(strategy_id, award_id))
-            .invoke_async(&mut conn)
+        self.counters
+            .give_back(&self.keys.award_stock(strategy_id, award_id))
             .await
-            .map_err(port_err)?;
-        Ok(())
+    }
+}
+
+/// [`SkuStockCounter`] on Redis (`big_market_activity_sku_stock_count_key_{sku}`).
+#[derive(Clone)]
+pub struct RedisSkuStock {
+    counters: RedisCounters,
+    keys: Keys,
+}
+
+impl RedisSkuStock {
+    /// Counters under `keys`.
+    pub fn new(conn: ConnectionManager, keys: Keys) -> Self {
+        Self {
+            counters: RedisCounters::new(conn),
+            keys,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SkuStockCounter for RedisSkuStock {
+    async fn take(&self, sku: i64, lock_ttl: Option<Duration>) -> Result<StockTake, PortError> {
+        self.counters.take(&self.keys.sku_stock(sku), lock_ttl).await
+    }
+
+    async fn give_back(&self, sku: i64) -> Result<(), PortError> {
+        self.counters.give_back(&self.keys.sku_stock(sku)).await
+    }
+
+    async fn arm(&self, sku: i64, units: i64) -> Result<bool, PortError> {
+        self.counters.arm(&self.keys.sku_stock(sku), units).await
     }
 }

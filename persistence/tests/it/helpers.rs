@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use domain::strategy::StrategyService;
 use persistence::redis::{Keys, RedisArmoryStore, RedisAwardStock};
-use persistence::{DatabaseSettings, Databases, MySqlStrategyRepository, OsRandom};
+use persistence::{DatabaseSettings, Databases, MySqlQuotaRepository, MySqlStrategyRepository, OsRandom};
 use redis::aio::ConnectionManager;
 
 pub struct TestEnv {
@@ -82,6 +82,7 @@ impl TestEnv {
             Arc::new(MySqlStrategyRepository::new(self.db.config.clone())),
             Arc::new(RedisArmoryStore::new(self.redis.clone(), self.keys.clone())),
             Arc::new(self.stock()),
+            Arc::new(MySqlQuotaRepository::new(self.db.clone())),
             Arc::new(OsRandom),
         )
     }

@@ -77,7 +77,7 @@ async fn unit_locks_prevent_reselling_after_a_manual_reset() {
 async fn a_missing_counter_is_exhausted_and_is_not_created() {
     let env = TestEnv::new().await;
     let stock = env.stock();
-    assert_eq!(stock.take(3, 1, None).await.unwrap(), StockTake::Exhausted);
+    assert_eq!(stock.take(3, 1, None).await.unwrap(), StockTake::Missing);
     stock.give_back(3, 1).await.unwrap();
     let mut conn = env.redis.clone();
     assert!(

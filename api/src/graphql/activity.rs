@@ -1,0 +1,98 @@
+//! Activity operations: `armActivity`, `rechargeQuota`, `draw`.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Object, Result, SimpleObject};
+use domain::activity::recharge::RechargeQuota;
+
+use super::error::to_gql;
+use crate::state::AppState;
+
+/// A quota recharge order (new, or the first one for a replayed `outBusinessNo`).
+#[derive(SimpleObject)]
+pub struct RechargeResult {
+    /// Order id.
+    pub order_id: String,
+    /// The caller's idempotency key.
+    pub out_business_no: String,
+    /// False when the request replayed an earlier one: nothing more was credited.
+    pub created: bool,
+}
+
+/// A recorded draw.
+#[derive(SimpleObject)]
+pub struct DrawResult {
+    /// The award won.
+    pub award_id: i32,
+    /// Its title.
+    pub award_title: String,
+    /// Its display index (`sort`); null for a consolation award outside the strategy.
+    pub award_index: Option<i32>,
+    /// The raffle ticket id (= award record order id).
+    pub order_id: String,
+    /// Id of the `send_award` event (follow its delivery with `task(messageId)` once available).
+    pub message_id: String,
+}
+
+/// Activity mutations.
+#[derive(Default)]
+pub struct ActivityMutation;
+
+#[Object]
+impl ActivityMutation {
+    /// Arms an activity: loads it with its SKUs, arms missing SKU stock counters from durable
+    /// records and arms its strategy. Re-runnable. Errors: `0002` unknown activity.
+    async fn arm_activity(&self, ctx: &Context<'_>, activity_id: i64) -> Result<bool> {
+        let state = ctx.data::<Arc<AppState>>()?;
+        state.activity.arm(activity_id).await.map_err(to_gql)?;
+        Ok(true)
+    }
+
+    /// Buys one SKU package of draw quota without payment (the rebate path). Idempotent on
+    /// `(userId, outBusinessNo)`: a retry returns the first order with `created: false`.
+    /// Errors: `0002` bad argument / unknown SKU, `ERR_BIZ_003` not open, `ERR_BIZ_004` outside
+    /// dates, `ERR_BIZ_005` sold out, `0003` `outBusinessNo` already used for another order.
+    async fn recharge_quota(
+        &self,
+        ctx: &Context<'_>,
+        user_id: String,
+        sku: i64,
+        out_business_no: String,
+    ) -> Result<RechargeResult> {
+        let state = ctx.data::<Arc<AppState>>()?;
+        let done = state
+            .activity
+            .recharge(RechargeQuota {
+                user_id,
+                sku,
+                out_business_no,
+            })
+            .await
+            .map_err(to_gql)?;
+        Ok(RechargeResult {
+            order_id: done.order_id,
+            out_business_no: done.out_business_no,
+            created: done.created,
+        })
+    }
+
+    /// Draws once: spends one unit of quota (or reuses an unused ticket), runs the strategy and
+    /// records the award with its `send_award` event, in one transaction on the user's shard.
+    /// Errors: `0002`, `ERR_BIZ_002` strategy not armed, `ERR_BIZ_003/004`, `ERR_BIZ_006/007/008`
+    /// total / month / day quota exhausted, `ERR_BIZ_009` ticket already used.
+    async fn draw(&self, ctx: &Context<'_>, user_id: String, activity_id: i64) -> Result<DrawResult> {
+        let state = ctx.data::<Arc<AppState>>()?;
+        let r = state
+            .activity
+            .draw(&user_id, activity_id, state.switches.blacklist)
+            .await
+            .map_err(to_gql)?;
+        Ok(DrawResult {
+            award_id: r.award.award_id,
+            award_title: r.award.award_title,
+            award_index: r.award.sort,
+            order_id: r.order_id,
+            message_id: r.message_id,
+        })
+    }
+}

@@ -1,0 +1,71 @@
+//! Errors of the activity commands, with the original codes.
+
+use crate::error::{ErrorCode, HasErrorCode};
+use crate::ids::InvalidArgument;
+use crate::ports::PortError;
+use crate::strategy::StrategyError;
+
+/// Everything that can stop a recharge or a draw.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivityError {
+    /// A blank or malformed argument, or an unknown activity / SKU (`0002`).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The activity is not `open` (`ERR_BIZ_003`).
+    #[error("activity {0} is not open")]
+    NotOpen(i64),
+    /// Now is outside the activity's dates (`ERR_BIZ_004`).
+    #[error("activity {0} is not running now (outside its begin/end dates)")]
+    OutsideDates(i64),
+    /// SKU stock is exhausted (`ERR_BIZ_005`).
+    #[error("SKU {0} is sold out")]
+    SkuStockEmpty(i64),
+    /// SKU stock counter missing: the activity was never armed (`ERR_BIZ_005`).
+    #[error("SKU {0} has no stock counter: arm its activity first (armActivity)")]
+    SkuNotArmed(i64),
+    /// No account or no total quota left (`ERR_BIZ_006`).
+    #[error("no draws left in total for activity {0}")]
+    TotalQuotaExhausted(i64),
+    /// No draws left this month (`ERR_BIZ_007`).
+    #[error("no draws left this month for activity {0}")]
+    MonthQuotaExhausted(i64),
+    /// No draws left today (`ERR_BIZ_008`).
+    #[error("no draws left today for activity {0}")]
+    DayQuotaExhausted(i64),
+    /// The raffle ticket was already used (`ERR_BIZ_009`).
+    #[error("raffle ticket {0} was already used")]
+    TicketUsed(String),
+    /// A conflicting duplicate (`0003`): e.g. an `outBusinessNo` already used for another SKU or user.
+    #[error("{0}")]
+    Duplicate(String),
+    /// The strategy side failed (not armed, store down, ...).
+    #[error(transparent)]
+    Strategy(#[from] StrategyError),
+    /// A store failed (`0001`).
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl From<InvalidArgument> for ActivityError {
+    fn from(e: InvalidArgument) -> Self {
+        Self::InvalidArgument(e.0)
+    }
+}
+
+impl HasErrorCode for ActivityError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidArgument(_) => ErrorCode::IllegalParameter,
+            Self::NotOpen(_) => ErrorCode::ActivityNotOpen,
+            Self::OutsideDates(_) => ErrorCode::ActivityDateError,
+            Self::SkuStockEmpty(_) | Self::SkuNotArmed(_) => ErrorCode::SkuStockEmpty,
+            Self::TotalQuotaExhausted(_) => ErrorCode::TotalQuotaExhausted,
+            Self::MonthQuotaExhausted(_) => ErrorCode::MonthQuotaExhausted,
+            Self::DayQuotaExhausted(_) => ErrorCode::DayQuotaExhausted,
+            Self::TicketUsed(_) => ErrorCode::TicketUsed,
+            Self::Duplicate(_) => ErrorCode::IndexDuplicate,
+            Self::Strategy(e) => e.error_code(),
+            Self::Port(_) => ErrorCode::Unknown,
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Ports of the activity context.
+
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use super::draw::{AwardDecider, DrawCommand, DrawRecorded};
+use super::error::ActivityError;
+use super::model::{ActivityConfig, ActivityCount};
+use crate::ids::ActivityId;
+use crate::outbox::OutboxMessage;
+use crate::ports::{PortError, StockTake};
+
+/// Reads activity configuration from the config database.
+#[async_trait::async_trait]
+pub trait ActivityRepository: Send + Sync {
+    /// The activity with its SKUs and packages; `None` when no such activity exists.
+    ///
+    /// # Errors
+    /// [`PortError`] when the database cannot be read.
+    async fn load_activity(&self, activity_id: ActivityId) -> Result<Option<ActivityConfig>, PortError>;
+
+    /// The activity a SKU belongs to; `None` for an unknown SKU.
+    ///
+    /// # Errors
+    /// [`PortError`] when the database cannot be read.
+    async fn activity_of_sku(&self, sku: i64) -> Result<Option<ActivityId>, PortError>;
+}
+
+/// SKU stock counters (Redis in production).
+#[async_trait::async_trait]
+pub trait SkuStockCounter: Send + Sync {
+    /// Takes one unit; [`StockTake::Missing`] when the counter was never armed.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store cannot be reached.
+    async fn take(&self, sku: i64, lock_ttl: Option<Duration>) -> Result<StockTake, PortError>;
+
+    /// Returns a unit whose order was not saved.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store cannot be reached.
+    async fn give_back(&self, sku: i64) -> Result<(), PortError>;
+
+    /// Sets the counter to `units` unless it exists; returns whether it was set.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store cannot be reached.
+    async fn arm(&self, sku: i64, units: i64) -> Result<bool, PortError>;
+}
+
+/// A quota recharge order to save (`raffle_activity_order`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RechargeOrder {
+    /// Buyer.
+    pub user_id: String,
+    /// SKU bought.
+    pub sku: i64,
+    /// Its activity.
+    pub activity_id: ActivityId,
+    /// Activity name (denormalised, as the original).
+    pub activity_name: String,
+    /// Activity strategy.
+    pub strategy_id: i64,
+    /// New order id.
+    pub order_id: String,
+    /// Order time (UTC).
+    pub order_time: chrono::NaiveDateTime,
+    /// Package granted.
+    pub count: ActivityCount,
+    /// Credits paid (0 for the no-pay path).
+    pub pay_amount: Decimal,
+    /// `completed` for the no-pay path.
+    pub state: &'static str,
+    /// Idempotency key.
+    pub out_business_no: String,
+    /// Business day, to credit today's row if it exists.
+    pub day: String,
+    /// Business month, to credit this month's row if it exists.
+    pub month: String,
+}
+
+/// An order found by its `out_business_no`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingRecharge {
+    /// Buyer.
+    pub user_id: String,
+    /// SKU.
+    pub sku: i64,
+    /// Order id.
+    pub order_id: String,
+    /// Idempotency key.
+    pub out_business_no: String,
+}
+
+/// User quota on the shards: recharge and draw transactions.
+#[async_trait::async_trait]
+pub trait QuotaRepository: Send + Sync {
+    /// The order with this `out_business_no` in the user's split table, if any.
+    ///
+    /// # Errors
+    /// [`PortError`] when the shard cannot be read.
+    async fn find_recharge(&self, user_id: &str, out_business_no: &str) -> Result<Option<ExistingRecharge>, PortError>;
+
+    /// One transaction on the user's shard: insert the order, credit the account (created on
+    /// first recharge) and the current day/month rows if they exist, insert `outbox`.
+    ///
+    /// # Errors
+    /// [`ActivityError::Duplicate`] when the order id or `out_business_no` exists already
+    /// (nothing written); [`ActivityError::Port`] on database failure.
+    async fn save_recharge(&self, order: &RechargeOrder, outbox: &[OutboxMessage]) -> Result<(), ActivityError>;
+
+    /// One transaction on the user's shard: lock the account, reuse the unused ticket or pay a
+    /// new one with total/month/day quota, ask `decider` for the award, insert the award record
+    /// and the outbox rows it returns, and mark the ticket used. All or nothing.
+    ///
+    /// # Errors
+    /// Quota errors (`ERR_BIZ_006/007/008`), [`ActivityError::TicketUsed`], the decider's
+    /// error, or [`ActivityError::Port`].
+    async fn draw(&self, cmd: &DrawCommand, decider: &dyn AwardDecider) -> Result<DrawRecorded, ActivityError>;
+
+    /// Units of `sku` sold according to durable orders on every shard.
+    ///
+    /// # Errors
+    /// [`PortError`] when a shard cannot be read.
+    async fn sku_units_sold(&self, sku: i64) -> Result<i64, PortError>;
+}

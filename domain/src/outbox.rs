@@ -1,0 +1,115 @@
+//! Outbox messages: the original's envelope and topics (spec §6.2, §7.8).
+//!
+//! `{"data": …, "id": "<message id>", "timestamp": <epoch ms>}` with keys in alphabetical
+//! order and absent values omitted, as fastjson wrote them, so consumers written for the Java
+//! system read ours unchanged.
+
+use serde::Serialize;
+
+/// Topic of award delivery (`send_award`).
+pub const TOPIC_SEND_AWARD: &str = "send_award";
+/// Topic of SKU sell-out (`activity_sku_stock_zero`).
+pub const TOPIC_SKU_STOCK_ZERO: &str = "activity_sku_stock_zero";
+/// Topic of award sell-out (`strategy_award_stock_zero`).
+pub const TOPIC_AWARD_STOCK_ZERO: &str = "strategy_award_stock_zero";
+
+/// One row of the `task` table to insert in the same transaction as the state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Routing user (the shard the row lives in).
+    pub user_id: String,
+    /// Topic (= queue name).
+    pub topic: &'static str,
+    /// Unique message id (= envelope `id`).
+    pub message_id: String,
+    /// The envelope JSON.
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    data: &'a T,
+    id: &'a str,
+    timestamp: i64,
+}
+
+impl OutboxMessage {
+    /// Wraps `data` in the envelope.
+    pub fn new<T: Serialize>(
+        user_id: &str,
+        topic: &'static str,
+        message_id: String,
+        timestamp_ms: i64,
+        data: &T,
+    ) -> Self {
+        let message = serde_json::to_string(&Envelope {
+            data,
+            id: &message_id,
+            timestamp: timestamp_ms,
+        })
+        // Serializing plain structs of strings and numbers cannot fail.
+        .unwrap_or_default();
+        Self {
+            user_id: user_id.to_owned(),
+            topic,
+            message_id,
+            message,
+        }
+    }
+}
+
+/// `send_award` data (fields alphabetical; `awardConfig` omitted when absent).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SendAward {
+    /// Distribution override (`1,100`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub award_config: Option<String>,
+    /// Award id.
+    pub award_id: i32,
+    /// Award title.
+    pub award_title: String,
+    /// Raffle ticket id.
+    pub order_id: String,
+    /// Winner.
+    pub user_id: String,
+}
+
+/// `strategy_award_stock_zero` data.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AwardStockZero {
+    /// Award id.
+    pub award_id: i32,
+    /// Strategy id.
+    pub strategy_id: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_matches_the_original_byte_for_byte() {
+        let data = SendAward {
+            award_config: None,
+            award_id: 101,
+            award_title: "OpenAI 增加使用次数".into(),
+            order_id: "313091076458".into(),
+            user_id: "xiaofuge".into(),
+        };
+        let m = OutboxMessage::new(
+            "xiaofuge",
+            TOPIC_SEND_AWARD,
+            "23913710462".into(),
+            1_712_374_909_975,
+            &data,
+        );
+        assert_eq!(
+            m.message,
+            r#"{"data":{"awardId":101,"awardTitle":"OpenAI 增加使用次数","orderId":"313091076458","userId":"xiaofuge"},"id":"23913710462","timestamp":1712374909975}"#
+        );
+        let zero = OutboxMessage::new("u", TOPIC_SKU_STOCK_ZERO, "1".into(), 5, &9011_i64);
+        assert_eq!(zero.message, r#"{"data":9011,"id":"1","timestamp":5}"#);
+    }
+}

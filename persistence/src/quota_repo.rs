@@ -1,0 +1,574 @@
+//! User quota on the shards: recharge orders, the one-transaction draw, durable stock ledgers.
+//!
+//! Every user's rows live on one shard (the router), so each command is a single local
+//! transaction there. Split tables (`_000.._003`) are addressed by the routed suffix with
+//! sea-query. Concurrency: the user's account row is locked (`SELECT … FOR UPDATE`) first,
+//! serialising that user's draws; every decrement is additionally guarded in SQL
+//! (`… AND surplus > 0`, exactly-one-row checks), so no quota goes negative or is spent twice.
+
+use std::collections::HashMap;
+
+use domain::activity::ActivityError;
+use domain::activity::draw::{AwardDecider, DrawCommand, DrawRecorded, PartakeFacts};
+use domain::activity::ports::{ExistingRecharge, QuotaRepository, RechargeOrder};
+use domain::ids::{AwardId, StrategyId};
+use domain::outbox::{OutboxMessage, TOPIC_SEND_AWARD};
+use domain::ports::{AwardLedger, PortError};
+use sea_orm::sea_query::{Alias, Expr, LockType, OnConflict, Order, Query};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, IsolationLevel, QueryResult, TransactionTrait,
+};
+
+use crate::db::{Databases, is_duplicate, port_err};
+
+fn c(name: &'static str) -> Alias {
+    Alias::new(name)
+}
+
+fn db_err(e: DbErr) -> ActivityError {
+    ActivityError::Port(port_err(e))
+}
+
+/// [`QuotaRepository`] and [`AwardLedger`] over the shard databases.
+#[derive(Debug, Clone)]
+pub struct MySqlQuotaRepository {
+    db: Databases,
+}
+
+/// The locked account row.
+struct Account {
+    total_count: i32,
+    total_count_surplus: i32,
+    day_count: i32,
+    month_count: i32,
+}
+
+impl MySqlQuotaRepository {
+    /// A repository over the shards of `db`.
+    pub fn new(db: Databases) -> Self {
+        Self { db }
+    }
+
+    async fn one(
+        tx: &impl ConnectionTrait,
+        stmt: &impl sea_orm::StatementBuilder,
+    ) -> Result<Option<QueryResult>, DbErr> {
+        tx.query_one(tx.get_database_backend().build(stmt)).await
+    }
+
+    async fn exec(tx: &impl ConnectionTrait, stmt: &impl sea_orm::StatementBuilder) -> Result<u64, DbErr> {
+        Ok(tx.execute(tx.get_database_backend().build(stmt)).await?.rows_affected())
+    }
+
+    /// READ COMMITTED: locking reads of absent rows take no gap locks, so concurrent users'
+    /// inserts into the same split table do not deadlock; per-user serialisation comes from
+    /// the account row lock.
+    async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+        db.begin_with_config(Some(IsolationLevel::ReadCommitted), None).await
+    }
+
+    async fn insert_outbox(tx: &DatabaseTransaction, outbox: &[OutboxMessage]) -> Result<(), DbErr> {
+        if outbox.is_empty() {
+            return Ok(());
+        }
+        let mut q = Query::insert();
+        q.into_table(c("task"))
+            .columns([c("user_id"), c("topic"), c("message_id"), c("message"), c("state")]);
+        for m in outbox {
+            q.values_panic([
+                m.user_id.clone().into(),
+                m.topic.into(),
+                m.message_id.clone().into(),
+                m.message.clone().into(),
+                "create".into(),
+            ]);
+        }
+        Self::exec(tx, &q).await.map(|_| ())
+    }
+
+    async fn lock_account(tx: &DatabaseTransaction, user: &str, activity_id: i64) -> Result<Option<Account>, DbErr> {
+        let q = Query::select()
+            .columns([
+                c("total_count"),
+                c("total_count_surplus"),
+                c("day_count"),
+                c("month_count"),
+            ])
+            .from(c("raffle_activity_account"))
+            .and_where(Expr::col(c("user_id")).eq(user))
+            .and_where(Expr::col(c("activity_id")).eq(activity_id))
+            .lock(LockType::Update)
+            .to_owned();
+        let Some(r) = Self::one(tx, &q).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Account {
+            total_count: r.try_get("", "total_count")?,
+            total_count_surplus: r.try_get("", "total_count_surplus")?,
+            day_count: r.try_get("", "day_count")?,
+            month_count: r.try_get("", "month_count")?,
+        }))
+    }
+
+    /// `(count, surplus)` of the user's day or month row, locked.
+    async fn lock_period(
+        tx: &DatabaseTransaction,
+        table: &'static str,
+        key: &'static str,
+        count: &'static str,
+        surplus: &'static str,
+        cmd: &DrawCommand,
+        period: &str,
+    ) -> Result<Option<(i32, i32)>, DbErr> {
+        let q = Query::select()
+            .columns([c(count), c(surplus)])
+            .from(c(table))
+            .and_where(Expr::col(c("user_id")).eq(cmd.user_id.as_str()))
+            .and_where(Expr::col(c("activity_id")).eq(cmd.activity.activity_id))
+            .and_where(Expr::col(c(key)).eq(period))
+            .lock(LockType::Update)
+            .to_owned();
+        match Self::one(tx, &q).await? {
+            Some(r) => Ok(Some((r.try_get("", count)?, r.try_get("", surplus)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Spends one unit of the day or month allowance: decrements the existing row (guarded) or
+    /// creates it from the account's allowance. Returns `(count, surplus after)`.
+    #[allow(clippy::too_many_arguments)]
+    async fn spend_period(
+        tx: &DatabaseTransaction,
+        table: &'static str,
+        key: &'static str,
+        count: &'static str,
+        surplus: &'static str,
+        allowance: i32,
+        cmd: &DrawCommand,
+        period: &str,
+        exhausted: fn(i64) -> ActivityError,
+    ) -> Result<(i32, i32), ActivityError> {
+        let activity_id = cmd.activity.activity_id;
+        match Self::lock_period(tx, table, key, count, surplus, cmd, period)
+            .await
+            .map_err(db_err)?
+        {
+            Some((n, left)) => {
+                if left <= 0 {
+                    return Err(exhausted(activity_id));
+                }
+                let q = Query::update()
+                    .table(c(table))
+                    .value(c(surplus), Expr::col(c(surplus)).sub(1))
+                    .and_where(Expr::col(c("user_id")).eq(cmd.user_id.as_str()))
+                    .and_where(Expr::col(c("activity_id")).eq(activity_id))
+                    .and_where(Expr::col(c(key)).eq(period))
+                    .and_where(Expr::col(c(surplus)).gt(0))
+                    .to_owned();
+                if Self::exec(tx, &q).await.map_err(db_err)? != 1 {
+                    return Err(exhausted(activity_id));
+                }
+                Ok((n, left - 1))
+            }
+            None => {
+                if allowance <= 0 {
+                    return Err(exhausted(activity_id));
+                }
+                let q = Query::insert()
+                    .into_table(c(table))
+                    .columns([c("user_id"), c("activity_id"), c(key), c(count), c(surplus)])
+                    .values_panic([
+                        cmd.user_id.clone().into(),
+                        activity_id.into(),
+                        period.to_owned().into(),
+                        allowance.into(),
+                        (allowance - 1).into(),
+                    ])
+                    .to_owned();
+                Self::exec(tx, &q).await.map_err(db_err)?;
+                Ok((allowance, allowance - 1))
+            }
+        }
+    }
+
+    /// Reuses the unused ticket or pays a new one; returns the partake facts.
+    async fn partake(tx: &DatabaseTransaction, cmd: &DrawCommand, table: &str) -> Result<PartakeFacts, ActivityError> {
+        let activity_id = cmd.activity.activity_id;
+        let account = Self::lock_account(tx, &cmd.user_id, activity_id)
+            .await
+            .map_err(db_err)?
+            .ok_or(ActivityError::TotalQuotaExhausted(activity_id))?;
+        let unused = Query::select()
+            .column(c("order_id"))
+            .from(Alias::new(table))
+            .and_where(Expr::col(c("user_id")).eq(cmd.user_id.as_str()))
+            .and_where(Expr::col(c("activity_id")).eq(activity_id))
+            .and_where(Expr::col(c("order_state")).eq("create"))
+            .order_by(c("id"), Order::Asc)
+            .limit(1)
+            .lock(LockType::Update)
+            .to_owned();
+        if let Some(r) = Self::one(tx, &unused).await.map_err(db_err)? {
+            let order_id: String = r.try_get("", "order_id").map_err(db_err)?;
+            let day = Self::lock_period(
+                tx,
+                "raffle_activity_account_day",
+                "day",
+                "day_count",
+                "day_count_surplus",
+                cmd,
+                &cmd.day,
+            )
+            .await
+            .map_err(db_err)?;
+            return Ok(PartakeFacts {
+                order_id,
+                reused: true,
+                total_used: i64::from(account.total_count - account.total_count_surplus),
+                day_partake_count: day.map_or(0, |(n, left)| u32::try_from(n - left).unwrap_or(0)),
+            });
+        }
+        if account.total_count_surplus <= 0 {
+            return Err(ActivityError::TotalQuotaExhausted(activity_id));
+        }
+        let (_, month_left) = Self::spend_period(
+            tx,
+            "raffle_activity_account_month",
+            "month",
+            "month_count",
+            "month_count_surplus",
+            account.month_count,
+            cmd,
+            &cmd.month,
+            ActivityError::MonthQuotaExhausted,
+        )
+        .await?;
+        let (day_count, day_left) = Self::spend_period(
+            tx,
+            "raffle_activity_account_day",
+            "day",
+            "day_count",
+            "day_count_surplus",
+            account.day_count,
+            cmd,
+            &cmd.day,
+            ActivityError::DayQuotaExhausted,
+        )
+        .await?;
+        // Day/month rows are authoritative; the account's day/month surplus columns mirror them.
+        let q = Query::update()
+            .table(c("raffle_activity_account"))
+            .value(c("total_count_surplus"), Expr::col(c("total_count_surplus")).sub(1))
+            .value(c("day_count_surplus"), day_left)
+            .value(c("month_count_surplus"), month_left)
+            .and_where(Expr::col(c("user_id")).eq(cmd.user_id.as_str()))
+            .and_where(Expr::col(c("activity_id")).eq(activity_id))
+            .and_where(Expr::col(c("total_count_surplus")).gt(0))
+            .to_owned();
+        if Self::exec(tx, &q).await.map_err(db_err)? != 1 {
+            return Err(ActivityError::TotalQuotaExhausted(activity_id));
+        }
+        let ticket = Query::insert()
+            .into_table(Alias::new(table))
+            .columns([
+                c("user_id"),
+                c("activity_id"),
+                c("activity_name"),
+                c("strategy_id"),
+                c("order_id"),
+                c("order_time"),
+                c("order_state"),
+            ])
+            .values_panic([
+                cmd.user_id.clone().into(),
+                activity_id.into(),
+                cmd.activity.activity_name.clone().into(),
+                cmd.activity.strategy_id.into(),
+                cmd.new_order_id.clone().into(),
+                cmd.now.naive_utc().into(),
+                "create".into(),
+            ])
+            .to_owned();
+        Self::exec(tx, &ticket).await.map_err(|e| {
+            if is_duplicate(&e) {
+                ActivityError::Duplicate(format!("ticket id {} already exists", cmd.new_order_id))
+            } else {
+                db_err(e)
+            }
+        })?;
+        Ok(PartakeFacts {
+            order_id: cmd.new_order_id.clone(),
+            reused: false,
+            total_used: i64::from(account.total_count - account.total_count_surplus + 1),
+            day_partake_count: u32::try_from(day_count - day_left).unwrap_or(0),
+        })
+    }
+
+    async fn draw_in(
+        tx: &DatabaseTransaction,
+        cmd: &DrawCommand,
+        suffix: &str,
+        decider: &dyn AwardDecider,
+    ) -> Result<DrawRecorded, ActivityError> {
+        let tickets = format!("user_raffle_order{suffix}");
+        let facts = Self::partake(tx, cmd, &tickets).await?;
+        let decided = decider.decide(&facts).await?;
+        let record = Query::insert()
+            .into_table(Alias::new(format!("user_award_record{suffix}")))
+            .columns([
+                c("user_id"),
+                c("activity_id"),
+                c("strategy_id"),
+                c("order_id"),
+                c("award_id"),
+                c("award_title"),
+                c("award_time"),
+                c("award_state"),
+            ])
+            .values_panic([
+                cmd.user_id.clone().into(),
+                cmd.activity.activity_id.into(),
+                cmd.activity.strategy_id.into(),
+                facts.order_id.clone().into(),
+                decided.award.award_id.into(),
+                decided.award.award_title.clone().into(),
+                cmd.now.naive_utc().into(),
+                "create".into(),
+            ])
+            .to_owned();
+        Self::exec(tx, &record).await.map_err(|e| {
+            if is_duplicate(&e) {
+                ActivityError::TicketUsed(facts.order_id.clone())
+            } else {
+                db_err(e)
+            }
+        })?;
+        let used = Query::update()
+            .table(Alias::new(tickets))
+            .value(c("order_state"), "used")
+            .and_where(Expr::col(c("user_id")).eq(cmd.user_id.as_str()))
+            .and_where(Expr::col(c("order_id")).eq(facts.order_id.as_str()))
+            .and_where(Expr::col(c("order_state")).eq("create"))
+            .to_owned();
+        if Self::exec(tx, &used).await.map_err(db_err)? != 1 {
+            return Err(ActivityError::TicketUsed(facts.order_id));
+        }
+        Self::insert_outbox(tx, &decided.outbox).await.map_err(db_err)?;
+        let message_id = decided
+            .outbox
+            .iter()
+            .find(|m| m.topic == TOPIC_SEND_AWARD)
+            .map(|m| m.message_id.clone())
+            .unwrap_or_default();
+        Ok(DrawRecorded {
+            order_id: facts.order_id,
+            award: decided.award,
+            message_id,
+        })
+    }
+
+    async fn save_recharge_in(
+        tx: &DatabaseTransaction,
+        o: &RechargeOrder,
+        suffix: &str,
+        outbox: &[OutboxMessage],
+    ) -> Result<(), DbErr> {
+        let order = Query::insert()
+            .into_table(Alias::new(format!("raffle_activity_order{suffix}")))
+            .columns([
+                c("user_id"),
+                c("sku"),
+                c("activity_id"),
+                c("activity_name"),
+                c("strategy_id"),
+                c("order_id"),
+                c("order_time"),
+                c("total_count"),
+                c("day_count"),
+                c("month_count"),
+                c("pay_amount"),
+                c("state"),
+                c("out_business_no"),
+            ])
+            .values_panic([
+                o.user_id.clone().into(),
+                o.sku.into(),
+                o.activity_id.into(),
+                o.activity_name.clone().into(),
+                o.strategy_id.into(),
+                o.order_id.clone().into(),
+                o.order_time.into(),
+                o.count.total_count.into(),
+                o.count.day_count.into(),
+                o.count.month_count.into(),
+                o.pay_amount.into(),
+                o.state.into(),
+                o.out_business_no.clone().into(),
+            ])
+            .to_owned();
+        Self::exec(tx, &order).await?;
+        let (t, d, m) = (o.count.total_count, o.count.day_count, o.count.month_count);
+        let add = |col: &'static str, n: i32| (c(col), Expr::col((c("raffle_activity_account"), c(col))).add(n));
+        let account = Query::insert()
+            .into_table(c("raffle_activity_account"))
+            .columns([
+                c("user_id"),
+                c("activity_id"),
+                c("total_count"),
+                c("total_count_surplus"),
+                c("day_count"),
+                c("day_count_surplus"),
+                c("month_count"),
+                c("month_count_surplus"),
+            ])
+            .values_panic([
+                o.user_id.clone().into(),
+                o.activity_id.into(),
+                t.into(),
+                t.into(),
+                d.into(),
+                d.into(),
+                m.into(),
+                m.into(),
+            ])
+            .on_conflict(
+                OnConflict::new()
+                    .values([
+                        add("total_count", t),
+                        add("total_count_surplus", t),
+                        add("day_count", d),
+                        add("day_count_surplus", d),
+                        add("month_count", m),
+                        add("month_count_surplus", m),
+                    ])
+                    .to_owned(),
+            )
+            .to_owned();
+        Self::exec(tx, &account).await?;
+        for (table, key, period, count, surplus, n) in [
+            (
+                "raffle_activity_account_month",
+                "month",
+                &o.month,
+                "month_count",
+                "month_count_surplus",
+                m,
+            ),
+            (
+                "raffle_activity_account_day",
+                "day",
+                &o.day,
+                "day_count",
+                "day_count_surplus",
+                d,
+            ),
+        ] {
+            let q = Query::update()
+                .table(c(table))
+                .value(c(count), Expr::col(c(count)).add(n))
+                .value(c(surplus), Expr::col(c(surplus)).add(n))
+                .and_where(Expr::col(c("user_id")).eq(o.user_id.as_str()))
+                .and_where(Expr::col(c("activity_id")).eq(o.activity_id))
+                .and_where(Expr::col(c(key)).eq(period.as_str()))
+                .to_owned();
+            Self::exec(tx, &q).await?;
+        }
+        Self::insert_outbox(tx, outbox).await
+    }
+
+    /// `SELECT … FROM every split table of every shard`, summed per key.
+    async fn count_everywhere(
+        &self,
+        base: &str,
+        key_col: Option<&'static str>,
+        filter_col: &'static str,
+        value: i64,
+    ) -> Result<HashMap<i64, i64>, DbErr> {
+        let mut out = HashMap::new();
+        for shard in &self.db.shards {
+            for t in 0..self.db.router.tb_count() {
+                let mut q = Query::select();
+                q.from(Alias::new(format!("{base}_{t:03}")))
+                    .expr_as(Expr::col(c("id")).count(), c("n"))
+                    .and_where(Expr::col(c(filter_col)).eq(value));
+                if let Some(k) = key_col {
+                    q.expr_as(Expr::col(c(k)).cast_as(c("SIGNED")), c("k"))
+                        .group_by_col(c(k));
+                }
+                let rows = shard.query_all(shard.get_database_backend().build(&q)).await?;
+                for r in rows {
+                    let k: i64 = if key_col.is_some() { r.try_get("", "k")? } else { 0 };
+                    let n: i64 = r.try_get("", "n")?;
+                    *out.entry(k).or_insert(0) += n;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl QuotaRepository for MySqlQuotaRepository {
+    async fn find_recharge(&self, user_id: &str, out_business_no: &str) -> Result<Option<ExistingRecharge>, PortError> {
+        let (db, route) = self.db.shard_of(user_id);
+        let q = Query::select()
+            .columns([c("user_id"), c("sku"), c("order_id"), c("out_business_no")])
+            .from(Alias::new(format!("raffle_activity_order{}", route.suffix())))
+            .and_where(Expr::col(c("out_business_no")).eq(out_business_no))
+            .to_owned();
+        let Some(r) = Self::one(db, &q).await.map_err(port_err)? else {
+            return Ok(None);
+        };
+        let get = |col| r.try_get::<String>("", col).map_err(port_err);
+        Ok(Some(ExistingRecharge {
+            user_id: get("user_id")?,
+            sku: r.try_get("", "sku").map_err(port_err)?,
+            order_id: get("order_id")?,
+            out_business_no: get("out_business_no")?,
+        }))
+    }
+
+    async fn save_recharge(&self, order: &RechargeOrder, outbox: &[OutboxMessage]) -> Result<(), ActivityError> {
+        let (db, route) = self.db.shard_of(&order.user_id);
+        let tx = Self::begin(db).await.map_err(db_err)?;
+        match Self::save_recharge_in(&tx, order, &route.suffix(), outbox).await {
+            Ok(()) => tx.commit().await.map_err(db_err),
+            Err(e) if is_duplicate(&e) => Err(ActivityError::Duplicate(format!(
+                "outBusinessNo {} was already used",
+                order.out_business_no
+            ))),
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    async fn draw(&self, cmd: &DrawCommand, decider: &dyn AwardDecider) -> Result<DrawRecorded, ActivityError> {
+        let (db, route) = self.db.shard_of(&cmd.user_id);
+        let tx = Self::begin(db).await.map_err(db_err)?;
+        // Any error drops `tx`, which rolls the transaction back.
+        let recorded = Self::draw_in(&tx, cmd, &route.suffix(), decider).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(recorded)
+    }
+
+    async fn sku_units_sold(&self, sku: i64) -> Result<i64, PortError> {
+        let counts = self
+            .count_everywhere("raffle_activity_order", None, "sku", sku)
+            .await
+            .map_err(port_err)?;
+        Ok(counts.values().sum())
+    }
+}
+
+#[async_trait::async_trait]
+impl AwardLedger for MySqlQuotaRepository {
+    async fn awarded_units(&self, strategy_id: StrategyId) -> Result<HashMap<AwardId, i64>, PortError> {
+        let counts = self
+            .count_everywhere("user_award_record", Some("award_id"), "strategy_id", strategy_id)
+            .await
+            .map_err(port_err)?;
+        Ok(counts
+            .into_iter()
+            .filter_map(|(k, n)| AwardId::try_from(k).ok().map(|a| (a, n)))
+            .collect())
+    }
+}
