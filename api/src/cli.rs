@@ -20,10 +20,14 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the GraphQL API server.
+    /// Run the GraphQL API server (with the outbox relay and consumers unless disabled).
     Serve,
+    /// Run only the outbox relay and the consumers (several may run at once).
+    Relay,
     /// Create (if missing) and migrate the config and shard databases; re-runnable.
     Migrate,
     /// Print the GraphQL schema (SDL) to stdout.
     ExportSchema,
+    /// Benchmarks against the real services (`bench draw`: draw over HTTP vs. raw SQL + Redis).
+    Bench(crate::bench::BenchArgs),
 }

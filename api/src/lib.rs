@@ -3,6 +3,7 @@
 //! The GraphQL edge (async-graphql on poem), configuration, wiring and the CLI of the
 //! `big-market` binary. The only crate that knows HTTP and GraphQL.
 
+pub mod bench;
 pub mod cli;
 pub mod graphql;
 pub mod routes;
@@ -10,3 +11,4 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod workers;

@@ -17,10 +17,12 @@ async fn main() -> anyhow::Result<()> {
                 .run_until_stopped()
                 .await
         }
+        Command::Relay => api::startup::run_relay(&settings).await,
         Command::Migrate => api::startup::migrate(&settings).await,
         Command::ExportSchema => {
             print!("{}", api::graphql::sdl());
             Ok(())
         }
+        Command::Bench(args) => api::bench::run(settings, args).await,
     }
 }

@@ -24,6 +24,12 @@ pub struct Settings {
     pub switches: Switches,
     /// Business rules.
     pub business: BusinessSettings,
+    /// RabbitMQ.
+    pub rabbitmq: RabbitSettings,
+    /// The outbox relay.
+    pub relay: RelaySection,
+    /// The consumers (award delivery, stock convergence).
+    pub consumers: ConsumerSection,
     /// Logging.
     pub log: LogSettings,
 }
@@ -76,6 +82,103 @@ pub struct RedisSettings {
 pub struct Switches {
     /// `blackListSwitch`: apply `rule_blacklist`.
     pub blacklist: bool,
+}
+
+/// RabbitMQ connection and queue naming.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RabbitSettings {
+    /// AMQP URL.
+    pub url: String,
+    /// Prefix of every queue name (empty: the original's topic names).
+    pub queue_prefix: String,
+}
+
+impl Default for RabbitSettings {
+    fn default() -> Self {
+        Self {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            queue_prefix: String::new(),
+        }
+    }
+}
+
+/// The outbox relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RelaySection {
+    /// Run the relay inside `serve` (`big-market relay` runs it alone).
+    pub enabled: bool,
+    /// Rows claimed per batch.
+    pub batch_size: u64,
+    /// Poll interval in milliseconds when not nudged.
+    pub poll_interval_ms: u64,
+    /// Publish attempts before a row is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds (doubles per attempt).
+    pub backoff_base_ms: u64,
+}
+
+impl Default for RelaySection {
+    fn default() -> Self {
+        let d = persistence::messaging::relay::RelaySettings::default();
+        Self {
+            enabled: true,
+            batch_size: d.batch_size,
+            poll_interval_ms: d.poll_interval.as_millis() as u64,
+            max_attempts: d.max_attempts,
+            backoff_base_ms: d.backoff_base.as_millis() as u64,
+        }
+    }
+}
+
+impl RelaySection {
+    /// The relay's settings.
+    pub fn relay_settings(&self) -> persistence::messaging::relay::RelaySettings {
+        persistence::messaging::relay::RelaySettings {
+            batch_size: self.batch_size.max(1),
+            poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
+            max_attempts: self.max_attempts.max(1),
+            backoff_base: Duration::from_millis(self.backoff_base_ms),
+            ..Default::default()
+        }
+    }
+}
+
+/// The consumers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConsumerSection {
+    /// Run the consumers inside `serve` and `relay`.
+    pub enabled: bool,
+    /// Unacknowledged deliveries in flight per consumer.
+    pub prefetch: u16,
+    /// Delivery attempts before a message is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds (doubles per attempt).
+    pub retry_delay_ms: u64,
+}
+
+impl Default for ConsumerSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            prefetch: 32,
+            max_attempts: 5,
+            retry_delay_ms: 200,
+        }
+    }
+}
+
+impl ConsumerSection {
+    /// The consumers' settings.
+    pub fn consumer_settings(&self) -> persistence::messaging::consumer::ConsumerSettings {
+        persistence::messaging::consumer::ConsumerSettings {
+            prefetch: self.prefetch.max(1),
+            max_attempts: self.max_attempts.max(1),
+            retry_delay: Duration::from_millis(self.retry_delay_ms),
+        }
+    }
 }
 
 /// Business rules that are configuration, not data.

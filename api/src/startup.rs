@@ -10,6 +10,7 @@ use poem::{EndpointExt, Route, Server, get, post};
 
 use crate::settings::Settings;
 use crate::state::AppState;
+use crate::workers::Workers;
 use crate::{graphql, routes};
 
 /// A bound, ready-to-run server. Binding happens in [`Application::build`] so callers (tests)
@@ -18,6 +19,7 @@ pub struct Application {
     port: u16,
     acceptor: poem::listener::TcpAcceptor,
     app: poem::endpoint::BoxEndpoint<'static>,
+    workers: Workers,
 }
 
 impl Application {
@@ -27,6 +29,13 @@ impl Application {
     /// When a service cannot be reached or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let state = AppState::connect(&settings).await?;
+        let workers = Workers::start(
+            &settings,
+            &state.db,
+            state.nudge.clone(),
+            settings.relay.enabled,
+            settings.consumers.enabled,
+        );
         let schema = graphql::build(
             Some(state.clone()),
             settings.http.max_depth,
@@ -50,7 +59,12 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().map(|s| s.port()))
             .unwrap_or(settings.http.port);
-        Ok(Self { port, acceptor, app })
+        Ok(Self {
+            port,
+            acceptor,
+            app,
+            workers,
+        })
     }
 
     /// The bound port.
@@ -67,6 +81,7 @@ impl Application {
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.app, shutdown_signal(), Some(Duration::from_secs(10)))
             .await?;
+        self.workers.stop().await;
         Ok(())
     }
 }
@@ -92,6 +107,20 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// `big-market relay`: the outbox relay and the consumers, without the HTTP API.
+///
+/// # Errors
+/// When the databases cannot be reached.
+pub async fn run_relay(settings: &Settings) -> anyhow::Result<()> {
+    let db = persistence::Databases::connect(&settings.database_settings()).await?;
+    let nudge = Arc::new(persistence::messaging::relay::RelayNudge::new(&db));
+    let workers = Workers::start(settings, &db, nudge, true, settings.consumers.enabled);
+    tracing::info!("relay running");
+    shutdown_signal().await;
+    workers.stop().await;
+    Ok(())
+}
+
 /// `big-market migrate`: creates and migrates the config DB and every shard DB.
 ///
 /// # Errors
@@ -101,6 +130,3 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     tracing::info!(shards = settings.database.shard_urls.len(), "databases migrated");
     Ok(())
 }
-
-/// Keeps `Arc` in the public signature of the state for tests that build their own router.
-pub type SharedState = Arc<AppState>;

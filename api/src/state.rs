@@ -5,7 +5,9 @@ use std::sync::Arc;
 use domain::activity::service::ActivityDeps;
 use domain::activity::{ActivityService, BusinessCalendar};
 use domain::strategy::StrategyService;
+use persistence::messaging::relay::RelayNudge;
 use persistence::redis::{Keys, RedisArmoryStore, RedisAwardStock, RedisSkuStock};
+use persistence::task_repo::MySqlTaskAdmin;
 use persistence::{Databases, MySqlActivityRepository, MySqlQuotaRepository, SnowflakeIds, SystemClock};
 
 use crate::settings::{Settings, Switches};
@@ -22,6 +24,10 @@ pub struct AppState {
     pub redis: redis::aio::ConnectionManager,
     /// Operational switches.
     pub switches: Switches,
+    /// Wakes the relay after commits.
+    pub nudge: Arc<RelayNudge>,
+    /// Outbox administration.
+    pub tasks: MySqlTaskAdmin,
 }
 
 impl AppState {
@@ -50,6 +56,7 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("leasing an id worker from Redis: {e}"))?;
         let calendar = BusinessCalendar::new(settings.business.utc_offset_minutes)
             .ok_or_else(|| anyhow::anyhow!("business.utc_offset_minutes must be within ±23:59"))?;
+        let nudge = Arc::new(RelayNudge::new(&db));
         let activity = ActivityService::new(ActivityDeps {
             activities: Arc::new(MySqlActivityRepository::new(db.config.clone())),
             quota,
@@ -58,14 +65,17 @@ impl AppState {
             ids: Arc::new(SnowflakeIds::new(worker)?),
             clock: Arc::new(SystemClock),
             calendar,
+            notifier: nudge.clone(),
         });
         tracing::info!(id.worker = worker, "id generator leased");
         Ok(Arc::new(Self {
             strategy,
             activity,
-            db,
             redis,
             switches: settings.switches.clone(),
+            tasks: MySqlTaskAdmin::new(db.clone()),
+            nudge,
+            db,
         }))
     }
 }

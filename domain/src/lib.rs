@@ -6,6 +6,7 @@
 //! live in `persistence`, the GraphQL edge in `api`.
 
 pub mod activity;
+pub mod award;
 pub mod error;
 pub mod ids;
 pub mod outbox;

@@ -13,6 +13,58 @@ pub const TOPIC_SKU_STOCK_ZERO: &str = "activity_sku_stock_zero";
 /// Topic of award sell-out (`strategy_award_stock_zero`).
 pub const TOPIC_AWARD_STOCK_ZERO: &str = "strategy_award_stock_zero";
 
+/// Topic of rebate settlement (`send_rebate`).
+pub const TOPIC_SEND_REBATE: &str = "send_rebate";
+/// Topic of credit trades (`credit_adjust_success`).
+pub const TOPIC_CREDIT_ADJUST_SUCCESS: &str = "credit_adjust_success";
+
+/// Every topic the system publishes; the relay declares a durable queue for each.
+pub const TOPICS: [&str; 5] = [
+    TOPIC_SEND_AWARD,
+    TOPIC_SEND_REBATE,
+    TOPIC_CREDIT_ADJUST_SUCCESS,
+    TOPIC_SKU_STOCK_ZERO,
+    TOPIC_AWARD_STOCK_ZERO,
+];
+
+/// The life of an outbox row, as clients see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    /// Committed, not yet confirmed by the broker (`state = 'create'`).
+    Created,
+    /// Confirmed by the broker (`completed`).
+    Published,
+    /// A publish attempt failed; will be retried after a backoff (`fail`).
+    Failed,
+    /// Exhausted its attempts; waits for an operator's replay (`dead`).
+    Dead,
+    /// Published and its consumer's effect committed (`delivered_at` set).
+    Delivered,
+}
+
+impl TaskState {
+    /// Derives the state from the stored `state` column and `delivered_at`.
+    pub fn from_row(state: &str, delivered: bool) -> Self {
+        match state {
+            _ if delivered => Self::Delivered,
+            "completed" | "complete" => Self::Published,
+            "fail" => Self::Failed,
+            "dead" => Self::Dead,
+            _ => Self::Created,
+        }
+    }
+
+    /// The stored `state` value selecting rows in this state (`Delivered` rows are `completed`).
+    pub fn column_value(self) -> &'static str {
+        match self {
+            Self::Created => "create",
+            Self::Published | Self::Delivered => "completed",
+            Self::Failed => "fail",
+            Self::Dead => "dead",
+        }
+    }
+}
+
 /// One row of the `task` table to insert in the same transaction as the state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {

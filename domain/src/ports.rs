@@ -125,3 +125,9 @@ pub trait AwardLedger: Send + Sync {
         strategy_id: StrategyId,
     ) -> Result<std::collections::HashMap<AwardId, i64>, PortError>;
 }
+
+/// Told after a transaction with outbox rows commits, so the relay publishes them at once.
+pub trait OutboxNotifier: Send + Sync {
+    /// Rows for `user_id`'s shard were committed.
+    fn committed(&self, user_id: &str);
+}

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, ensure};
 use migration::sea_orm_migration::MigratorTrait;
-use migration::sea_orm_migration::sea_orm::ConnectionTrait;
+use migration::sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseConnection};
 use migration::{ConfigMigrator, ShardMigrator, migrate_all};
 use support::{
-    ColumnInfo, TestDatabases, column_names, columns, connect, data_snapshot, database_url, keys_and_options,
-    load_dump, row_counts, split_statements, table_rows, tables,
+    ColumnInfo, IndexInfo, TestDatabases, column_names, columns, connect, data_snapshot, data_snapshot_without,
+    database_url, keys_and_options, load_dump, row_counts, split_statements, table_indexes, table_rows, tables,
 };
 
 /// Config tables with their business columns (every table also has `id`, `create_time` and
@@ -218,18 +218,35 @@ const REFERENCE_COUNTS: &[(&str, i64)] = &[
 /// Audit / surrogate columns that legitimately differ between seeded and dumped rows.
 const NON_BUSINESS_COLUMNS: &[&str] = &["id", "create_time", "update_time"];
 
-/// Physical shard table names with their expected columns.
-fn shard_physical_tables() -> Vec<(String, &'static [&'static str])> {
+/// Physical shard table names with all their columns in order, as in `big_market_01.sql`.
+fn original_shard_tables() -> Vec<(String, Vec<String>)> {
     let mut tables = Vec::new();
     for &(base, split, columns) in SHARD_TABLES {
         if split {
             for index in 0..migration::SPLIT_TABLE_COUNT {
-                tables.push((format!("{base}_{index:03}"), columns));
+                tables.push((format!("{base}_{index:03}"), with_audit_columns(columns)));
             }
         } else {
-            tables.push((base.to_owned(), columns));
+            tables.push((base.to_owned(), with_audit_columns(columns)));
         }
     }
+    tables
+}
+
+/// Physical shard table names with all their columns in order, once every shard migration is
+/// applied: the original tables, `task` with the outbox columns appended, and `inbox`.
+fn migrated_shard_tables() -> Vec<(String, Vec<String>)> {
+    let mut tables = original_shard_tables();
+    for (table, columns) in &mut tables {
+        if table == "task" {
+            columns.extend(OUTBOX_TASK_COLUMNS.iter().map(|&(column, ..)| column.to_owned()));
+        }
+    }
+    tables.push((
+        OUTBOX_INBOX.to_owned(),
+        INBOX_COLUMNS.iter().map(|&c| c.to_owned()).collect(),
+    ));
+    tables.sort();
     tables
 }
 
@@ -246,6 +263,149 @@ fn migration_names<M: MigratorTrait>() -> Vec<String> {
         .iter()
         .map(|migration| migration.name().to_owned())
         .collect()
+}
+
+/// Position of the shard migration `name` in [`ShardMigrator`]'s list.
+fn shard_migration_index(name: &str) -> anyhow::Result<usize> {
+    migration_names::<ShardMigrator>()
+        .iter()
+        .position(|applied| applied == name)
+        .with_context(|| format!("{name} is not a shard migration"))
+}
+
+/// Steps of `ShardMigrator::down` that roll a fully migrated shard back to just before the
+/// migration `name` (reverting it and every migration after it), counted from the end of the
+/// list so that migrations added later do not change what is reverted.
+fn shard_steps_down_through(name: &str) -> anyhow::Result<u32> {
+    let steps = ShardMigrator::migrations().len() - shard_migration_index(name)?;
+    Ok(u32::try_from(steps)?)
+}
+
+/// The shard migration widening the id columns.
+const WIDEN_IDS: &str = "m20241123_000001_widen_ids";
+
+/// The shard migration adding the outbox relay / idempotent consumer bookkeeping.
+const OUTBOX_RELAY: &str = "m20241123_000002_outbox_relay";
+
+/// Columns `m20241123_000002_outbox_relay` appends to `task` (after `update_time`): name,
+/// `COLUMN_TYPE`, `IS_NULLABLE` and default (`None`: no default, i.e. `NULL`).
+const OUTBOX_TASK_COLUMNS: &[(&str, &str, &str, Option<&str>)] = &[
+    ("attempts", "int(8)", "NO", Some("0")),
+    ("next_attempt_at", "datetime(3)", "YES", None),
+    ("last_error", "varchar(512)", "YES", None),
+    ("published_at", "datetime(3)", "YES", None),
+    ("delivered_at", "datetime(3)", "YES", None),
+];
+
+/// The index `m20241123_000002_outbox_relay` adds to `task` to claim due rows.
+const OUTBOX_TASK_INDEX: (&str, &[&str]) = ("idx_state_next_attempt", &["state", "next_attempt_at"]);
+
+/// The table `m20241123_000002_outbox_relay` creates, its columns and its unique key.
+const OUTBOX_INBOX: &str = "inbox";
+const INBOX_COLUMNS: &[&str] = &["id", "message_id", "topic", "user_id", "create_time"];
+const INBOX_UNIQUE_KEY: (&str, &[&str]) = ("uq_message_id_topic", &["message_id", "topic"]);
+
+/// The unique key `m20241123_000002_outbox_relay` adds to `user_credit_account`.
+const CREDIT_ACCOUNT_UNIQUE_KEY: (&str, &[&str]) = ("uq_user_id", &["user_id"]);
+
+/// `(table, column)` of every column `m20241123_000002_outbox_relay` adds to an existing table.
+fn outbox_added_columns() -> Vec<(&'static str, &'static str)> {
+    OUTBOX_TASK_COLUMNS
+        .iter()
+        .map(|&(column, ..)| ("task", column))
+        .collect()
+}
+
+/// Asserts that the additions of `m20241123_000002_outbox_relay` to shard `database` are all
+/// there with their exact definitions (`present`), or all gone, leaving the tables they touch as
+/// in the original dump.
+async fn assert_outbox_additions(server: &DatabaseConnection, database: &str, present: bool) -> anyhow::Result<()> {
+    // `task`: the bookkeeping columns, appended in order, and the index to claim due rows.
+    let task: BTreeMap<String, ColumnInfo> = columns(server, database)
+        .await?
+        .into_iter()
+        .filter(|c| c.table == "task")
+        .map(|c| (c.column.clone(), c))
+        .collect();
+    let original_task = with_audit_columns(
+        SHARD_TABLES
+            .iter()
+            .find(|(table, ..)| *table == "task")
+            .map(|&(_, _, business)| business)
+            .context("task is a shard table")?,
+    );
+    let mut expected_task = original_task.clone();
+    for &(column, column_type, nullable, default) in OUTBOX_TASK_COLUMNS {
+        if !present {
+            ensure!(
+                !task.contains_key(column),
+                "{database}.task.{column} survived the rollback"
+            );
+            continue;
+        }
+        expected_task.push(column.to_owned());
+        let info = task
+            .get(column)
+            .with_context(|| format!("{database}.task.{column} is missing"))?;
+        assert_eq!(
+            (info.column_type.as_str(), info.is_nullable.as_str()),
+            (column_type, nullable),
+            "type of {database}.task.{column}"
+        );
+        match default {
+            Some(default) => assert_eq!(info.default, default, "default of {database}.task.{column}"),
+            // No default: MariaDB reports the literal `NULL`, MySQL an SQL NULL.
+            None => assert!(
+                matches!(info.default.as_str(), "NULL" | "<NULL>"),
+                "default of {database}.task.{column}: {}",
+                info.default
+            ),
+        }
+    }
+    assert_eq!(
+        column_names(server, database, "task").await?,
+        expected_task,
+        "columns of {database}.task"
+    );
+    let (index, index_columns) = OUTBOX_TASK_INDEX;
+    let task_indexes = table_indexes(server, database, "task").await?;
+    let expected = present.then(|| IndexInfo {
+        unique: false,
+        columns: index_columns.iter().map(|&c| c.to_owned()).collect(),
+    });
+    assert_eq!(task_indexes.get(index), expected.as_ref(), "{database}.task.{index}");
+
+    // `inbox`: the consumed messages, unique per (message_id, topic).
+    let has_inbox = tables(server, database).await?.iter().any(|t| t == OUTBOX_INBOX);
+    assert_eq!(has_inbox, present, "{database}.{OUTBOX_INBOX} exists");
+    if present {
+        assert_eq!(
+            column_names(server, database, OUTBOX_INBOX).await?,
+            INBOX_COLUMNS,
+            "columns of {database}.{OUTBOX_INBOX}"
+        );
+        let (key, key_columns) = INBOX_UNIQUE_KEY;
+        let unique = IndexInfo {
+            unique: true,
+            columns: key_columns.iter().map(|&c| c.to_owned()).collect(),
+        };
+        let inbox_indexes = table_indexes(server, database, OUTBOX_INBOX).await?;
+        assert_eq!(inbox_indexes.get(key), Some(&unique), "{database}.{OUTBOX_INBOX}.{key}");
+    }
+
+    // `user_credit_account`: one account per user.
+    let (key, key_columns) = CREDIT_ACCOUNT_UNIQUE_KEY;
+    let expected = present.then(|| IndexInfo {
+        unique: true,
+        columns: key_columns.iter().map(|&c| c.to_owned()).collect(),
+    });
+    let account_indexes = table_indexes(server, database, "user_credit_account").await?;
+    assert_eq!(
+        account_indexes.get(key),
+        expected.as_ref(),
+        "{database}.user_credit_account.{key}"
+    );
+    Ok(())
 }
 
 /// Tables holding an id column widened by `m20241123_000001_widen_ids` (split ones exist as
@@ -268,11 +428,7 @@ const ID_COLUMNS: &[(&str, bool, &str, u32, &str, &str)] = &[
 
 /// Asserts every id column of shard `database`: `COLUMN_TYPE` is `varchar(32)` when `widened`
 /// and the original width otherwise; NULL-ability, (no) default and comment are the dump's.
-async fn assert_id_widths(
-    server: &migration::sea_orm_migration::sea_orm::DatabaseConnection,
-    database: &str,
-    widened: bool,
-) -> anyhow::Result<()> {
+async fn assert_id_widths(server: &DatabaseConnection, database: &str, widened: bool) -> anyhow::Result<()> {
     let actual: BTreeMap<(String, String), ColumnInfo> = columns(server, database)
         .await?
         .into_iter()
@@ -362,18 +518,19 @@ async fn fresh_migrate(dbs: &TestDatabases, [cfg, s01, s02]: &[String; 3]) -> an
 
     // Shard tables and columns.
     for shard in [s01, s02] {
-        let mut expected: Vec<String> = shard_physical_tables().into_iter().map(|(table, _)| table).collect();
+        let mut expected: Vec<String> = migrated_shard_tables().into_iter().map(|(table, _)| table).collect();
         expected.push("seaql_migrations".into());
         expected.sort();
         assert_eq!(tables(server, shard).await?, expected, "tables of {shard}");
-        for (table, business) in shard_physical_tables() {
+        for (table, columns) in migrated_shard_tables() {
             assert_eq!(
                 column_names(server, shard, &table).await?,
-                with_audit_columns(business),
+                columns,
                 "columns of {shard}.{table}"
             );
         }
         assert_id_widths(server, shard, true).await?;
+        assert_outbox_additions(server, shard, true).await?;
         let counts = row_counts(server, shard).await?;
         ensure!(
             counts
@@ -530,15 +687,21 @@ async fn upgrade_in_place(dbs: &TestDatabases, dumped: &[String; 3], fresh: &[St
     // Upgrade the dump-loaded databases.
     migrate_all(&database_url(dcfg), &[database_url(d01), database_url(d02)]).await?;
 
+    // Every row is kept as it was; the tables the upgrade created are empty, and the columns it
+    // added are left out of the comparison (their values are checked below).
     for ((name, counts), rows) in dumped.iter().zip(&before_counts).zip(&before_rows) {
         let mut after = row_counts(server, name).await?;
         let applied = after.remove("seaql_migrations");
+        let inbox = after.remove(OUTBOX_INBOX);
+        assert!(
+            inbox.is_none_or(|count| count == 0),
+            "{name}.{OUTBOX_INBOX} is not empty"
+        );
         assert_eq!(&after, counts, "row counts of {name} changed by the upgrade");
         assert!(applied.is_some(), "{name} has no seaql_migrations after upgrade");
-        assert!(
-            &data_snapshot(server, name).await? == rows,
-            "rows of {name} changed by the upgrade"
-        );
+        let mut after_rows = data_snapshot_without(server, name, &outbox_added_columns()).await?;
+        after_rows.remove(OUTBOX_INBOX);
+        assert!(&after_rows == rows, "rows of {name} changed by the upgrade");
     }
     assert_eq!(
         support::applied_migrations(server, dcfg).await?,
@@ -548,6 +711,21 @@ async fn upgrade_in_place(dbs: &TestDatabases, dumped: &[String; 3], fresh: &[St
         assert_eq!(
             support::applied_migrations(server, shard).await?,
             migration_names::<ShardMigrator>()
+        );
+    }
+
+    // The outbox additions are in the dump-loaded shards; existing tasks start with no attempt.
+    for shard in [d01, d02] {
+        assert_outbox_additions(server, shard, true).await?;
+        let sql = format!(
+            "SELECT CAST(COUNT(*) AS CHAR) FROM `{shard}`.`task` WHERE attempts = 0 AND next_attempt_at IS NULL \
+             AND last_error IS NULL AND published_at IS NULL AND delivered_at IS NULL"
+        );
+        let fresh_tasks = support::query_strings(server, &sql, Vec::new(), 1).await?;
+        assert_eq!(
+            fresh_tasks,
+            [["1"]],
+            "the dumped task row of {shard} gets the column defaults"
         );
     }
 
@@ -570,6 +748,7 @@ async fn upgrade_in_place(dbs: &TestDatabases, dumped: &[String; 3], fresh: &[St
     migrate_all(&database_url(fcfg), &[database_url(f01), database_url(f02)]).await?;
     for shard in [f01, f02] {
         assert_id_widths(server, shard, true).await?;
+        assert_outbox_additions(server, shard, true).await?;
     }
     for (old, new) in dumped.iter().zip(fresh) {
         compare_schemas(dbs, old, new).await?;
@@ -665,7 +844,8 @@ async fn compare_schemas(dbs: &TestDatabases, old: &str, new: &str) -> anyhow::R
 }
 
 /// The id widening rolls back to the original widths, refuses to do so while a longer id is
-/// stored (changing nothing), and applies again.
+/// stored (changing nothing of the widening), and applies again. The migrations after it are
+/// rolled back with it, however many there are.
 #[tokio::test]
 async fn widened_ids_roll_back_only_when_every_id_fits() -> anyhow::Result<()> {
     let mut dbs = TestDatabases::new("widen").await?;
@@ -677,33 +857,142 @@ async fn widened_ids_roll_back_only_when_every_id_fits() -> anyhow::Result<()> {
 async fn widen_round_trip(dbs: &TestDatabases, shard: &str) -> anyhow::Result<()> {
     let server = &dbs.server;
     let url = database_url(shard);
+    let names = migration_names::<ShardMigrator>();
+    let widen = shard_migration_index(WIDEN_IDS)?;
+    let steps = shard_steps_down_through(WIDEN_IDS)?;
     migration::ensure_database(&url).await?;
     let db = connect(&url).await?;
     ShardMigrator::up(&db, None).await?;
     assert_id_widths(server, shard, true).await?;
+    assert_eq!(support::applied_migrations(server, shard).await?, names);
 
     db.execute_unprepared(
         "INSERT INTO task (user_id, topic, message_id, message, state) \
          VALUES ('xiaofuge', 'send_award', '9223372036854775807', '{}', 'create')",
     )
     .await?;
-    let refused = ShardMigrator::down(&db, Some(1)).await;
+    let refused = ShardMigrator::down(&db, Some(steps)).await;
     ensure!(
         refused.is_err(),
         "down must refuse while a 19-digit message id is stored"
     );
     assert_id_widths(server, shard, true).await?;
-
-    db.execute_unprepared("DELETE FROM task").await?;
-    ShardMigrator::down(&db, Some(1)).await?;
-    assert_id_widths(server, shard, false).await?;
+    // MySQL DDL is not transactional: the migrations after the widening were rolled back before
+    // it refused, and stay rolled back; the widening itself is still applied.
     assert_eq!(
         support::applied_migrations(server, shard).await?,
-        migration_names::<ShardMigrator>()[..1].to_vec()
+        names[..=widen].to_vec(),
+        "migrations applied after the refused rollback"
+    );
+    ShardMigrator::up(&db, None).await?;
+    assert_eq!(support::applied_migrations(server, shard).await?, names);
+
+    db.execute_unprepared("DELETE FROM task").await?;
+    ShardMigrator::down(&db, Some(steps)).await?;
+    assert_id_widths(server, shard, false).await?;
+    assert_outbox_additions(server, shard, false).await?;
+    assert_eq!(
+        support::applied_migrations(server, shard).await?,
+        names[..widen].to_vec()
     );
 
     ShardMigrator::up(&db, None).await?;
     assert_id_widths(server, shard, true).await?;
+    assert_outbox_additions(server, shard, true).await?;
+    assert_eq!(support::applied_migrations(server, shard).await?, names);
+    db.close().await?;
+    Ok(())
+}
+
+/// The outbox relay migration rolls back to the original `task` and `user_credit_account` (no
+/// `inbox`), keeping the rows, and applies again to the same schema as before.
+#[tokio::test]
+async fn outbox_relay_rolls_back_and_applies_again() -> anyhow::Result<()> {
+    let mut dbs = TestDatabases::new("outbox").await?;
+    let shard = dbs.name("01");
+    let result = outbox_round_trip(&dbs, &shard).await;
+    support::finish(dbs, result).await
+}
+
+async fn outbox_round_trip(dbs: &TestDatabases, shard: &str) -> anyhow::Result<()> {
+    let server = &dbs.server;
+    let url = database_url(shard);
+    let names = migration_names::<ShardMigrator>();
+    let outbox = shard_migration_index(OUTBOX_RELAY)?;
+    let steps = shard_steps_down_through(OUTBOX_RELAY)?;
+    migration::ensure_database(&url).await?;
+    let db = connect(&url).await?;
+    ShardMigrator::up(&db, None).await?;
+    assert_outbox_additions(server, shard, true).await?;
+    for sql in [
+        "INSERT INTO task (user_id, topic, message_id, message, state, attempts, last_error) \
+         VALUES ('xiaofuge', 'send_award', '1856297216412340224', '{}', 'create', 2, 'broker down')",
+        "INSERT INTO user_credit_account (user_id, total_amount, available_amount, account_status) \
+         VALUES ('xiaofuge', 10.00, 10.00, 'open')",
+        "INSERT INTO inbox (message_id, topic, user_id) VALUES ('1856297216412340224', 'send_award', 'xiaofuge')",
+    ] {
+        db.execute_unprepared(sql).await?;
+    }
+    let (keys, options) = keys_and_options(server, shard).await?;
+    let schema = (columns(server, shard).await?, keys, options);
+    let rows = data_snapshot_without(server, shard, &outbox_added_columns()).await?;
+
+    ShardMigrator::down(&db, Some(steps)).await?;
+    assert_eq!(
+        support::applied_migrations(server, shard).await?,
+        names[..outbox].to_vec()
+    );
+    assert_outbox_additions(server, shard, false).await?;
+    let mut expected: Vec<String> = original_shard_tables().into_iter().map(|(table, _)| table).collect();
+    expected.push("seaql_migrations".into());
+    expected.sort();
+    assert_eq!(tables(server, shard).await?, expected, "tables of {shard} after down");
+    let mut expected_rows = rows.clone();
+    expected_rows.remove(OUTBOX_INBOX);
+    assert!(
+        data_snapshot(server, shard).await? == expected_rows,
+        "rows of {shard} changed by the rollback"
+    );
+    // Without the unique key, a second account of the same user is accepted again.
+    db.execute_unprepared(
+        "INSERT INTO user_credit_account (user_id, total_amount, available_amount, account_status) \
+         VALUES ('xiaofuge', 0.00, 0.00, 'open')",
+    )
+    .await?;
+    db.execute_unprepared("DELETE FROM user_credit_account WHERE total_amount = 0")
+        .await?;
+
+    ShardMigrator::up(&db, None).await?;
+    assert_eq!(support::applied_migrations(server, shard).await?, names);
+    assert_outbox_additions(server, shard, true).await?;
+    let (keys, options) = keys_and_options(server, shard).await?;
+    assert!(
+        (columns(server, shard).await?, keys, options) == schema,
+        "schema of {shard} after down + up differs from the first up"
+    );
+    let mut after_rows = data_snapshot_without(server, shard, &outbox_added_columns()).await?;
+    assert_eq!(
+        after_rows.remove(OUTBOX_INBOX),
+        Some(Vec::new()),
+        "inbox is recreated empty"
+    );
+    assert!(after_rows == expected_rows, "rows of {shard} changed by down + up");
+    // The keys are enforced again.
+    let duplicate_account = db
+        .execute_unprepared(
+            "INSERT INTO user_credit_account (user_id, total_amount, available_amount, account_status) \
+             VALUES ('xiaofuge', 0.00, 0.00, 'open')",
+        )
+        .await;
+    ensure!(duplicate_account.is_err(), "uq_user_id must reject a second account");
+    db.execute_unprepared("INSERT INTO inbox (message_id, topic, user_id) VALUES ('1', 'send_award', 'xiaofuge')")
+        .await?;
+    let duplicate_message = db
+        .execute_unprepared("INSERT INTO inbox (message_id, topic, user_id) VALUES ('1', 'send_award', 'xiaofuge')")
+        .await;
+    ensure!(duplicate_message.is_err(), "inbox must reject a message consumed twice");
+    db.execute_unprepared("INSERT INTO inbox (message_id, topic, user_id) VALUES ('1', 'send_rebate', 'xiaofuge')")
+        .await?;
     db.close().await?;
     Ok(())
 }

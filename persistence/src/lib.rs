@@ -7,17 +7,21 @@
 pub mod activity_repo;
 pub mod clock;
 pub mod db;
+pub mod delivery_repo;
 pub mod entity;
 pub mod ids;
+pub mod messaging;
 pub mod quota_repo;
 pub mod random;
 pub mod redis;
 pub mod router;
 pub mod strategy_repo;
+pub mod task_repo;
 
 pub use activity_repo::MySqlActivityRepository;
 pub use clock::SystemClock;
 pub use db::{DatabaseSettings, Databases};
+pub use delivery_repo::MySqlAwardDelivery;
 pub use ids::SnowflakeIds;
 pub use quota_repo::MySqlQuotaRepository;
 pub use random::OsRandom;

@@ -6,6 +6,7 @@
 pub mod activity;
 pub mod error;
 pub mod strategy;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -16,12 +17,16 @@ use crate::state::AppState;
 /// All queries.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(strategy::StrategyQuery);
+pub struct QueryRoot(strategy::StrategyQuery, tasks::TaskQuery);
 
 /// All mutations.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(strategy::StrategyMutation, activity::ActivityMutation);
+pub struct MutationRoot(
+    strategy::StrategyMutation,
+    activity::ActivityMutation,
+    tasks::TaskMutation,
+);
 
 /// The executable schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::helpers::{CONFIG, SHARD_01, SHARD_02, TestApp, spawn_app};
+use crate::helpers::{CONFIG, SHARD_01, SHARD_02, TestApp, spawn_app, spawn_app_with};
 
 const DRAW: &str = "awardId awardTitle awardIndex orderId messageId";
 
@@ -17,8 +17,13 @@ fn recharge(user: &str, sku: i64, obn: &str) -> String {
     format!(r#"mutation {{ rechargeQuota(userId: "{user}", sku: {sku}, outBusinessNo: "{obn}") {{ orderId }} }}"#)
 }
 
+/// The write side alone: no relay or consumer changes the rows under the assertions.
 async fn armed() -> TestApp {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| {
+        s.relay.enabled = false;
+        s.consumers.enabled = false;
+    })
+    .await;
     app.ok("mutation { armActivity(activityId: 100301) }").await;
     app
 }

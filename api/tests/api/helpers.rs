@@ -39,6 +39,11 @@ fn unique_name() -> String {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with settings adjusted by `tweak` before the app starts.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let name = unique_name();
     let server = std::env::var("BIG_MARKET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
     let mut settings = Settings::default();
@@ -48,6 +53,11 @@ pub async fn spawn_app() -> TestApp {
     settings.database.max_connections = 8;
     settings.redis.url = std::env::var("BIG_MARKET_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     settings.redis.key_prefix = format!("{name}:");
+    settings.rabbitmq.queue_prefix = format!("{name}.");
+    settings.relay.poll_interval_ms = 100;
+    settings.relay.backoff_base_ms = 20;
+    settings.consumers.retry_delay_ms = 20;
+    tweak(&mut settings);
     api::telemetry::init(&api::settings::LogSettings {
         filter: "warn".into(),
         json: false,
@@ -162,11 +172,55 @@ impl TestApp {
         }
     }
 
+    /// A channel to the test broker.
+    pub async fn amqp(&self) -> lapin::Channel {
+        let conn = lapin::Connection::connect(
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .expect("RabbitMQ at 127.0.0.1:5672 is required (rabbitmq-server -detached)");
+        conn.create_channel().await.expect("channel")
+    }
+
+    /// The test's queue of `topic`.
+    pub fn queue(&self, topic: &str) -> String {
+        format!("{}{topic}", self.settings.rabbitmq.queue_prefix)
+    }
+
+    async fn delete_queues(&self) {
+        let ch = self.amqp().await;
+        for topic in domain::outbox::TOPICS.iter().copied().chain(["no_such_topic"]) {
+            for q in [self.queue(topic), format!("{}.dead", self.queue(topic))] {
+                let _ = ch
+                    .queue_delete(q.as_str().into(), lapin::options::QueueDeleteOptions::default())
+                    .await;
+            }
+        }
+    }
+
+    /// Polls `query` every 50 ms until `done` accepts its data, or fails after `secs`.
+    pub async fn eventually(&self, secs: u64, query: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let data = self.ok(query).await;
+            if done(&data) {
+                return data;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out after {secs}s waiting on {query}: last {data}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Drops the test databases and Redis keys.
     pub async fn cleanup(self) {
         let mut urls = vec![self.settings.database.config_url.clone()];
         urls.extend(self.settings.database.shard_urls.clone());
         self.flush_redis().await;
+        self.delete_queues().await;
         for db in &self.dbs {
             let _ = db.clone().close().await;
         }

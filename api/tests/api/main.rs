@@ -5,5 +5,6 @@ mod draw;
 mod health;
 mod helpers;
 mod recharge;
+mod relay;
 mod schema;
 mod strategy;

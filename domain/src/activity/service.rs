@@ -12,7 +12,7 @@ use super::ports::{ActivityRepository, QuotaRepository, RechargeOrder, SkuStockC
 use super::recharge::{MAX_OUT_BUSINESS_NO, QuotaRecharged, RechargeQuota};
 use crate::ids::{ActivityId, UserId};
 use crate::outbox::{OutboxMessage, TOPIC_SKU_STOCK_ZERO};
-use crate::ports::{Clock, IdGenerator, StockTake};
+use crate::ports::{Clock, IdGenerator, OutboxNotifier, StockTake};
 use crate::strategy::StrategyService;
 
 /// How long an in-process copy of an activity's configuration is trusted before reloading.
@@ -30,6 +30,7 @@ pub struct ActivityService {
     ids: Arc<dyn IdGenerator>,
     clock: Arc<dyn Clock>,
     calendar: BusinessCalendar,
+    notifier: Arc<dyn OutboxNotifier>,
     cache: ConfigCache,
 }
 
@@ -49,6 +50,8 @@ pub struct ActivityDeps {
     pub clock: Arc<dyn Clock>,
     /// Day/month boundaries.
     pub calendar: BusinessCalendar,
+    /// Told after commits with outbox rows (wakes the relay).
+    pub notifier: Arc<dyn OutboxNotifier>,
 }
 
 impl ActivityService {
@@ -62,6 +65,7 @@ impl ActivityService {
             ids: d.ids,
             clock: d.clock,
             calendar: d.calendar,
+            notifier: d.notifier,
             cache: RwLock::new(HashMap::new()),
         }
     }
@@ -192,11 +196,16 @@ impl ActivityService {
             .into_iter()
             .collect();
         match self.quota.save_recharge(&order, &outbox).await {
-            Ok(()) => Ok(QuotaRecharged {
-                order_id: order.order_id,
-                out_business_no: order.out_business_no,
-                created: true,
-            }),
+            Ok(()) => {
+                if !outbox.is_empty() {
+                    self.notifier.committed(user.as_str());
+                }
+                Ok(QuotaRecharged {
+                    order_id: order.order_id,
+                    out_business_no: order.out_business_no,
+                    created: true,
+                })
+            }
             Err(e) => {
                 self.give_back_sku(sku.sku).await;
                 match e {
@@ -268,6 +277,9 @@ impl ActivityService {
             new_order_id: self.ids.next_id(),
         };
         let result = self.quota.draw(&cmd, &decider).await;
+        if result.is_ok() {
+            self.notifier.committed(user.as_str());
+        }
         if result.is_err()
             && let Some(t) = decider.taken()
             && let Err(e) = self.strategy.stock().give_back(t.strategy_id, t.award_id).await

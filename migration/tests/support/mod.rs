@@ -437,15 +437,67 @@ pub async fn data_snapshot(
     server: &DatabaseConnection,
     database: &str,
 ) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    data_snapshot_without(server, database, &[]).await
+}
+
+/// Like [`data_snapshot`], but without the columns `skip` (`(table, column)` pairs), e.g. the
+/// columns a later migration added, so rows can be compared with a snapshot taken before it.
+pub async fn data_snapshot_without(
+    server: &DatabaseConnection,
+    database: &str,
+    skip: &[(&str, &str)],
+) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let mut snapshot = BTreeMap::new();
     for table in tables(server, database).await? {
         if table == "seaql_migrations" {
             continue;
         }
-        let rows = table_rows(server, database, &table, &[]).await?;
+        let skipped: Vec<&str> = skip
+            .iter()
+            .filter(|(skip_table, _)| *skip_table == table)
+            .map(|&(_, column)| column)
+            .collect();
+        let rows = table_rows(server, database, &table, &skipped).await?;
         snapshot.insert(table, rows);
     }
     Ok(snapshot)
+}
+
+/// One index of a table: whether it is unique, and its columns in key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexInfo {
+    /// `NON_UNIQUE = 0`.
+    pub unique: bool,
+    /// Columns in `SEQ_IN_INDEX` order.
+    pub columns: Vec<String>,
+}
+
+/// Indexes of `database`.`table` by name (`PRIMARY` included).
+pub async fn table_indexes(
+    server: &DatabaseConnection,
+    database: &str,
+    table: &str,
+) -> anyhow::Result<BTreeMap<String, IndexInfo>> {
+    let rows = query_strings(
+        server,
+        "SELECT CAST(INDEX_NAME AS CHAR), CAST(NON_UNIQUE AS CHAR), CAST(COLUMN_NAME AS CHAR) \
+         FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+         ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+        vec![database.into(), table.into()],
+        3,
+    )
+    .await?;
+    let mut indexes: BTreeMap<String, IndexInfo> = BTreeMap::new();
+    for row in rows {
+        let [name, non_unique, column] =
+            <[String; 3]>::try_from(row).map_err(|row| anyhow::anyhow!("unexpected STATISTICS row {row:?}"))?;
+        let index = indexes.entry(name).or_insert_with(|| IndexInfo {
+            unique: non_unique == "0",
+            columns: Vec::new(),
+        });
+        index.columns.push(column);
+    }
+    Ok(indexes)
 }
 
 /// Versions recorded in `database`.`seaql_migrations`, in order.

@@ -17,8 +17,10 @@ use redis::aio::ConnectionManager;
 
 use super::{Keys, port_err};
 
-/// Returns the remaining count, or -1 (empty) / -2 (unit lock already held) / -3 (missing).
-const TAKE: &str = r"
+/// The take script (`KEYS[1]` counter, `ARGV[1]` unit-lock TTL in ms, 0 = none). Returns the
+/// remaining count, or -1 (empty) / -2 (unit lock already held) / -3 (missing). Public so the
+/// `bench draw` raw baseline issues exactly the same call.
+pub const TAKE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return -3 end
 local s = redis.call('DECR', KEYS[1])
 if s < 0 then

@@ -1,0 +1,319 @@
+//! The raw baseline: the statements of `MySqlQuotaRepository::draw` (fresh-ticket path) and
+//! the award stock script, issued directly with sqlx and a multiplexed Redis connection — no
+//! HTTP, GraphQL, domain service or ORM.
+//!
+//! Per draw, on the user's shard, in one READ COMMITTED transaction:
+//! lock account → look for an unused ticket (none) → lock + spend month → lock + spend day →
+//! update account → insert ticket → `EVALSHA` take (Redis) → insert award record → mark the
+//! ticket used → insert the `send_award` task → commit. The SQL text is what sea-query
+//! renders for the repository (all values bound), so the server does the same work.
+
+use anyhow::Context as _;
+use chrono::{NaiveDateTime, Utc};
+use domain::activity::BusinessCalendar;
+use persistence::SnowflakeIds;
+use persistence::redis::Keys;
+use sea_orm::sqlx::mysql::{MySqlConnection, MySqlPool};
+use sea_orm::sqlx::{self, Connection as _, Row as _};
+use serde_json::json;
+
+use super::env::{ACTIVITY_ID, BenchEnv, BenchUser};
+
+const LOCK_ACCOUNT: &str = "SELECT `total_count`, `total_count_surplus`, `day_count`, `month_count` \
+     FROM `raffle_activity_account` WHERE `user_id` = ? AND `activity_id` = ? FOR UPDATE";
+const SPEND_ACCOUNT: &str = "UPDATE `raffle_activity_account` SET `total_count_surplus` = `total_count_surplus` - ?, \
+     `day_count_surplus` = ?, `month_count_surplus` = ? \
+     WHERE `user_id` = ? AND `activity_id` = ? AND `total_count_surplus` > ?";
+const INSERT_TASK: &str =
+    "INSERT INTO `task` (`user_id`, `topic`, `message_id`, `message`, `state`) VALUES (?, ?, ?, ?, ?)";
+
+/// The statements on one day or month table.
+struct PeriodSql {
+    lock: String,
+    spend: String,
+    insert: String,
+}
+
+impl PeriodSql {
+    fn new(table: &str, key: &str, count: &str, surplus: &str) -> Self {
+        Self {
+            lock: format!(
+                "SELECT `{count}`, `{surplus}` FROM `{table}` \
+                 WHERE `user_id` = ? AND `activity_id` = ? AND `{key}` = ? FOR UPDATE"
+            ),
+            spend: format!(
+                "UPDATE `{table}` SET `{surplus}` = `{surplus}` - ? \
+                 WHERE `user_id` = ? AND `activity_id` = ? AND `{key}` = ? AND `{surplus}` > ?"
+            ),
+            insert: format!(
+                "INSERT INTO `{table}` (`user_id`, `activity_id`, `{key}`, `{count}`, `{surplus}`) \
+                 VALUES (?, ?, ?, ?, ?)"
+            ),
+        }
+    }
+}
+
+/// The statements on one split table suffix.
+struct SplitSql {
+    unused_ticket: String,
+    insert_ticket: String,
+    insert_record: String,
+    ticket_used: String,
+}
+
+impl SplitSql {
+    fn new(table: usize) -> Self {
+        let tickets = format!("user_raffle_order_{table:03}");
+        let records = format!("user_award_record_{table:03}");
+        Self {
+            unused_ticket: format!(
+                "SELECT `order_id` FROM `{tickets}` WHERE `user_id` = ? AND `activity_id` = ? \
+                 AND `order_state` = ? ORDER BY `id` ASC LIMIT ? FOR UPDATE"
+            ),
+            insert_ticket: format!(
+                "INSERT INTO `{tickets}` (`user_id`, `activity_id`, `activity_name`, `strategy_id`, `order_id`, \
+                 `order_time`, `order_state`) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ),
+            insert_record: format!(
+                "INSERT INTO `{records}` (`user_id`, `activity_id`, `strategy_id`, `order_id`, `award_id`, \
+                 `award_title`, `award_time`, `award_state`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            ticket_used: format!(
+                "UPDATE `{tickets}` SET `order_state` = ? WHERE `user_id` = ? AND `order_id` = ? AND `order_state` = ?"
+            ),
+        }
+    }
+}
+
+/// Direct connections and the precomputed statements.
+pub(crate) struct RawDriver {
+    shards: Vec<MySqlPool>,
+    redis: redis::aio::MultiplexedConnection,
+    take: redis::Script,
+    stock_key: String,
+    ids: SnowflakeIds,
+    calendar: BusinessCalendar,
+    activity_name: String,
+    strategy_id: i64,
+    activity_end: NaiveDateTime,
+    award_id: i32,
+    award_title: String,
+    month: PeriodSql,
+    day: PeriodSql,
+    split: Vec<SplitSql>,
+}
+
+impl RawDriver {
+    /// Reads the activity and its first award from the benchmark config database, connects
+    /// to Redis and leases its own snowflake worker id.
+    pub(crate) async fn new(env: &BenchEnv) -> anyhow::Result<Self> {
+        let s = &env.settings;
+        let row =
+            sqlx::query("SELECT activity_name, strategy_id, end_date_time FROM raffle_activity WHERE activity_id = ?")
+                .bind(ACTIVITY_ID)
+                .fetch_one(&env.config)
+                .await?;
+        let (activity_name, strategy_id, activity_end): (String, i64, NaiveDateTime) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        let row = sqlx::query(
+            "SELECT award_id, award_title FROM strategy_award WHERE strategy_id = ? ORDER BY sort, award_id LIMIT 1",
+        )
+        .bind(strategy_id)
+        .fetch_one(&env.config)
+        .await?;
+        let (award_id, award_title): (i32, String) = (row.try_get(0)?, row.try_get(1)?);
+        let keys = Keys::new(s.redis.key_prefix.clone());
+        let redis = redis::Client::open(s.redis.url.as_str())?
+            .get_multiplexed_async_connection()
+            .await
+            .context("connecting to Redis")?;
+        let mut manager = persistence::redis::connect(&s.redis.url).await?;
+        let worker = SnowflakeIds::lease_worker(&mut manager, &s.redis.key_prefix).await?;
+        Ok(Self {
+            shards: env.shards.clone(),
+            redis,
+            take: redis::Script::new(persistence::redis::stock::TAKE),
+            stock_key: keys.award_stock(strategy_id, award_id),
+            ids: SnowflakeIds::new(worker)?,
+            calendar: BusinessCalendar::new(s.business.utc_offset_minutes)
+                .context("business.utc_offset_minutes must be within ±23:59")?,
+            activity_name,
+            strategy_id,
+            activity_end,
+            award_id,
+            award_title,
+            month: PeriodSql::new(
+                "raffle_activity_account_month",
+                "month",
+                "month_count",
+                "month_count_surplus",
+            ),
+            day: PeriodSql::new("raffle_activity_account_day", "day", "day_count", "day_count_surplus"),
+            split: (0..env.users.iter().map(|u| u.route.table + 1).max().unwrap_or(0))
+                .map(SplitSql::new)
+                .collect(),
+        })
+    }
+
+    /// Spends one unit of a day/month row (update if present, insert from the allowance
+    /// otherwise); returns `(count, surplus after)`.
+    async fn spend(
+        conn: &mut MySqlConnection,
+        sql: &PeriodSql,
+        user: &str,
+        period: &str,
+        allowance: i32,
+    ) -> anyhow::Result<(i32, i32)> {
+        let row = sqlx::query(&sql.lock)
+            .bind(user)
+            .bind(ACTIVITY_ID)
+            .bind(period)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match row {
+            Some(r) => {
+                let (n, left): (i32, i32) = (r.try_get(0)?, r.try_get(1)?);
+                anyhow::ensure!(left > 0, "period {period} exhausted");
+                let done = sqlx::query(&sql.spend)
+                    .bind(1_i32)
+                    .bind(user)
+                    .bind(ACTIVITY_ID)
+                    .bind(period)
+                    .bind(0_i32)
+                    .execute(&mut *conn)
+                    .await?;
+                anyhow::ensure!(done.rows_affected() == 1, "period {period} exhausted");
+                Ok((n, left - 1))
+            }
+            None => {
+                anyhow::ensure!(allowance > 0, "period {period} exhausted");
+                sqlx::query(&sql.insert)
+                    .bind(user)
+                    .bind(ACTIVITY_ID)
+                    .bind(period)
+                    .bind(allowance)
+                    .bind(allowance - 1)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok((allowance, allowance - 1))
+            }
+        }
+    }
+
+    /// One draw for `user`.
+    pub(crate) async fn draw(&self, user: &BenchUser) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let (day, month) = (self.calendar.day(now), self.calendar.month(now));
+        let order_id = self.ids.next_i64().to_string();
+        let split = self
+            .split
+            .get(user.route.table)
+            .context("route outside the split tables")?;
+        let pool = self.shards.get(user.route.db).context("route outside the shards")?;
+        let uid = user.id.as_str();
+
+        let mut conn = pool.acquire().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .execute(&mut *conn)
+            .await?;
+        let mut tx = conn.begin().await?;
+
+        let account = sqlx::query(LOCK_ACCOUNT)
+            .bind(uid)
+            .bind(ACTIVITY_ID)
+            .fetch_optional(&mut *tx)
+            .await?
+            .context("no account")?;
+        let (_total, total_left, day_allowance, month_allowance): (i32, i32, i32, i32) = (
+            account.try_get(0)?,
+            account.try_get(1)?,
+            account.try_get(2)?,
+            account.try_get(3)?,
+        );
+        let unused = sqlx::query(&split.unused_ticket)
+            .bind(uid)
+            .bind(ACTIVITY_ID)
+            .bind("create")
+            .bind(1_u64)
+            .fetch_optional(&mut *tx)
+            .await?;
+        anyhow::ensure!(unused.is_none(), "an unused ticket exists (not the measured path)");
+        anyhow::ensure!(total_left > 0, "total quota exhausted");
+        let (_, month_left) = Self::spend(&mut tx, &self.month, uid, &month, month_allowance).await?;
+        let (_, day_left) = Self::spend(&mut tx, &self.day, uid, &day, day_allowance).await?;
+        let done = sqlx::query(SPEND_ACCOUNT)
+            .bind(1_i32)
+            .bind(day_left)
+            .bind(month_left)
+            .bind(uid)
+            .bind(ACTIVITY_ID)
+            .bind(0_i32)
+            .execute(&mut *tx)
+            .await?;
+        anyhow::ensure!(done.rows_affected() == 1, "total quota exhausted");
+        sqlx::query(&split.insert_ticket)
+            .bind(uid)
+            .bind(ACTIVITY_ID)
+            .bind(self.activity_name.as_str())
+            .bind(self.strategy_id)
+            .bind(order_id.as_str())
+            .bind(now.naive_utc())
+            .bind("create")
+            .execute(&mut *tx)
+            .await?;
+
+        // The raffle's one Redis call: take a unit of award stock (same script, same key shape).
+        let ttl_ms = (self.activity_end.and_utc() + chrono::Duration::days(1) - now)
+            .num_milliseconds()
+            .max(0);
+        let remaining: i64 = self
+            .take
+            .key(&self.stock_key)
+            .arg(ttl_ms)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        anyhow::ensure!(remaining >= 0, "award stock take returned {remaining}");
+
+        sqlx::query(&split.insert_record)
+            .bind(uid)
+            .bind(ACTIVITY_ID)
+            .bind(self.strategy_id)
+            .bind(order_id.as_str())
+            .bind(self.award_id)
+            .bind(self.award_title.as_str())
+            .bind(now.naive_utc())
+            .bind("create")
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(&split.ticket_used)
+            .bind("used")
+            .bind(uid)
+            .bind(order_id.as_str())
+            .bind("create")
+            .execute(&mut *tx)
+            .await?;
+        anyhow::ensure!(done.rows_affected() == 1, "ticket {order_id} already used");
+        let message_id = self.ids.next_i64().to_string();
+        let message = json!({
+            "data": {
+                "awardId": self.award_id,
+                "awardTitle": self.award_title,
+                "orderId": order_id,
+                "userId": uid,
+            },
+            "id": message_id,
+            "timestamp": now.timestamp_millis(),
+        })
+        .to_string();
+        sqlx::query(INSERT_TASK)
+            .bind(uid)
+            .bind("send_award")
+            .bind(message_id.as_str())
+            .bind(message)
+            .bind("create")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

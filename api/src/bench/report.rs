@@ -1,0 +1,171 @@
+//! The printed report: machine, command, the results table and the targets.
+
+use std::fmt::Write as _;
+
+use sea_orm::sqlx::{self, Row as _};
+
+use super::DrawBenchArgs;
+use super::env::BenchEnv;
+use super::load::Sample;
+
+/// Target of the issue: draws/s over HTTP at concurrency 32 on a 2-core machine.
+const TARGET_RATE_AT_32: f64 = 1_500.0;
+/// Target of the issue: HTTP draws/s ÷ raw draws/s.
+const TARGET_RATIO: f64 = 0.75;
+
+/// What the numbers were measured on.
+pub(crate) struct Machine {
+    cpus: usize,
+    cpu_model: String,
+    mem_gib: f64,
+    mysql: String,
+    redis: String,
+    pool: u32,
+}
+
+/// The first line of `/proc/<file>` starting with `key`, after the colon.
+fn proc_field(file: &str, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{file}")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    Some(line.split_once(':')?.1.trim().to_owned())
+}
+
+impl Machine {
+    /// Reads the CPU count, CPU model, memory and the stores' versions and durability settings.
+    pub(crate) async fn probe(env: &BenchEnv) -> Self {
+        let mysql = match sqlx::query(
+            "SELECT VERSION(), @@innodb_flush_log_at_trx_commit, @@sync_binlog, @@log_bin, \
+             @@innodb_buffer_pool_size DIV 1048576",
+        )
+        .fetch_one(&env.config)
+        .await
+        {
+            Ok(r) => format!(
+                "{} (innodb_flush_log_at_trx_commit={}, sync_binlog={}, log_bin={}, buffer pool {} MiB)",
+                r.try_get::<String, _>(0).unwrap_or_default(),
+                r.try_get::<i64, _>(1)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|_| "?".into()),
+                r.try_get::<i64, _>(2)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|_| "?".into()),
+                r.try_get::<i64, _>(3)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|_| "?".into()),
+                r.try_get::<i64, _>(4)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|_| "?".into()),
+            ),
+            Err(e) => format!("? ({e})"),
+        };
+        let redis = async {
+            let mut c = redis::Client::open(env.settings.redis.url.as_str())?
+                .get_multiplexed_async_connection()
+                .await?;
+            let info: String = redis::cmd("INFO").arg("server").query_async(&mut c).await?;
+            redis::RedisResult::Ok(
+                info.lines()
+                    .find_map(|l| l.strip_prefix("redis_version:"))
+                    .unwrap_or("?")
+                    .trim()
+                    .to_owned(),
+            )
+        }
+        .await
+        .unwrap_or_else(|e| format!("? ({e})"));
+        Self {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu_model: proc_field("cpuinfo", "model name").unwrap_or_else(|| "?".into()),
+            mem_gib: proc_field("meminfo", "MemTotal")
+                .and_then(|v| v.trim_end_matches("kB").trim().parse::<f64>().ok())
+                .map_or(0.0, |kb| kb / 1_048_576.0),
+            mysql,
+            redis,
+            pool: env.settings.database.max_connections,
+        }
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "MET" } else { "NOT MET" }
+}
+
+/// The report as printed on stdout.
+pub(crate) fn render(args: &DrawBenchArgs, m: &Machine, samples: &[Sample]) -> String {
+    let mut o = String::new();
+    let command: Vec<String> = std::env::args().collect();
+    let _ = writeln!(o, "big-market bench draw");
+    let _ = writeln!(o, "command:  {}", command.join(" "));
+    let _ = writeln!(
+        o,
+        "machine:  nproc={} ({}), {:.1} GiB RAM",
+        m.cpus, m.cpu_model, m.mem_gib
+    );
+    let _ = writeln!(o, "MySQL:    {}", m.mysql);
+    let _ = writeln!(o, "Redis:    {}", m.redis);
+    let _ = writeln!(
+        o,
+        "setup:    {} users, {} s measured after {} s warm-up per row, pool {} connections per database",
+        args.users, args.duration_secs, args.warmup_secs, m.pool
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "{:<13} {:>5} {:>8} {:>9} {:>8} {:>8} {:>9} {:>7}",
+        "mode", "conc", "draws", "draws/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+    );
+    for s in samples {
+        let _ = writeln!(
+            o,
+            "{:<13} {:>5} {:>8} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>7}",
+            s.mode,
+            s.concurrency,
+            s.draws,
+            s.rate(),
+            s.quantile_ms(0.50),
+            s.quantile_ms(0.99),
+            s.quantile_ms(0.999),
+            s.errors
+        );
+    }
+    let _ = writeln!(o);
+    let mut at_32: Option<(f64, f64)> = None;
+    for &c in &args.concurrency {
+        let rate = |mode: &str| {
+            samples
+                .iter()
+                .find(|s| s.mode == mode && s.concurrency == c)
+                .map(Sample::rate)
+        };
+        if let (Some(h), Some(r)) = (rate("graphql-http"), rate("raw")) {
+            let ratio = if r > 0.0 { h / r } else { f64::NAN };
+            let _ = writeln!(o, "ratio http/raw at c={c:<3} {ratio:.2}  ({h:.0} / {r:.0} draws/s)");
+            if c == 32 {
+                at_32 = Some((h, ratio));
+            }
+        }
+    }
+    if let Some((h, ratio)) = at_32 {
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "target ≥ {TARGET_RATE_AT_32:.0} draws/s over HTTP at c=32: {} ({h:.0})",
+            verdict(h >= TARGET_RATE_AT_32)
+        );
+        let _ = writeln!(
+            o,
+            "target ratio ≥ {TARGET_RATIO:.2} at c=32: {} ({ratio:.2})",
+            verdict(ratio >= TARGET_RATIO)
+        );
+    }
+    for s in samples.iter().filter(|s| s.first_error.is_some()) {
+        let _ = writeln!(
+            o,
+            "first error of {} c={}: {}",
+            s.mode,
+            s.concurrency,
+            s.first_error.as_deref().unwrap_or_default()
+        );
+    }
+    o
+}

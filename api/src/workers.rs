@@ -1,0 +1,81 @@
+//! Background workers: the outbox relay and the consumers, with graceful shutdown.
+
+use std::sync::Arc;
+
+use domain::award::DeliverAward;
+use persistence::messaging::Topology;
+use persistence::messaging::consumer::{self, Handler};
+use persistence::messaging::handlers::{SendAwardHandler, StockZeroHandler};
+use persistence::messaging::publisher::Publisher;
+use persistence::messaging::relay::{Relay, RelayNudge, RelayStats};
+use persistence::{Databases, MySqlAwardDelivery, OsRandom};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::settings::Settings;
+
+/// Running workers; [`Workers::stop`] finishes in-flight batches and waits for them.
+pub struct Workers {
+    shutdown: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+    relay_stats: Option<Arc<RelayStats>>,
+}
+
+impl Workers {
+    /// Starts the relay and/or the consumers as configured.
+    pub fn start(settings: &Settings, db: &Databases, nudge: Arc<RelayNudge>, relay: bool, consumers: bool) -> Self {
+        let (shutdown, rx) = watch::channel(false);
+        let topology = Topology::new(settings.rabbitmq.queue_prefix.clone());
+        let mut handles = Vec::new();
+        let mut relay_stats = None;
+        if relay {
+            let publisher = Arc::new(Publisher::new(settings.rabbitmq.url.clone(), topology.clone()));
+            let relay = Arc::new(Relay::new(
+                db.clone(),
+                publisher,
+                settings.relay.relay_settings(),
+                nudge,
+            ));
+            relay_stats = Some(relay.stats());
+            handles.push(tokio::spawn(relay.run(rx.clone())));
+        }
+        if consumers {
+            let deliver = Arc::new(DeliverAward::new(
+                Arc::new(MySqlAwardDelivery::new(db.clone())),
+                Arc::new(OsRandom),
+            ));
+            let handlers: Vec<Arc<dyn Handler>> = vec![
+                Arc::new(SendAwardHandler(deliver)),
+                Arc::new(StockZeroHandler::award(db.config.clone())),
+                Arc::new(StockZeroHandler::sku(db.config.clone())),
+            ];
+            for h in handlers {
+                handles.push(tokio::spawn(consumer::run(
+                    settings.rabbitmq.url.clone(),
+                    topology.clone(),
+                    h,
+                    settings.consumers.consumer_settings(),
+                    rx.clone(),
+                )));
+            }
+        }
+        Self {
+            shutdown,
+            handles,
+            relay_stats,
+        }
+    }
+
+    /// The relay's counters, when the relay runs here.
+    pub fn relay_stats(&self) -> Option<Arc<RelayStats>> {
+        self.relay_stats.clone()
+    }
+
+    /// Signals shutdown and waits for every worker to finish its batch in flight.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for h in self.handles {
+            let _ = h.await;
+        }
+    }
+}

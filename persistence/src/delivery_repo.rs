@@ -1,0 +1,115 @@
+//! Award delivery on the shards: inbox + award record + credit + task stamp in one transaction.
+
+use domain::award::{AwardDeliveryRepository, Delivery};
+use domain::ids::AwardId;
+use domain::outbox::TOPIC_SEND_AWARD;
+use domain::ports::PortError;
+use domain::strategy::AwardCatalogEntry;
+use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, IsolationLevel, QueryFilter,
+    TransactionTrait,
+};
+
+use crate::db::{Databases, is_duplicate, port_err};
+use crate::entity::award;
+
+fn c(name: &'static str) -> Alias {
+    Alias::new(name)
+}
+
+/// [`AwardDeliveryRepository`] over the shards (and the config DB for the catalogue).
+#[derive(Debug, Clone)]
+pub struct MySqlAwardDelivery {
+    db: Databases,
+}
+
+impl MySqlAwardDelivery {
+    /// A repository over `db`.
+    pub fn new(db: Databases) -> Self {
+        Self { db }
+    }
+
+    async fn apply(tx: &DatabaseTransaction, d: &Delivery, suffix: &str) -> Result<(), DbErr> {
+        let b = tx.get_database_backend();
+        let inbox = Query::insert()
+            .into_table(c("inbox"))
+            .columns([c("message_id"), c("topic"), c("user_id")])
+            .values_panic([
+                d.message_id.clone().into(),
+                TOPIC_SEND_AWARD.into(),
+                d.user_id.clone().into(),
+            ])
+            .to_owned();
+        tx.execute(b.build(&inbox)).await?;
+        let record = Query::update()
+            .table(Alias::new(format!("user_award_record{suffix}")))
+            .value(c("award_state"), "completed")
+            .and_where(Expr::col(c("user_id")).eq(d.user_id.as_str()))
+            .and_where(Expr::col(c("order_id")).eq(d.order_id.as_str()))
+            .and_where(Expr::col(c("award_state")).eq("create"))
+            .to_owned();
+        let flipped = tx.execute(b.build(&record)).await?.rows_affected();
+        // Credit only when this delivery completed the record: a record completed by another
+        // path (or unknown here) must not be paid twice.
+        if let (Some(amount), 1) = (d.credit, flipped) {
+            let add = |col: &'static str| (c(col), Expr::col((c("user_credit_account"), c(col))).add(amount));
+            let credit = Query::insert()
+                .into_table(c("user_credit_account"))
+                .columns([
+                    c("user_id"),
+                    c("total_amount"),
+                    c("available_amount"),
+                    c("account_status"),
+                ])
+                .values_panic([d.user_id.clone().into(), amount.into(), amount.into(), "open".into()])
+                .on_conflict(
+                    OnConflict::new()
+                        .values([add("total_amount"), add("available_amount")])
+                        .to_owned(),
+                )
+                .to_owned();
+            tx.execute(b.build(&credit)).await?;
+        }
+        let task = Query::update()
+            .table(c("task"))
+            .value(c("delivered_at"), chrono::Utc::now().naive_utc())
+            .and_where(Expr::col(c("message_id")).eq(d.message_id.as_str()))
+            .to_owned();
+        tx.execute(b.build(&task)).await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl AwardDeliveryRepository for MySqlAwardDelivery {
+    async fn deliver(&self, d: &Delivery) -> Result<bool, PortError> {
+        let (db, route) = self.db.shard_of(&d.user_id);
+        let tx = db
+            .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+            .await
+            .map_err(port_err)?;
+        match Self::apply(&tx, d, &route.suffix()).await {
+            Ok(()) => {
+                tx.commit().await.map_err(port_err)?;
+                Ok(true)
+            }
+            Err(e) if is_duplicate(&e) => Ok(false),
+            Err(e) => Err(port_err(e)),
+        }
+    }
+
+    async fn award(&self, award_id: AwardId) -> Result<Option<AwardCatalogEntry>, PortError> {
+        let found = award::Entity::find()
+            .filter(award::Column::AwardId.eq(award_id))
+            .one(&self.db.config)
+            .await
+            .map_err(port_err)?;
+        Ok(found.map(|a| AwardCatalogEntry {
+            award_id: a.award_id,
+            award_key: a.award_key,
+            award_config: a.award_config,
+            award_desc: a.award_desc,
+        }))
+    }
+}

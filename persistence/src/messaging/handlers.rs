@@ -1,0 +1,108 @@
+//! The topic handlers: award delivery and stock-zero convergence.
+
+use std::sync::Arc;
+
+use domain::award::DeliverAward;
+use domain::outbox::{TOPIC_AWARD_STOCK_ZERO, TOPIC_SEND_AWARD, TOPIC_SKU_STOCK_ZERO};
+use sea_orm::sea_query::{Alias, Expr, Query};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use serde::Deserialize;
+
+use super::consumer::{HandleError, Handler};
+
+/// `send_award` → [`DeliverAward`].
+pub struct SendAwardHandler(pub Arc<DeliverAward>);
+
+#[async_trait::async_trait]
+impl Handler for SendAwardHandler {
+    fn topic(&self) -> &'static str {
+        TOPIC_SEND_AWARD
+    }
+
+    async fn handle(&self, payload: &[u8]) -> Result<(), HandleError> {
+        match self.0.deliver(payload).await {
+            Ok(applied) => {
+                if !applied {
+                    tracing::info!("send_award already delivered; duplicate ignored");
+                }
+                Ok(())
+            }
+            Err(e) if e.is_transient() => Err(HandleError::Transient(e.to_string())),
+            Err(e) => Err(HandleError::Poison(e.to_string())),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    data: T,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AwardZero {
+    strategy_id: i64,
+    award_id: i32,
+}
+
+fn parse<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, HandleError> {
+    serde_json::from_slice::<Envelope<T>>(payload)
+        .map(|e| e.data)
+        .map_err(|e| HandleError::Poison(format!("malformed message: {e}")))
+}
+
+/// `strategy_award_stock_zero` / `activity_sku_stock_zero` → durable surplus set to 0.
+/// Idempotent by nature.
+pub struct StockZeroHandler {
+    topic: &'static str,
+    config: DatabaseConnection,
+}
+
+impl StockZeroHandler {
+    /// Handler of `strategy_award_stock_zero`.
+    pub fn award(config: DatabaseConnection) -> Self {
+        Self {
+            topic: TOPIC_AWARD_STOCK_ZERO,
+            config,
+        }
+    }
+
+    /// Handler of `activity_sku_stock_zero`.
+    pub fn sku(config: DatabaseConnection) -> Self {
+        Self {
+            topic: TOPIC_SKU_STOCK_ZERO,
+            config,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for StockZeroHandler {
+    fn topic(&self) -> &'static str {
+        self.topic
+    }
+
+    async fn handle(&self, payload: &[u8]) -> Result<(), HandleError> {
+        let q = if self.topic == TOPIC_AWARD_STOCK_ZERO {
+            let z: AwardZero = parse(payload)?;
+            Query::update()
+                .table(Alias::new("strategy_award"))
+                .value(Alias::new("award_count_surplus"), 0)
+                .and_where(Expr::col(Alias::new("strategy_id")).eq(z.strategy_id))
+                .and_where(Expr::col(Alias::new("award_id")).eq(z.award_id))
+                .to_owned()
+        } else {
+            let sku: i64 = parse(payload)?;
+            Query::update()
+                .table(Alias::new("raffle_activity_sku"))
+                .value(Alias::new("stock_count_surplus"), 0)
+                .and_where(Expr::col(Alias::new("sku")).eq(sku))
+                .to_owned()
+        };
+        self.config
+            .execute(self.config.get_database_backend().build(&q))
+            .await
+            .map(|_| ())
+            .map_err(|e| HandleError::Transient(e.to_string()))
+    }
+}

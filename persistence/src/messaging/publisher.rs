@@ -1,0 +1,135 @@
+//! Publishing with confirms: persistent, mandatory messages, a window of confirms in flight.
+
+use lapin::Confirmation;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Connection};
+use tokio::sync::Mutex;
+
+use super::{Topology, connect};
+
+/// How one publish ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// The broker confirmed: the message is stored in a durable queue.
+    Confirmed,
+    /// Not confirmed (returned as unroutable, nacked, or the channel failed): retry later.
+    Failed(String),
+}
+
+/// One message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    /// Topic (the queue is derived from it).
+    pub topic: &'a str,
+    /// Message id (AMQP `message_id` property).
+    pub message_id: &'a str,
+    /// Body.
+    pub payload: &'a [u8],
+}
+
+/// A lazily (re)connected confirm-mode channel.
+pub struct Publisher {
+    url: String,
+    topology: Topology,
+    link: Mutex<Option<(Connection, Channel)>>,
+}
+
+impl Publisher {
+    /// A publisher to `url`; nothing is connected until the first publish.
+    pub fn new(url: impl Into<String>, topology: Topology) -> Self {
+        Self {
+            url: url.into(),
+            topology,
+            link: Mutex::new(None),
+        }
+    }
+
+    /// The queue naming.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The current channel, reconnecting (and re-declaring the queues) when needed.
+    ///
+    /// # Errors
+    /// The broker's error when it cannot be reached.
+    pub async fn channel(&self) -> lapin::Result<Channel> {
+        let mut link = self.link.lock().await;
+        if let Some((conn, ch)) = link.as_ref()
+            && conn.status().connected()
+            && ch.status().connected()
+        {
+            return Ok(ch.clone());
+        }
+        let conn = connect(&self.url).await?;
+        let ch = conn.create_channel().await?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        self.topology.declare(&ch).await?;
+        *link = Some((conn, ch.clone()));
+        Ok(ch)
+    }
+
+    /// Forgets the current connection (after an error) so the next call reconnects.
+    pub async fn reset(&self) {
+        if let Some((conn, _)) = self.link.lock().await.take() {
+            let _ = conn.close(0, "reset".into()).await;
+        }
+    }
+
+    /// Publishes every message, then waits for all their confirms (a window, not one at a
+    /// time). The result has one entry per message, in order.
+    ///
+    /// # Errors
+    /// When no channel can be had; individual failures are reported per message.
+    pub async fn publish_all(&self, messages: &[Outgoing<'_>]) -> lapin::Result<Vec<Published>> {
+        let channel = self.channel().await?;
+        let mut pending = Vec::with_capacity(messages.len());
+        for m in messages {
+            let props = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into())
+                .with_message_id(m.message_id.into());
+            let queue = self.topology.queue(m.topic);
+            let sent = channel
+                .basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    m.payload,
+                    props,
+                )
+                .await;
+            pending.push(sent);
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        let mut broken = false;
+        for p in pending {
+            let outcome = match p {
+                Err(e) => {
+                    broken = true;
+                    Published::Failed(format!("publish: {e}"))
+                }
+                Ok(confirm) => match confirm.await {
+                    Ok(Confirmation::Ack(None)) => Published::Confirmed,
+                    Ok(Confirmation::Ack(Some(r))) | Ok(Confirmation::Nack(Some(r))) => {
+                        Published::Failed(format!("returned by the broker: {} {}", r.reply_code, r.reply_text))
+                    }
+                    Ok(Confirmation::Nack(None)) => Published::Failed("nacked by the broker".into()),
+                    Ok(Confirmation::NotRequested) => Published::Failed("confirms not enabled".into()),
+                    Err(e) => {
+                        broken = true;
+                        Published::Failed(format!("confirm: {e}"))
+                    }
+                },
+            };
+            out.push(outcome);
+        }
+        if broken {
+            self.reset().await;
+        }
+        Ok(out)
+    }
+}

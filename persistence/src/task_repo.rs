@@ -1,0 +1,203 @@
+//! Admin access to the outbox: list tasks across shards, find one, replay a dead one.
+//!
+//! An admin path, not a user query: it reads MySQL directly (the task-status read model
+//! serves clients).
+
+use chrono::NaiveDateTime;
+use domain::outbox::TaskState;
+use sea_orm::sea_query::{Alias, Expr, Order, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult};
+
+use crate::db::Databases;
+
+fn c(name: &'static str) -> Alias {
+    Alias::new(name)
+}
+
+/// One outbox row with its shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRow {
+    /// Shard index (0 = `big_market_01`).
+    pub shard: usize,
+    /// Row id within the shard.
+    pub id: u64,
+    /// Routing user.
+    pub user_id: String,
+    /// Topic.
+    pub topic: String,
+    /// Message id.
+    pub message_id: String,
+    /// Envelope JSON.
+    pub message: String,
+    /// Derived state.
+    pub state: TaskState,
+    /// Publish attempts.
+    pub attempts: i32,
+    /// Last publish error.
+    pub last_error: Option<String>,
+    /// Commit time.
+    pub created_at: NaiveDateTime,
+    /// Last change.
+    pub updated_at: NaiveDateTime,
+    /// Broker confirm time.
+    pub published_at: Option<NaiveDateTime>,
+    /// Consumer effect time.
+    pub delivered_at: Option<NaiveDateTime>,
+    /// Next publish attempt (backoff).
+    pub next_attempt_at: Option<NaiveDateTime>,
+}
+
+/// What `replay` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    /// Reset to pending; the relay publishes it again.
+    Requeued(TaskRow),
+    /// No task has that message id.
+    NotFound,
+    /// The task is not dead or failed (e.g. already published).
+    NotReplayable(TaskRow),
+}
+
+/// Outbox administration over every shard.
+#[derive(Debug, Clone)]
+pub struct MySqlTaskAdmin {
+    db: Databases,
+}
+
+const COLUMNS: [&str; 13] = [
+    "id",
+    "user_id",
+    "topic",
+    "message_id",
+    "message",
+    "state",
+    "attempts",
+    "last_error",
+    "create_time",
+    "update_time",
+    "published_at",
+    "delivered_at",
+    "next_attempt_at",
+];
+
+impl MySqlTaskAdmin {
+    /// Admin over `db`.
+    pub fn new(db: Databases) -> Self {
+        Self { db }
+    }
+
+    fn select() -> SelectStatement {
+        let mut q = Query::select();
+        q.columns(COLUMNS.map(c)).from(c("task"));
+        q
+    }
+
+    fn row(shard: usize, r: &QueryResult) -> Result<TaskRow, DbErr> {
+        let id: u64 = r.try_get("", "id")?;
+        let state: String = r.try_get("", "state")?;
+        let delivered_at: Option<NaiveDateTime> = r.try_get("", "delivered_at")?;
+        Ok(TaskRow {
+            shard,
+            id,
+            user_id: r.try_get("", "user_id")?,
+            topic: r.try_get("", "topic")?,
+            message_id: r
+                .try_get::<Option<String>>("", "message_id")?
+                .unwrap_or_else(|| format!("task-{id}")),
+            message: r.try_get("", "message")?,
+            state: TaskState::from_row(&state, delivered_at.is_some()),
+            attempts: r.try_get("", "attempts")?,
+            last_error: r.try_get("", "last_error")?,
+            created_at: r.try_get("", "create_time")?,
+            updated_at: r.try_get("", "update_time")?,
+            published_at: r.try_get("", "published_at")?,
+            delivered_at,
+            next_attempt_at: r.try_get("", "next_attempt_at")?,
+        })
+    }
+
+    /// Up to `first` tasks in `(shard, id)` order after the cursor `after`, optionally in one state.
+    ///
+    /// # Errors
+    /// When a shard cannot be read.
+    pub async fn list(
+        &self,
+        state: Option<TaskState>,
+        after: Option<(usize, u64)>,
+        first: u64,
+    ) -> Result<Vec<TaskRow>, DbErr> {
+        let mut out = Vec::new();
+        for (shard, db) in self.db.shards.iter().enumerate() {
+            let remaining = first.saturating_sub(out.len() as u64);
+            if remaining == 0 {
+                break;
+            }
+            if matches!(after, Some((s, _)) if s > shard) {
+                continue;
+            }
+            let mut q = Self::select();
+            if let Some((s, id)) = after
+                && s == shard
+            {
+                q.and_where(Expr::col(c("id")).gt(id));
+            }
+            if let Some(st) = state {
+                q.and_where(Expr::col(c("state")).eq(st.column_value()));
+                match st {
+                    TaskState::Delivered => q.and_where(Expr::col(c("delivered_at")).is_not_null()),
+                    TaskState::Published => q.and_where(Expr::col(c("delivered_at")).is_null()),
+                    _ => &mut q,
+                };
+            }
+            q.order_by(c("id"), Order::Asc).limit(remaining);
+            for r in db.query_all(db.get_database_backend().build(&q)).await? {
+                out.push(Self::row(shard, &r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The task with `message_id`, on whichever shard holds it.
+    ///
+    /// # Errors
+    /// When a shard cannot be read.
+    pub async fn find(&self, message_id: &str) -> Result<Option<TaskRow>, DbErr> {
+        for (shard, db) in self.db.shards.iter().enumerate() {
+            let q = Self::select()
+                .and_where(Expr::col(c("message_id")).eq(message_id))
+                .to_owned();
+            if let Some(r) = db.query_one(db.get_database_backend().build(&q)).await? {
+                return Ok(Some(Self::row(shard, &r)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Resets a dead (or failed) task to pending with its attempts cleared.
+    ///
+    /// # Errors
+    /// When a shard cannot be read or written.
+    pub async fn replay(&self, message_id: &str) -> Result<Replay, DbErr> {
+        let Some(task) = self.find(message_id).await? else {
+            return Ok(Replay::NotFound);
+        };
+        if !matches!(task.state, TaskState::Dead | TaskState::Failed) {
+            return Ok(Replay::NotReplayable(task));
+        }
+        let db = &self.db.shards[task.shard];
+        let q = Query::update()
+            .table(c("task"))
+            .value(c("state"), "create")
+            .value(c("attempts"), 0)
+            .value(c("next_attempt_at"), Option::<NaiveDateTime>::None)
+            .value(c("last_error"), Option::<String>::None)
+            .and_where(Expr::col(c("id")).eq(task.id))
+            .and_where(Expr::col(c("state")).is_in(["dead", "fail"]))
+            .to_owned();
+        db.execute(db.get_database_backend().build(&q)).await?;
+        Ok(match self.find(message_id).await? {
+            Some(t) => Replay::Requeued(t),
+            None => Replay::NotFound,
+        })
+    }
+}
