@@ -157,6 +157,8 @@ pub struct ConsumerSection {
     pub max_attempts: u32,
     /// First retry delay in milliseconds (doubles per attempt).
     pub retry_delay_ms: u64,
+    /// How often the durable award / SKU surplus is lowered to the live Redis counters.
+    pub stock_sync_interval_ms: u64,
 }
 
 impl Default for ConsumerSection {
@@ -166,6 +168,7 @@ impl Default for ConsumerSection {
             prefetch: 32,
             max_attempts: 5,
             retry_delay_ms: 200,
+            stock_sync_interval_ms: 2_000,
         }
     }
 }

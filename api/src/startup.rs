@@ -32,6 +32,7 @@ impl Application {
         let workers = Workers::start(
             &settings,
             &state.db,
+            &state.redis,
             state.nudge.clone(),
             settings.relay.enabled,
             settings.consumers.enabled,
@@ -114,7 +115,8 @@ async fn shutdown_signal() {
 pub async fn run_relay(settings: &Settings) -> anyhow::Result<()> {
     let db = persistence::Databases::connect(&settings.database_settings()).await?;
     let nudge = Arc::new(persistence::messaging::relay::RelayNudge::new(&db));
-    let workers = Workers::start(settings, &db, nudge, true, settings.consumers.enabled);
+    let redis = persistence::redis::connect(&settings.redis.url).await?;
+    let workers = Workers::start(settings, &db, &redis, nudge, true, settings.consumers.enabled);
     tracing::info!("relay running");
     shutdown_signal().await;
     workers.stop().await;

@@ -1,6 +1,7 @@
 //! Background workers: the outbox relay and the consumers, with graceful shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::award::DeliverAward;
 use persistence::messaging::Topology;
@@ -8,6 +9,8 @@ use persistence::messaging::consumer::{self, Handler};
 use persistence::messaging::handlers::{SendAwardHandler, StockZeroHandler};
 use persistence::messaging::publisher::Publisher;
 use persistence::messaging::relay::{Relay, RelayNudge, RelayStats};
+use persistence::redis::Keys;
+use persistence::stock_sync::StockSync;
 use persistence::{Databases, MySqlAwardDelivery, OsRandom};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -22,8 +25,15 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts the relay and/or the consumers as configured.
-    pub fn start(settings: &Settings, db: &Databases, nudge: Arc<RelayNudge>, relay: bool, consumers: bool) -> Self {
+    /// Starts the relay and/or the consumers (with the stock convergence pass) as configured.
+    pub fn start(
+        settings: &Settings,
+        db: &Databases,
+        redis: &redis::aio::ConnectionManager,
+        nudge: Arc<RelayNudge>,
+        relay: bool,
+        consumers: bool,
+    ) -> Self {
         let (shutdown, rx) = watch::channel(false);
         let topology = Topology::new(settings.rabbitmq.queue_prefix.clone());
         let mut handles = Vec::new();
@@ -49,6 +59,13 @@ impl Workers {
                 Arc::new(StockZeroHandler::award(db.config.clone())),
                 Arc::new(StockZeroHandler::sku(db.config.clone())),
             ];
+            let sync = StockSync::new(
+                db.config.clone(),
+                redis.clone(),
+                Keys::new(settings.redis.key_prefix.clone()),
+                Duration::from_millis(settings.consumers.stock_sync_interval_ms.max(10)),
+            );
+            handles.push(tokio::spawn(sync.run(rx.clone())));
             for h in handlers {
                 handles.push(tokio::spawn(consumer::run(
                     settings.rabbitmq.url.clone(),

@@ -15,6 +15,7 @@ pub mod quota_repo;
 pub mod random;
 pub mod redis;
 pub mod router;
+pub mod stock_sync;
 pub mod strategy_repo;
 pub mod task_repo;
 

@@ -119,6 +119,11 @@ impl BenchEnv {
             .map(|i| format!("{server}/{name}_{i:02}{query}"))
             .collect();
         settings.redis.key_prefix = format!("bmbench:{pid}:");
+        // The draw path only: the outbox relay and the consumers (asynchronous work after the
+        // commit, which `big-market relay` can run elsewhere) stay off, and the raw baseline
+        // issues nothing of theirs either.
+        settings.relay.enabled = false;
+        settings.consumers.enabled = false;
         let router = ShardRouter::new(settings.database.shard_urls.len(), settings.database.tables_per_shard)?;
 
         eprintln!(

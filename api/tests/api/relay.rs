@@ -210,7 +210,14 @@ async fn with_the_broker_unreachable_draws_succeed_and_everything_is_delivered_o
     let mut fixed = app.settings.clone();
     fixed.rabbitmq.url = "amqp://guest:guest@127.0.0.1:5672/%2f".into();
     let db = databases(&app).await;
-    let workers = api::workers::Workers::start(&fixed, &db, Arc::new(RelayNudge::new(&db)), true, true);
+    let workers = api::workers::Workers::start(
+        &fixed,
+        &db,
+        &persistence::redis::connect(&fixed.redis.url).await.unwrap(),
+        Arc::new(RelayNudge::new(&db)),
+        true,
+        true,
+    );
     for id in &ids {
         app.eventually(15, &task_state(id), |t| t["task"]["state"] == "DELIVERED")
             .await;
@@ -435,6 +442,72 @@ async fn tasks_paginate_across_shards() {
     assert_eq!(
         app.error_code(r#"{ tasks(after: "zz") { edges { cursor } } }"#).await,
         "0002"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn durable_stock_converges_to_the_live_counters_in_one_pass() {
+    let app = spawn_app_with(|s| {
+        s.relay.enabled = false;
+        s.consumers.enabled = false;
+    })
+    .await;
+    app.ok("mutation { armActivity(activityId: 100301) }").await;
+    for i in 0..5 {
+        app.ok(&recharge(&format!("sync{i}"), 9013, &format!("s{i}"))).await;
+    }
+    let mut conn = app.redis.clone();
+    let _: () = redis::cmd("SET")
+        .arg(app.key("strategy_award_count_key_100006_102"))
+        .arg(3)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let db = databases(&app).await;
+    let redis = persistence::redis::connect(&app.settings.redis.url).await.unwrap();
+    let sync = persistence::stock_sync::StockSync::new(
+        db.config.clone(),
+        redis,
+        persistence::redis::Keys::new(app.settings.redis.key_prefix.clone()),
+        Duration::from_secs(1),
+    );
+    let report = sync.sync_once().await.unwrap();
+    assert_eq!((report.awards, report.skus), (1, 1), "{report:?}");
+    assert_eq!(
+        app.int(
+            CONFIG,
+            "SELECT stock_count_surplus FROM raffle_activity_sku WHERE sku = 9013"
+        )
+        .await,
+        99884 - 5
+    );
+    assert_eq!(
+        app.int(
+            CONFIG,
+            "SELECT award_count_surplus FROM strategy_award WHERE strategy_id = 100006 AND award_id = 102"
+        )
+        .await,
+        3
+    );
+    // A counter above the durable surplus (e.g. re-armed by hand) never raises it.
+    let _: () = redis::cmd("SET")
+        .arg(app.key("strategy_award_count_key_100006_102"))
+        .arg(50)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        sync.sync_once().await.unwrap(),
+        persistence::stock_sync::SyncReport::default()
+    );
+    assert_eq!(
+        app.int(
+            CONFIG,
+            "SELECT award_count_surplus FROM strategy_award WHERE strategy_id = 100006 AND award_id = 102"
+        )
+        .await,
+        3
     );
     app.cleanup().await;
 }
