@@ -54,3 +54,37 @@ pub async fn ready(state: Data<&Arc<AppState>>) -> impl IntoResponse {
         Json(json!({ "status": if ok { "ready" } else { "unavailable" }, "checks": checks })),
     )
 }
+
+/// `GET /graphql/ws`: GraphQL subscriptions over WebSocket (`graphql-transport-ws`, and the
+/// legacy `graphql-ws`), with server keep-alive pings.
+pub struct GraphQLWs {
+    /// The schema.
+    pub schema: crate::graphql::AppSchema,
+    /// Keep-alive period.
+    pub keepalive: std::time::Duration,
+}
+
+impl poem::Endpoint for GraphQLWs {
+    type Output = poem::Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<Self::Output> {
+        use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+        use async_graphql_poem::{GraphQLProtocol, GraphQLWebSocket};
+        use poem::FromRequest;
+        use poem::web::websocket::WebSocket;
+
+        let (req, mut body) = req.split();
+        let websocket = WebSocket::from_request(&req, &mut body).await?;
+        let protocol = GraphQLProtocol::from_request(&req, &mut body).await?;
+        let schema = self.schema.clone();
+        let keepalive = self.keepalive;
+        Ok(websocket
+            .protocols(ALL_WEBSOCKET_PROTOCOLS)
+            .on_upgrade(move |stream| {
+                GraphQLWebSocket::new(stream, schema, protocol)
+                    .keepalive_timeout(keepalive)
+                    .serve()
+            })
+            .into_response())
+    }
+}

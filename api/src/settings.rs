@@ -48,6 +48,10 @@ pub struct HttpSettings {
     pub max_depth: usize,
     /// Maximum query complexity.
     pub max_complexity: usize,
+    /// Open subscriptions per instance (each holds one Redis connection).
+    pub max_subscriptions: usize,
+    /// Seconds between server keep-alive pings on `/graphql/ws`.
+    pub ws_keepalive_secs: u64,
 }
 
 /// Databases: the config DB and one URL per shard.
@@ -211,6 +215,8 @@ impl Default for HttpSettings {
             graphiql: true,
             max_depth: 16,
             max_complexity: 1_000,
+            max_subscriptions: 10_000,
+            ws_keepalive_secs: 30,
         }
     }
 }

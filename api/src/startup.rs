@@ -42,8 +42,13 @@ impl Application {
             settings.http.max_depth,
             settings.http.max_complexity,
         );
+        let ws = routes::GraphQLWs {
+            schema: schema.clone(),
+            keepalive: Duration::from_secs(settings.http.ws_keepalive_secs.max(1)),
+        };
         let mut route = Route::new()
             .at("/graphql", post(GraphQL::new(schema)))
+            .at("/graphql/ws", get(ws))
             .at("/health", get(routes::health))
             .at("/ready", get(routes::ready));
         if settings.http.graphiql {

@@ -6,7 +6,7 @@ use domain::activity::service::ActivityDeps;
 use domain::activity::{ActivityService, BusinessCalendar};
 use domain::strategy::StrategyService;
 use persistence::messaging::relay::RelayNudge;
-use persistence::redis::{Keys, RedisArmoryStore, RedisAwardStock, RedisSkuStock};
+use persistence::redis::{Keys, RedisArmoryStore, RedisAwardStock, RedisSkuStock, TaskStream};
 use persistence::task_repo::MySqlTaskAdmin;
 use persistence::{Databases, MySqlActivityRepository, MySqlQuotaRepository, SnowflakeIds, SystemClock};
 
@@ -28,6 +28,10 @@ pub struct AppState {
     pub nudge: Arc<RelayNudge>,
     /// Outbox administration.
     pub tasks: MySqlTaskAdmin,
+    /// Task-status streams (subscriptions).
+    pub task_stream: TaskStream,
+    /// Open subscription slots.
+    pub subscriptions: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -68,12 +72,19 @@ impl AppState {
             notifier: nudge.clone(),
         });
         tracing::info!(id.worker = worker, "id generator leased");
+        let task_stream = TaskStream::new(
+            redis.clone(),
+            redis::Client::open(settings.redis.url.as_str())?,
+            Keys::new(settings.redis.key_prefix.clone()),
+        );
         Ok(Arc::new(Self {
             strategy,
             activity,
             redis,
             switches: settings.switches.clone(),
             tasks: MySqlTaskAdmin::new(db.clone()),
+            task_stream,
+            subscriptions: Arc::new(tokio::sync::Semaphore::new(settings.http.max_subscriptions)),
             nudge,
             db,
         }))

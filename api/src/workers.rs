@@ -9,7 +9,7 @@ use persistence::messaging::consumer::{self, Handler};
 use persistence::messaging::handlers::{SendAwardHandler, StockZeroHandler};
 use persistence::messaging::publisher::Publisher;
 use persistence::messaging::relay::{Relay, RelayNudge, RelayStats};
-use persistence::redis::Keys;
+use persistence::redis::{Keys, TaskStream};
 use persistence::stock_sync::StockSync;
 use persistence::{Databases, MySqlAwardDelivery, OsRandom};
 use tokio::sync::watch;
@@ -38,14 +38,16 @@ impl Workers {
         let topology = Topology::new(settings.rabbitmq.queue_prefix.clone());
         let mut handles = Vec::new();
         let mut relay_stats = None;
+        let events = redis::Client::open(settings.redis.url.as_str())
+            .ok()
+            .map(|client| TaskStream::new(redis.clone(), client, Keys::new(settings.redis.key_prefix.clone())));
         if relay {
             let publisher = Arc::new(Publisher::new(settings.rabbitmq.url.clone(), topology.clone()));
-            let relay = Arc::new(Relay::new(
-                db.clone(),
-                publisher,
-                settings.relay.relay_settings(),
-                nudge,
-            ));
+            let mut relay = Relay::new(db.clone(), publisher, settings.relay.relay_settings(), nudge);
+            if let Some(events) = &events {
+                relay = relay.with_events(events.clone());
+            }
+            let relay = Arc::new(relay);
             relay_stats = Some(relay.stats());
             handles.push(tokio::spawn(relay.run(rx.clone())));
         }
@@ -55,7 +57,10 @@ impl Workers {
                 Arc::new(OsRandom),
             ));
             let handlers: Vec<Arc<dyn Handler>> = vec![
-                Arc::new(SendAwardHandler(deliver)),
+                Arc::new(SendAwardHandler {
+                    deliver,
+                    events: events.clone(),
+                }),
                 Arc::new(StockZeroHandler::award(db.config.clone())),
                 Arc::new(StockZeroHandler::sku(db.config.clone())),
             ];

@@ -6,11 +6,12 @@
 pub mod activity;
 pub mod error;
 pub mod strategy;
+pub mod subscription;
 pub mod tasks;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, Schema};
 
 use crate::state::AppState;
 
@@ -29,15 +30,19 @@ pub struct MutationRoot(
 );
 
 /// The executable schema.
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionRoot>;
 
 /// Builds the schema with its limits; `state` is `None` only for SDL export.
 pub fn build(state: Option<Arc<AppState>>, max_depth: usize, max_complexity: usize) -> AppSchema {
-    let mut b = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .limit_depth(max_depth)
-        .limit_complexity(max_complexity)
-        .limit_recursive_depth(32)
-        .limit_directives(16);
+    let mut b = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        subscription::SubscriptionRoot,
+    )
+    .limit_depth(max_depth)
+    .limit_complexity(max_complexity)
+    .limit_recursive_depth(32)
+    .limit_directives(16);
     if let Some(state) = state {
         b = b.data(state);
     }

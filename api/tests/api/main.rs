@@ -8,3 +8,4 @@ mod recharge;
 mod relay;
 mod schema;
 mod strategy;
+mod subscription;

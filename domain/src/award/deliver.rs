@@ -134,7 +134,8 @@ impl DeliverAward {
         Self { repo, random }
     }
 
-    /// Delivers one message. Returns `false` when it had been delivered already.
+    /// Delivers one message. Returns what was applied, or `None` when it had been delivered
+    /// already.
     ///
     /// Credit awards (`user_credit_random`) add a random amount in the message's `awardConfig`
     /// range (or the award's own config); other award keys have no distributor yet and are
@@ -142,7 +143,7 @@ impl DeliverAward {
     ///
     /// # Errors
     /// [`DeliverError`]; see [`DeliverError::is_transient`] for what to retry.
-    pub async fn deliver(&self, message: &[u8]) -> Result<bool, DeliverError> {
+    pub async fn deliver(&self, message: &[u8]) -> Result<Option<Delivery>, DeliverError> {
         let env: Envelope = serde_json::from_slice(message).map_err(|e| DeliverError::Malformed(e.to_string()))?;
         let award = self
             .repo
@@ -166,7 +167,7 @@ impl DeliverAward {
             message_id: env.id,
             credit,
         };
-        Ok(self.repo.deliver(&delivery).await?)
+        Ok(self.repo.deliver(&delivery).await?.then_some(delivery))
     }
 }
 

@@ -3,15 +3,22 @@
 use std::sync::Arc;
 
 use domain::award::DeliverAward;
+use domain::outbox::TaskState;
 use domain::outbox::{TOPIC_AWARD_STOCK_ZERO, TOPIC_SEND_AWARD, TOPIC_SKU_STOCK_ZERO};
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde::Deserialize;
 
 use super::consumer::{HandleError, Handler};
+use crate::redis::{TaskEvent, TaskStream};
 
-/// `send_award` → [`DeliverAward`].
-pub struct SendAwardHandler(pub Arc<DeliverAward>);
+/// `send_award` → [`DeliverAward`]; a delivery is appended to the task-status stream.
+pub struct SendAwardHandler {
+    /// The use case.
+    pub deliver: Arc<DeliverAward>,
+    /// Where `DELIVERED` is announced, if anywhere.
+    pub events: Option<TaskStream>,
+}
 
 #[async_trait::async_trait]
 impl Handler for SendAwardHandler {
@@ -20,11 +27,26 @@ impl Handler for SendAwardHandler {
     }
 
     async fn handle(&self, payload: &[u8]) -> Result<(), HandleError> {
-        match self.0.deliver(payload).await {
-            Ok(applied) => {
-                if !applied {
-                    tracing::info!("send_award already delivered; duplicate ignored");
+        match self.deliver.deliver(payload).await {
+            Ok(Some(d)) => {
+                if let Some(stream) = &self.events {
+                    let event = TaskEvent {
+                        cursor: String::new(),
+                        message_id: d.message_id,
+                        user_id: d.user_id,
+                        topic: TOPIC_SEND_AWARD.into(),
+                        state: TaskState::Delivered,
+                        attempts: 0,
+                        occurred_at_ms: chrono::Utc::now().timestamp_millis(),
+                    };
+                    if let Err(e) = stream.append(&[event]).await {
+                        tracing::warn!(error = %e, "could not append the delivered event (read model; rebuildable)");
+                    }
                 }
+                Ok(())
+            }
+            Ok(None) => {
+                tracing::info!("send_award already delivered; duplicate ignored");
                 Ok(())
             }
             Err(e) if e.is_transient() => Err(HandleError::Transient(e.to_string())),

@@ -24,6 +24,8 @@ use tokio::sync::{Notify, watch};
 
 use super::publisher::{Outgoing, Published, Publisher};
 use crate::db::Databases;
+use crate::redis::{TaskEvent, TaskStream};
+use domain::outbox::TaskState;
 
 /// Tuning of the relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +101,7 @@ pub struct RelayStats {
 
 /// The relay over every shard.
 pub struct Relay {
+    events: Option<TaskStream>,
     db: Databases,
     publisher: Arc<Publisher>,
     settings: RelaySettings,
@@ -108,6 +111,8 @@ pub struct Relay {
 
 struct Claimed {
     id: u64,
+    user_id: String,
+    fresh: bool,
     topic: String,
     message_id: String,
     message: String,
@@ -127,6 +132,44 @@ impl Relay {
             settings,
             nudge,
             stats: Arc::default(),
+            events: None,
+        }
+    }
+
+    /// Also appends every state change to the task-status streams.
+    pub fn with_events(mut self, events: TaskStream) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    async fn emit(&self, rows: &[Claimed], results: &[Published]) {
+        let Some(stream) = &self.events else { return };
+        let at = Utc::now().timestamp_millis();
+        let mut events = Vec::with_capacity(rows.len() * 2);
+        for (row, result) in rows.iter().zip(results) {
+            let event = |state, attempts| TaskEvent {
+                cursor: String::new(),
+                message_id: row.message_id.clone(),
+                user_id: row.user_id.clone(),
+                topic: row.topic.clone(),
+                state,
+                attempts,
+                occurred_at_ms: at,
+            };
+            if row.fresh {
+                events.push(event(TaskState::Created, 0));
+            }
+            let attempts = i32::try_from(row.attempts + 1).unwrap_or(i32::MAX);
+            events.push(match result {
+                Published::Confirmed => event(TaskState::Published, attempts),
+                Published::Failed(_) if row.attempts + 1 >= self.settings.max_attempts => {
+                    event(TaskState::Dead, attempts)
+                }
+                Published::Failed(_) => event(TaskState::Failed, attempts),
+            });
+        }
+        if let Err(e) = stream.append(&events).await {
+            tracing::warn!(error = %e, "could not append task-status events (read model; rebuildable)");
         }
     }
 
@@ -232,13 +275,22 @@ impl Relay {
         self.stats
             .published
             .fetch_add(confirmed.len() as u64, Ordering::Relaxed);
+        self.emit(&rows, &results).await;
         Ok(rows.len() as u64)
     }
 
     async fn claim(tx: &impl ConnectionTrait, limit: u64) -> Result<Vec<Claimed>, DbErr> {
         let now = Utc::now().naive_utc();
         let q = Query::select()
-            .columns([c("id"), c("topic"), c("message_id"), c("message"), c("attempts")])
+            .columns([
+                c("id"),
+                c("user_id"),
+                c("topic"),
+                c("message_id"),
+                c("message"),
+                c("attempts"),
+                c("state"),
+            ])
             .from(c("task"))
             .and_where(Expr::col(c("state")).is_in(["create", "fail"]))
             .cond_where(
@@ -254,14 +306,17 @@ impl Relay {
         rows.into_iter()
             .map(|r| {
                 let id: u64 = r.try_get("", "id")?;
+                let attempts: i32 = r.try_get("", "attempts")?;
                 Ok(Claimed {
                     id,
+                    user_id: r.try_get("", "user_id")?,
+                    fresh: attempts == 0 && r.try_get::<String>("", "state")? == "create",
                     topic: r.try_get("", "topic")?,
                     message_id: r
                         .try_get::<Option<String>>("", "message_id")?
                         .unwrap_or_else(|| format!("task-{id}")),
                     message: r.try_get("", "message")?,
-                    attempts: u32::try_from(r.try_get::<i32>("", "attempts")?).unwrap_or(0),
+                    attempts: u32::try_from(attempts).unwrap_or(0),
                 })
             })
             .collect()

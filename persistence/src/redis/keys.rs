@@ -60,4 +60,9 @@ impl Keys {
     pub fn sku_stock(&self, sku: i64) -> String {
         self.k(format_args!("big_market_activity_sku_stock_count_key_{sku}"))
     }
+
+    /// `bm:rm:task:{userId}`: the user's task-status stream (hash-tagged per user).
+    pub fn task_stream(&self, user_id: &str) -> String {
+        self.k(format_args!("bm:rm:task:{{{user_id}}}"))
+    }
 }

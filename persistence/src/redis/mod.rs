@@ -3,10 +3,12 @@
 pub mod armory;
 pub mod keys;
 pub mod stock;
+pub mod task_stream;
 
 pub use armory::RedisArmoryStore;
 pub use keys::Keys;
 pub use stock::{RedisAwardStock, RedisCounters, RedisSkuStock};
+pub use task_stream::{TaskEvent, TaskStream};
 
 use domain::ports::PortError;
 

@@ -1,0 +1,220 @@
+//! `taskStatus` over graphql-transport-ws at `/graphql/ws` (ARCHITECTURE §6–7).
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::{CONFIG, TestApp, spawn_app_with};
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(address: &str) -> Ws {
+    let mut req = format!("{}/graphql/ws", address.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket upgrade");
+    ws.send(Message::text(json!({"type": "connection_init"}).to_string()))
+        .await
+        .unwrap();
+    let ack = next_message(&mut ws).await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    ws
+}
+
+async fn next_message(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .expect("a message within 15 s")
+            .expect("open")
+            .unwrap();
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "ping" {
+                ws.send(Message::text(json!({"type": "pong"}).to_string()))
+                    .await
+                    .unwrap();
+                continue;
+            }
+            return v;
+        }
+    }
+}
+
+async fn subscribe(ws: &mut Ws, user: &str, message_id: Option<&str>, after: Option<&str>) {
+    let mut args = format!(r#"userId: "{user}""#);
+    if let Some(m) = message_id {
+        args.push_str(&format!(r#", messageId: "{m}""#));
+    }
+    if let Some(a) = after {
+        args.push_str(&format!(r#", after: "{a}""#));
+    }
+    let query = format!("subscription {{ taskStatus({args}) {{ cursor messageId topic state attempts occurredAt }} }}");
+    ws.send(Message::text(
+        json!({"id": "1", "type": "subscribe", "payload": {"query": query}}).to_string(),
+    ))
+    .await
+    .unwrap();
+}
+
+async fn next_event(ws: &mut Ws) -> Value {
+    let m = next_message(ws).await;
+    assert_eq!(m["type"], "next", "{m}");
+    assert!(m["payload"]["errors"].is_null(), "{m}");
+    m["payload"]["data"]["taskStatus"].clone()
+}
+
+/// The code of a subscription's failure (sent as a `next` whose payload carries `errors`).
+async fn error_code(ws: &mut Ws) -> String {
+    let m = next_message(ws).await;
+    m["payload"]["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error: {m}"))
+        .to_owned()
+}
+
+async fn rigged(app: &TestApp) {
+    app.exec(
+        CONFIG,
+        "UPDATE strategy SET rule_models = NULL WHERE strategy_id = 100006",
+    )
+    .await;
+    app.exec(
+        CONFIG,
+        "UPDATE strategy_award SET award_rate = 0 WHERE strategy_id = 100006 AND award_id <> 101",
+    )
+    .await;
+    app.ok("mutation { armActivity(activityId: 100301) }").await;
+}
+
+async fn draw(app: &TestApp, user: &str, obn: &str) -> String {
+    app.ok(&format!(
+        r#"mutation {{ rechargeQuota(userId: "{user}", sku: 9014, outBusinessNo: "{obn}") {{ orderId }} }}"#
+    ))
+    .await;
+    let d = app
+        .ok(&format!(
+            r#"mutation {{ draw(userId: "{user}", activityId: 100301) {{ messageId }} }}"#
+        ))
+        .await;
+    d["draw"]["messageId"].as_str().unwrap().to_owned()
+}
+
+async fn delivered(app: &TestApp, id: &str) {
+    app.eventually(15, &format!(r#"{{ task(messageId: "{id}") {{ state }} }}"#), |t| {
+        t["task"]["state"] == "DELIVERED"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_subscriber_sees_created_published_delivered_for_its_draw() {
+    let app = spawn_app_with(|_| {}).await;
+    rigged(&app).await;
+    let id = draw(&app, "xiaofuge", "w-1").await;
+    let mut ws = connect(&app.address).await;
+    subscribe(&mut ws, "xiaofuge", Some(&id), None).await;
+    let states: Vec<Value> = [
+        next_event(&mut ws).await,
+        next_event(&mut ws).await,
+        next_event(&mut ws).await,
+    ]
+    .iter()
+    .map(|e| {
+        assert_eq!(e["messageId"], id.as_str());
+        assert_eq!(e["topic"], "send_award");
+        e["state"].clone()
+    })
+    .collect();
+    assert_eq!(states, [json!("CREATED"), json!("PUBLISHED"), json!("DELIVERED")]);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_reconnecting_subscriber_receives_each_missed_event_once() {
+    let app = spawn_app_with(|_| {}).await;
+    rigged(&app).await;
+    let mut ws = connect(&app.address).await;
+    subscribe(&mut ws, "liergou", None, None).await;
+    let first = draw(&app, "liergou", "r-1").await;
+    let mut last = Value::Null;
+    for _ in 0..3 {
+        last = next_event(&mut ws).await;
+        assert_eq!(last["messageId"], first.as_str());
+    }
+    ws.close(None).await.unwrap();
+    // Events happen while the client is away.
+    let second = draw(&app, "liergou", "r-2").await;
+    delivered(&app, &second).await;
+    let mut ws = connect(&app.address).await;
+    subscribe(&mut ws, "liergou", None, last["cursor"].as_str()).await;
+    let missed: Vec<(String, String)> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            let e = next_event(&mut ws).await;
+            v.push((
+                e["messageId"].as_str().unwrap().to_owned(),
+                e["state"].as_str().unwrap().to_owned(),
+            ));
+        }
+        v
+    };
+    assert_eq!(
+        missed,
+        [
+            (second.clone(), "CREATED".into()),
+            (second.clone(), "PUBLISHED".into()),
+            (second.clone(), "DELIVERED".into())
+        ]
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(700), ws.next())
+            .await
+            .is_err(),
+        "nothing is delivered twice"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn two_server_processes_share_the_stream() {
+    let a = spawn_app_with(|_| {}).await;
+    rigged(&a).await;
+    let b = api::startup::Application::build(a.settings.clone())
+        .await
+        .expect("second instance");
+    let b_address = format!("http://127.0.0.1:{}", b.port());
+    tokio::spawn(b.run_until_stopped());
+    let mut ws = connect(&b_address).await;
+    subscribe(&mut ws, "zhan", None, None).await;
+    let id = draw(&a, "zhan", "p-1").await;
+    let mut states = Vec::new();
+    for _ in 0..3 {
+        let e = next_event(&mut ws).await;
+        assert_eq!(e["messageId"], id.as_str());
+        states.push(e["state"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(states, ["CREATED", "PUBLISHED", "DELIVERED"]);
+    a.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_subscription_arguments_are_rejected_with_codes() {
+    let app = spawn_app_with(|s| s.http.max_subscriptions = 1).await;
+    let mut ws = connect(&app.address).await;
+    subscribe(&mut ws, "u", None, Some("not-a-cursor")).await;
+    assert_eq!(error_code(&mut ws).await, "0002");
+    ws.send(Message::text(json!({"id": "2", "type": "subscribe", "payload": {"query": "subscription { taskStatus(userId: \"u\") { cursor } }"}}).to_string()))
+        .await
+        .unwrap();
+    let mut other = connect(&app.address).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    subscribe(&mut other, "v", None, None).await;
+    assert_eq!(error_code(&mut other).await, "0005", "the single slot is taken");
+    app.cleanup().await;
+}

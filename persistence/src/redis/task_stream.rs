@@ -1,0 +1,153 @@
+//! The task-status stream: one Redis Stream per user, the read model behind the
+//! `taskStatus` subscription.
+//!
+//! Writers are the workers — the relay (created, published, failed, dead) and the consumers
+//! (delivered) — so a row's events are appended in the order they happened, whichever API
+//! instance committed it. Readers resume from any entry id (the subscription cursor); every
+//! API instance reads the same stream, so a subscriber sees events produced anywhere.
+//! Streams are capped (`MAXLEN ~`), keeping each user's recent history.
+
+use domain::outbox::TaskState;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::streams::{StreamReadOptions, StreamReadReply};
+
+use super::Keys;
+
+/// Entries kept per user (approximately).
+pub const MAX_ENTRIES_PER_USER: usize = 1_000;
+
+/// One state change of an outbox event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskEvent {
+    /// Stream entry id (the resume cursor); empty before it is appended.
+    pub cursor: String,
+    /// The event's message id.
+    pub message_id: String,
+    /// Owner (stream key).
+    pub user_id: String,
+    /// Topic.
+    pub topic: String,
+    /// New state.
+    pub state: TaskState,
+    /// Publish attempts at that point.
+    pub attempts: i32,
+    /// When it happened (epoch ms).
+    pub occurred_at_ms: i64,
+}
+
+fn state_name(s: TaskState) -> &'static str {
+    match s {
+        TaskState::Created => "CREATED",
+        TaskState::Published => "PUBLISHED",
+        TaskState::Failed => "FAIL",
+        TaskState::Dead => "DEAD",
+        TaskState::Delivered => "DELIVERED",
+    }
+}
+
+fn parse_state(s: &str) -> TaskState {
+    match s {
+        "PUBLISHED" => TaskState::Published,
+        "FAIL" => TaskState::Failed,
+        "DEAD" => TaskState::Dead,
+        "DELIVERED" => TaskState::Delivered,
+        _ => TaskState::Created,
+    }
+}
+
+/// Whether `s` is a stream entry id (`<ms>-<seq>`), i.e. a valid resume cursor.
+pub fn is_cursor(s: &str) -> bool {
+    s.split_once('-')
+        .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok())
+}
+
+/// Appends and reads task-status events.
+#[derive(Clone)]
+pub struct TaskStream {
+    conn: ConnectionManager,
+    client: redis::Client,
+    keys: Keys,
+}
+
+impl TaskStream {
+    /// Streams under `keys`; `client` opens the dedicated connections of blocking readers.
+    pub fn new(conn: ConnectionManager, client: redis::Client, keys: Keys) -> Self {
+        Self { conn, client, keys }
+    }
+
+    /// Appends events (one pipeline).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn append(&self, events: &[TaskEvent]) -> redis::RedisResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for e in events {
+            pipe.cmd("XADD")
+                .arg(self.keys.task_stream(&e.user_id))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(MAX_ENTRIES_PER_USER)
+                .arg("*")
+                .arg("messageId")
+                .arg(&e.message_id)
+                .arg("topic")
+                .arg(&e.topic)
+                .arg("state")
+                .arg(state_name(e.state))
+                .arg("attempts")
+                .arg(e.attempts)
+                .arg("at")
+                .arg(e.occurred_at_ms)
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async(&mut conn).await
+    }
+
+    /// A connection of its own for a blocking reader (a blocked `XREAD` would stall others).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn reader(&self) -> redis::RedisResult<MultiplexedConnection> {
+        // No response timeout: a blocking XREAD legitimately waits for its BLOCK period.
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        self.client.get_multiplexed_async_connection_with_config(&config).await
+    }
+
+    /// Up to `count` events of `user_id` after `cursor` (`0` = from the start), waiting up to
+    /// `block_ms` for the first one.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn read(
+        &self,
+        conn: &mut MultiplexedConnection,
+        user_id: &str,
+        cursor: &str,
+        block_ms: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<TaskEvent>> {
+        let opts = StreamReadOptions::default().block(block_ms).count(count);
+        let reply: Option<StreamReadReply> =
+            redis::AsyncCommands::xread_options(conn, &[self.keys.task_stream(user_id)], &[cursor], &opts).await?;
+        let mut out = Vec::new();
+        for key in reply.map(|r| r.keys).unwrap_or_default() {
+            for entry in key.ids {
+                let text = |f: &str| entry.get::<String>(f).unwrap_or_default();
+                out.push(TaskEvent {
+                    message_id: text("messageId"),
+                    user_id: user_id.to_owned(),
+                    topic: text("topic"),
+                    state: parse_state(&text("state")),
+                    attempts: entry.get("attempts").unwrap_or(0),
+                    occurred_at_ms: entry.get("at").unwrap_or(0),
+                    cursor: entry.id,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
