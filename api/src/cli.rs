@@ -26,6 +26,8 @@ pub enum Command {
     Relay,
     /// Create (if missing) and migrate the config and shard databases; re-runnable.
     Migrate,
+    /// Drop and rebuild every user read model in Redis from all shards (safe while serving).
+    RebuildProjections,
     /// Print the GraphQL schema (SDL) to stdout.
     ExportSchema,
     /// Benchmarks against the real services (`bench draw`: draw over HTTP vs. raw SQL + Redis).

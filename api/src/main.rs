@@ -18,6 +18,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
         }
         Command::Relay => api::startup::run_relay(&settings).await,
+        Command::RebuildProjections => api::startup::rebuild_projections(&settings).await,
         Command::Migrate => api::startup::migrate(&settings).await,
         Command::ExportSchema => {
             print!("{}", api::graphql::sdl());

@@ -56,12 +56,12 @@ pub async fn ready(state: Data<&Arc<AppState>>) -> impl IntoResponse {
 }
 
 /// `GET /graphql/ws`: GraphQL subscriptions over WebSocket (`graphql-transport-ws`, and the
-/// legacy `graphql-ws`), with server keep-alive pings.
+/// legacy `graphql-ws`), with an optional idle timeout.
 pub struct GraphQLWs {
     /// The schema.
     pub schema: crate::graphql::AppSchema,
-    /// Keep-alive period.
-    pub keepalive: std::time::Duration,
+    /// Close connections idle for this long (`None`: never).
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 impl poem::Endpoint for GraphQLWs {
@@ -77,12 +77,12 @@ impl poem::Endpoint for GraphQLWs {
         let websocket = WebSocket::from_request(&req, &mut body).await?;
         let protocol = GraphQLProtocol::from_request(&req, &mut body).await?;
         let schema = self.schema.clone();
-        let keepalive = self.keepalive;
+        let idle_timeout = self.idle_timeout;
         Ok(websocket
             .protocols(ALL_WEBSOCKET_PROTOCOLS)
             .on_upgrade(move |stream| {
                 GraphQLWebSocket::new(stream, schema, protocol)
-                    .keepalive_timeout(keepalive)
+                    .keepalive_timeout(idle_timeout)
                     .serve()
             })
             .into_response())

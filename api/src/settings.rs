@@ -50,8 +50,9 @@ pub struct HttpSettings {
     pub max_complexity: usize,
     /// Open subscriptions per instance (each holds one Redis connection).
     pub max_subscriptions: usize,
-    /// Seconds between server keep-alive pings on `/graphql/ws`.
-    pub ws_keepalive_secs: u64,
+    /// Close a `/graphql/ws` connection whose client sent nothing (not even a ping) for this
+    /// many seconds; 0 = never. Server-initiated pings are not implemented yet.
+    pub ws_idle_timeout_secs: u64,
 }
 
 /// Databases: the config DB and one URL per shard.
@@ -216,7 +217,7 @@ impl Default for HttpSettings {
             max_depth: 16,
             max_complexity: 1_000,
             max_subscriptions: 10_000,
-            ws_keepalive_secs: 30,
+            ws_idle_timeout_secs: 0,
         }
     }
 }

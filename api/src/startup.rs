@@ -44,7 +44,8 @@ impl Application {
         );
         let ws = routes::GraphQLWs {
             schema: schema.clone(),
-            keepalive: Duration::from_secs(settings.http.ws_keepalive_secs.max(1)),
+            idle_timeout: (settings.http.ws_idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(settings.http.ws_idle_timeout_secs)),
         };
         let mut route = Route::new()
             .at("/graphql", post(GraphQL::new(schema)))
@@ -125,6 +126,24 @@ pub async fn run_relay(settings: &Settings) -> anyhow::Result<()> {
     tracing::info!("relay running");
     shutdown_signal().await;
     workers.stop().await;
+    Ok(())
+}
+
+/// `big-market rebuild-projections`: drops and rebuilds the user read models.
+///
+/// # Errors
+/// When MySQL or Redis cannot be reached.
+pub async fn rebuild_projections(settings: &Settings) -> anyhow::Result<()> {
+    let db = persistence::Databases::connect(&settings.database_settings()).await?;
+    let redis = persistence::redis::connect(&settings.redis.url).await?;
+    let views =
+        persistence::redis::UserViews::new(redis, persistence::redis::Keys::new(settings.redis.key_prefix.clone()));
+    let calendar = domain::activity::BusinessCalendar::new(settings.business.utc_offset_minutes)
+        .ok_or_else(|| anyhow::anyhow!("business.utc_offset_minutes must be within ±23:59"))?;
+    let now = chrono::Utc::now();
+    let report = persistence::read_side::rebuild(&db, &views, &calendar.day(now), &calendar.month(now)).await?;
+    tracing::info!(?report, "read models rebuilt");
+    println!("{report:?}");
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use domain::activity::service::ActivityDeps;
 use domain::activity::{ActivityService, BusinessCalendar};
 use domain::strategy::StrategyService;
 use persistence::messaging::relay::RelayNudge;
-use persistence::redis::{Keys, RedisArmoryStore, RedisAwardStock, RedisSkuStock, TaskStream};
+use persistence::redis::{Keys, RedisArmoryStore, RedisAwardStock, RedisSkuStock, TaskStream, UserViews};
 use persistence::task_repo::MySqlTaskAdmin;
 use persistence::{Databases, MySqlActivityRepository, MySqlQuotaRepository, SnowflakeIds, SystemClock};
 
@@ -32,6 +32,10 @@ pub struct AppState {
     pub task_stream: TaskStream,
     /// Open subscription slots.
     pub subscriptions: Arc<tokio::sync::Semaphore>,
+    /// User read models (accounts, credit, award history).
+    pub views: UserViews,
+    /// Business day / month boundaries.
+    pub calendar: BusinessCalendar,
 }
 
 impl AppState {
@@ -42,10 +46,10 @@ impl AppState {
     pub async fn connect(settings: &Settings) -> anyhow::Result<Arc<Self>> {
         let db = Databases::connect(&settings.database_settings())
             .await
-            .map_err(|e| anyhow::anyhow!("connecting to MySQL ({}): {e}", settings.database.config_url))?;
+            .map_err(|e| anyhow::anyhow!("connecting to MySQL ({}): {e}", redact(&settings.database.config_url)))?;
         let redis = persistence::redis::connect(&settings.redis.url)
             .await
-            .map_err(|e| anyhow::anyhow!("connecting to Redis ({}): {e}", settings.redis.url))?;
+            .map_err(|e| anyhow::anyhow!("connecting to Redis ({}): {e}", redact(&settings.redis.url)))?;
         let keys = Keys::new(settings.redis.key_prefix.clone());
         let quota = Arc::new(MySqlQuotaRepository::new(db.clone()));
         let strategy = Arc::new(StrategyService::new(
@@ -72,6 +76,7 @@ impl AppState {
             notifier: nudge.clone(),
         });
         tracing::info!(id.worker = worker, "id generator leased");
+        let views = UserViews::new(redis.clone(), Keys::new(settings.redis.key_prefix.clone()));
         let task_stream = TaskStream::new(
             redis.clone(),
             redis::Client::open(settings.redis.url.as_str())?,
@@ -84,9 +89,40 @@ impl AppState {
             switches: settings.switches.clone(),
             tasks: MySqlTaskAdmin::new(db.clone()),
             task_stream,
+            views,
+            calendar,
             subscriptions: Arc::new(tokio::sync::Semaphore::new(settings.http.max_subscriptions)),
             nudge,
             db,
         }))
+    }
+}
+
+/// A URL with its password replaced by `***`, safe for logs and error messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact("mysql://root:s3cret@db:3306/big_market"),
+            "mysql://root:***@db:3306/big_market"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact("mysql://root@127.0.0.1/x"), "mysql://root@127.0.0.1/x");
     }
 }

@@ -9,7 +9,7 @@ use persistence::messaging::consumer::{self, Handler};
 use persistence::messaging::handlers::{SendAwardHandler, StockZeroHandler};
 use persistence::messaging::publisher::Publisher;
 use persistence::messaging::relay::{Relay, RelayNudge, RelayStats};
-use persistence::redis::{Keys, TaskStream};
+use persistence::redis::{Keys, TaskStream, UserViews};
 use persistence::stock_sync::StockSync;
 use persistence::{Databases, MySqlAwardDelivery, OsRandom};
 use tokio::sync::watch;
@@ -38,6 +38,7 @@ impl Workers {
         let topology = Topology::new(settings.rabbitmq.queue_prefix.clone());
         let mut handles = Vec::new();
         let mut relay_stats = None;
+        let views = UserViews::new(redis.clone(), Keys::new(settings.redis.key_prefix.clone()));
         let events = redis::Client::open(settings.redis.url.as_str())
             .ok()
             .map(|client| TaskStream::new(redis.clone(), client, Keys::new(settings.redis.key_prefix.clone())));
@@ -47,6 +48,7 @@ impl Workers {
             if let Some(events) = &events {
                 relay = relay.with_events(events.clone());
             }
+            relay = relay.with_views(views.clone());
             let relay = Arc::new(relay);
             relay_stats = Some(relay.stats());
             handles.push(tokio::spawn(relay.run(rx.clone())));
@@ -60,6 +62,7 @@ impl Workers {
                 Arc::new(SendAwardHandler {
                     deliver,
                     events: events.clone(),
+                    views: Some(views.clone()),
                 }),
                 Arc::new(StockZeroHandler::award(db.config.clone())),
                 Arc::new(StockZeroHandler::sku(db.config.clone())),

@@ -18,6 +18,13 @@ pub const TOPIC_SEND_REBATE: &str = "send_rebate";
 /// Topic of credit trades (`credit_adjust_success`).
 pub const TOPIC_CREDIT_ADJUST_SUCCESS: &str = "credit_adjust_success";
 
+/// Projection-only topic: the new state of a user's activity account (never sent to the broker;
+/// the relay applies it to the read model).
+pub const TOPIC_ACCOUNT_CHANGED: &str = "activity_account_changed";
+
+/// Topics that only feed projections: the relay applies them instead of publishing them.
+pub const INTERNAL_TOPICS: [&str; 1] = [TOPIC_ACCOUNT_CHANGED];
+
 /// Every topic the system publishes; the relay declares a durable queue for each.
 pub const TOPICS: [&str; 5] = [
     TOPIC_SEND_AWARD,
@@ -135,6 +142,42 @@ pub struct AwardStockZero {
     pub award_id: i32,
     /// Strategy id.
     pub strategy_id: i64,
+}
+
+/// A period row (`raffle_activity_account_day` / `_month`) in an account snapshot.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PeriodSnapshot {
+    /// `yyyy-MM-dd` or `yyyy-MM`.
+    pub period: String,
+    /// Allowance of the period.
+    pub count: i32,
+    /// Left in the period.
+    pub surplus: i32,
+}
+
+/// `activity_account_changed` data: the whole account after a change, with its version.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountSnapshot {
+    /// Activity.
+    pub activity_id: i64,
+    /// Today's row, if it exists.
+    pub day: Option<PeriodSnapshot>,
+    /// Per-day allowance (`raffle_activity_account.day_count`).
+    pub day_count: i32,
+    /// This month's row, if it exists.
+    pub month: Option<PeriodSnapshot>,
+    /// Per-month allowance.
+    pub month_count: i32,
+    /// Total granted.
+    pub total_count: i32,
+    /// Total left.
+    pub total_count_surplus: i32,
+    /// Owner.
+    pub user_id: String,
+    /// Row version: a view applies only newer snapshots.
+    pub version: i64,
 }
 
 #[cfg(test)]

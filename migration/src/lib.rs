@@ -30,6 +30,7 @@ mod m20240406_000001_shard_tables;
 mod m20240406_000002_config_reference_data;
 mod m20241123_000001_widen_ids;
 mod m20241123_000002_outbox_relay;
+mod m20241123_000003_read_model_versions;
 mod support;
 
 pub use database::{drop_database, ensure_database};
@@ -58,6 +59,7 @@ impl MigratorTrait for ShardMigrator {
             Box::new(m20240406_000001_shard_tables::Migration),
             Box::new(m20241123_000001_widen_ids::Migration),
             Box::new(m20241123_000002_outbox_relay::Migration),
+            Box::new(m20241123_000003_read_model_versions::Migration),
         ]
     }
 }

@@ -1,6 +1,6 @@
 //! Award delivery on the shards: inbox + award record + credit + task stamp in one transaction.
 
-use domain::award::{AwardDeliveryRepository, Delivery};
+use domain::award::{AwardDeliveryRepository, CreditBalance, Delivery, DeliveryOutcome};
 use domain::ids::AwardId;
 use domain::outbox::TOPIC_SEND_AWARD;
 use domain::ports::PortError;
@@ -30,7 +30,7 @@ impl MySqlAwardDelivery {
         Self { db }
     }
 
-    async fn apply(tx: &DatabaseTransaction, d: &Delivery, suffix: &str) -> Result<(), DbErr> {
+    async fn apply(tx: &DatabaseTransaction, d: &Delivery, suffix: &str) -> Result<Option<CreditBalance>, DbErr> {
         let b = tx.get_database_backend();
         let inbox = Query::insert()
             .into_table(c("inbox"))
@@ -50,6 +50,7 @@ impl MySqlAwardDelivery {
             .and_where(Expr::col(c("award_state")).eq("create"))
             .to_owned();
         let flipped = tx.execute(b.build(&record)).await?.rows_affected();
+        let mut balance = None;
         // Credit only when this delivery completed the record: a record completed by another
         // path (or unknown here) must not be paid twice.
         if let (Some(amount), 1) = (d.credit, flipped) {
@@ -61,15 +62,38 @@ impl MySqlAwardDelivery {
                     c("total_amount"),
                     c("available_amount"),
                     c("account_status"),
+                    c("version"),
                 ])
-                .values_panic([d.user_id.clone().into(), amount.into(), amount.into(), "open".into()])
+                .values_panic([
+                    d.user_id.clone().into(),
+                    amount.into(),
+                    amount.into(),
+                    "open".into(),
+                    1.into(),
+                ])
                 .on_conflict(
                     OnConflict::new()
-                        .values([add("total_amount"), add("available_amount")])
+                        .values([
+                            add("total_amount"),
+                            add("available_amount"),
+                            (c("version"), Expr::col((c("user_credit_account"), c("version"))).add(1)),
+                        ])
                         .to_owned(),
                 )
                 .to_owned();
             tx.execute(b.build(&credit)).await?;
+            let q = Query::select()
+                .columns([c("total_amount"), c("available_amount"), c("version")])
+                .from(c("user_credit_account"))
+                .and_where(Expr::col(c("user_id")).eq(d.user_id.as_str()))
+                .to_owned();
+            if let Some(r) = tx.query_one(b.build(&q)).await? {
+                balance = Some(CreditBalance {
+                    total_amount: r.try_get("", "total_amount")?,
+                    available_amount: r.try_get("", "available_amount")?,
+                    version: r.try_get("", "version")?,
+                });
+            }
         }
         let task = Query::update()
             .table(c("task"))
@@ -77,24 +101,27 @@ impl MySqlAwardDelivery {
             .and_where(Expr::col(c("message_id")).eq(d.message_id.as_str()))
             .to_owned();
         tx.execute(b.build(&task)).await?;
-        Ok(())
+        Ok(balance)
     }
 }
 
 #[async_trait::async_trait]
 impl AwardDeliveryRepository for MySqlAwardDelivery {
-    async fn deliver(&self, d: &Delivery) -> Result<bool, PortError> {
+    async fn deliver(&self, d: &Delivery) -> Result<DeliveryOutcome, PortError> {
         let (db, route) = self.db.shard_of(&d.user_id);
         let tx = db
             .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
             .await
             .map_err(port_err)?;
         match Self::apply(&tx, d, &route.suffix()).await {
-            Ok(()) => {
+            Ok(credit) => {
                 tx.commit().await.map_err(port_err)?;
-                Ok(true)
+                Ok(DeliveryOutcome { applied: true, credit })
             }
-            Err(e) if is_duplicate(&e) => Ok(false),
+            Err(e) if is_duplicate(&e) => Ok(DeliveryOutcome {
+                applied: false,
+                credit: None,
+            }),
             Err(e) => Err(port_err(e)),
         }
     }

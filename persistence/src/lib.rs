@@ -13,6 +13,7 @@ pub mod ids;
 pub mod messaging;
 pub mod quota_repo;
 pub mod random;
+pub mod read_side;
 pub mod redis;
 pub mod router;
 pub mod stock_sync;

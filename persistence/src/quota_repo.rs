@@ -12,7 +12,7 @@ use domain::activity::ActivityError;
 use domain::activity::draw::{AwardDecider, DrawCommand, DrawRecorded, PartakeFacts};
 use domain::activity::ports::{ExistingRecharge, QuotaRepository, RechargeOrder};
 use domain::ids::{AwardId, StrategyId};
-use domain::outbox::{OutboxMessage, TOPIC_SEND_AWARD};
+use domain::outbox::{AccountSnapshot, OutboxMessage, PeriodSnapshot, TOPIC_ACCOUNT_CHANGED, TOPIC_SEND_AWARD};
 use domain::ports::{AwardLedger, PortError};
 use sea_orm::sea_query::{Alias, Expr, LockType, OnConflict, Order, Query};
 use sea_orm::{
@@ -23,6 +23,13 @@ use crate::db::{Databases, is_duplicate, port_err};
 
 fn c(name: &'static str) -> Alias {
     Alias::new(name)
+}
+
+/// The datetime columns hold whole seconds; MySQL rounds and MariaDB truncates fractions, so
+/// truncate here to store (and project) the same instant on both.
+pub(crate) fn whole_seconds(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
+    use chrono::Timelike;
+    t.naive_utc().with_nanosecond(0).unwrap_or(t.naive_utc())
 }
 
 fn db_err(e: DbErr) -> ActivityError {
@@ -41,6 +48,7 @@ struct Account {
     total_count_surplus: i32,
     day_count: i32,
     month_count: i32,
+    version: i64,
 }
 
 impl MySqlQuotaRepository {
@@ -87,18 +95,29 @@ impl MySqlQuotaRepository {
     }
 
     async fn lock_account(tx: &DatabaseTransaction, user: &str, activity_id: i64) -> Result<Option<Account>, DbErr> {
-        let q = Query::select()
-            .columns([
-                c("total_count"),
-                c("total_count_surplus"),
-                c("day_count"),
-                c("month_count"),
-            ])
-            .from(c("raffle_activity_account"))
-            .and_where(Expr::col(c("user_id")).eq(user))
-            .and_where(Expr::col(c("activity_id")).eq(activity_id))
-            .lock(LockType::Update)
-            .to_owned();
+        Self::read_account(tx, user, activity_id, true).await
+    }
+
+    async fn read_account(
+        tx: &DatabaseTransaction,
+        user: &str,
+        activity_id: i64,
+        lock: bool,
+    ) -> Result<Option<Account>, DbErr> {
+        let mut q = Query::select();
+        q.columns([
+            c("total_count"),
+            c("total_count_surplus"),
+            c("day_count"),
+            c("month_count"),
+            c("version"),
+        ])
+        .from(c("raffle_activity_account"))
+        .and_where(Expr::col(c("user_id")).eq(user))
+        .and_where(Expr::col(c("activity_id")).eq(activity_id));
+        if lock {
+            q.lock(LockType::Update);
+        }
         let Some(r) = Self::one(tx, &q).await? else {
             return Ok(None);
         };
@@ -107,7 +126,35 @@ impl MySqlQuotaRepository {
             total_count_surplus: r.try_get("", "total_count_surplus")?,
             day_count: r.try_get("", "day_count")?,
             month_count: r.try_get("", "month_count")?,
+            version: r.try_get("", "version")?,
         }))
+    }
+
+    /// The `activity_account_changed` outbox row for the account's current state.
+    #[allow(clippy::too_many_arguments)]
+    fn snapshot_message(
+        user: &str,
+        activity_id: i64,
+        account: &Account,
+        day: Option<(String, i32, i32)>,
+        month: Option<(String, i32, i32)>,
+        message_id: &str,
+        at_ms: i64,
+    ) -> OutboxMessage {
+        let period =
+            |p: Option<(String, i32, i32)>| p.map(|(period, count, surplus)| PeriodSnapshot { period, count, surplus });
+        let snapshot = AccountSnapshot {
+            activity_id,
+            day: period(day),
+            day_count: account.day_count,
+            month: period(month),
+            month_count: account.month_count,
+            total_count: account.total_count,
+            total_count_surplus: account.total_count_surplus,
+            user_id: user.to_owned(),
+            version: account.version,
+        };
+        OutboxMessage::new(user, TOPIC_ACCOUNT_CHANGED, message_id.to_owned(), at_ms, &snapshot)
     }
 
     /// `(count, surplus)` of the user's day or month row, locked.
@@ -192,7 +239,11 @@ impl MySqlQuotaRepository {
     }
 
     /// Reuses the unused ticket or pays a new one; returns the partake facts.
-    async fn partake(tx: &DatabaseTransaction, cmd: &DrawCommand, table: &str) -> Result<PartakeFacts, ActivityError> {
+    async fn partake(
+        tx: &DatabaseTransaction,
+        cmd: &DrawCommand,
+        table: &str,
+    ) -> Result<(PartakeFacts, Option<OutboxMessage>), ActivityError> {
         let activity_id = cmd.activity.activity_id;
         let account = Self::lock_account(tx, &cmd.user_id, activity_id)
             .await
@@ -221,17 +272,18 @@ impl MySqlQuotaRepository {
             )
             .await
             .map_err(db_err)?;
-            return Ok(PartakeFacts {
+            let facts = PartakeFacts {
                 order_id,
                 reused: true,
                 total_used: i64::from(account.total_count - account.total_count_surplus),
                 day_partake_count: day.map_or(0, |(n, left)| u32::try_from(n - left).unwrap_or(0)),
-            });
+            };
+            return Ok((facts, None));
         }
         if account.total_count_surplus <= 0 {
             return Err(ActivityError::TotalQuotaExhausted(activity_id));
         }
-        let (_, month_left) = Self::spend_period(
+        let (month_count, month_left) = Self::spend_period(
             tx,
             "raffle_activity_account_month",
             "month",
@@ -259,6 +311,7 @@ impl MySqlQuotaRepository {
         let q = Query::update()
             .table(c("raffle_activity_account"))
             .value(c("total_count_surplus"), Expr::col(c("total_count_surplus")).sub(1))
+            .value(c("version"), Expr::col(c("version")).add(1))
             .value(c("day_count_surplus"), day_left)
             .value(c("month_count_surplus"), month_left)
             .and_where(Expr::col(c("user_id")).eq(cmd.user_id.as_str()))
@@ -285,7 +338,7 @@ impl MySqlQuotaRepository {
                 cmd.activity.activity_name.clone().into(),
                 cmd.activity.strategy_id.into(),
                 cmd.new_order_id.clone().into(),
-                cmd.now.naive_utc().into(),
+                whole_seconds(cmd.now).into(),
                 "create".into(),
             ])
             .to_owned();
@@ -296,12 +349,27 @@ impl MySqlQuotaRepository {
                 db_err(e)
             }
         })?;
-        Ok(PartakeFacts {
+        let after = Account {
+            total_count_surplus: account.total_count_surplus - 1,
+            version: account.version + 1,
+            ..account
+        };
+        let snapshot = Self::snapshot_message(
+            &cmd.user_id,
+            activity_id,
+            &after,
+            Some((cmd.day.clone(), day_count, day_left)),
+            Some((cmd.month.clone(), month_count, month_left)),
+            &cmd.account_event_id,
+            cmd.now.timestamp_millis(),
+        );
+        let facts = PartakeFacts {
             order_id: cmd.new_order_id.clone(),
             reused: false,
             total_used: i64::from(account.total_count - account.total_count_surplus + 1),
             day_partake_count: u32::try_from(day_count - day_left).unwrap_or(0),
-        })
+        };
+        Ok((facts, Some(snapshot)))
     }
 
     async fn draw_in(
@@ -311,8 +379,9 @@ impl MySqlQuotaRepository {
         decider: &dyn AwardDecider,
     ) -> Result<DrawRecorded, ActivityError> {
         let tickets = format!("user_raffle_order{suffix}");
-        let facts = Self::partake(tx, cmd, &tickets).await?;
-        let decided = decider.decide(&facts).await?;
+        let (facts, snapshot) = Self::partake(tx, cmd, &tickets).await?;
+        let mut decided = decider.decide(&facts).await?;
+        decided.outbox.extend(snapshot);
         let record = Query::insert()
             .into_table(Alias::new(format!("user_award_record{suffix}")))
             .columns([
@@ -332,7 +401,7 @@ impl MySqlQuotaRepository {
                 facts.order_id.clone().into(),
                 decided.award.award_id.into(),
                 decided.award.award_title.clone().into(),
-                cmd.now.naive_utc().into(),
+                whole_seconds(cmd.now).into(),
                 "create".into(),
             ])
             .to_owned();
@@ -409,18 +478,20 @@ impl MySqlQuotaRepository {
         Self::exec(tx, &order).await?;
         let (t, d, m) = (o.count.total_count, o.count.day_count, o.count.month_count);
         let add = |col: &'static str, n: i32| (c(col), Expr::col((c("raffle_activity_account"), c(col))).add(n));
+        let columns = [
+            "user_id",
+            "activity_id",
+            "total_count",
+            "total_count_surplus",
+            "day_count",
+            "day_count_surplus",
+            "month_count",
+            "month_count_surplus",
+            "version",
+        ];
         let account = Query::insert()
             .into_table(c("raffle_activity_account"))
-            .columns([
-                c("user_id"),
-                c("activity_id"),
-                c("total_count"),
-                c("total_count_surplus"),
-                c("day_count"),
-                c("day_count_surplus"),
-                c("month_count"),
-                c("month_count_surplus"),
-            ])
+            .columns(columns.map(c))
             .values_panic([
                 o.user_id.clone().into(),
                 o.activity_id.into(),
@@ -430,6 +501,7 @@ impl MySqlQuotaRepository {
                 d.into(),
                 m.into(),
                 m.into(),
+                1.into(),
             ])
             .on_conflict(
                 OnConflict::new()
@@ -440,20 +512,17 @@ impl MySqlQuotaRepository {
                         add("day_count_surplus", d),
                         add("month_count", m),
                         add("month_count_surplus", m),
+                        (
+                            c("version"),
+                            Expr::col((c("raffle_activity_account"), c("version"))).add(1),
+                        ),
                     ])
                     .to_owned(),
             )
             .to_owned();
         Self::exec(tx, &account).await?;
+        let mut periods = Vec::with_capacity(2);
         for (table, key, period, count, surplus, n) in [
-            (
-                "raffle_activity_account_month",
-                "month",
-                &o.month,
-                "month_count",
-                "month_count_surplus",
-                m,
-            ),
             (
                 "raffle_activity_account_day",
                 "day",
@@ -461,6 +530,14 @@ impl MySqlQuotaRepository {
                 "day_count",
                 "day_count_surplus",
                 d,
+            ),
+            (
+                "raffle_activity_account_month",
+                "month",
+                &o.month,
+                "month_count",
+                "month_count_surplus",
+                m,
             ),
         ] {
             let q = Query::update()
@@ -471,9 +548,41 @@ impl MySqlQuotaRepository {
                 .and_where(Expr::col(c("activity_id")).eq(o.activity_id))
                 .and_where(Expr::col(c(key)).eq(period.as_str()))
                 .to_owned();
-            Self::exec(tx, &q).await?;
+            let touched = Self::exec(tx, &q).await? == 1;
+            let row = if touched {
+                let q = Query::select()
+                    .columns([c(count), c(surplus)])
+                    .from(c(table))
+                    .and_where(Expr::col(c("user_id")).eq(o.user_id.as_str()))
+                    .and_where(Expr::col(c("activity_id")).eq(o.activity_id))
+                    .and_where(Expr::col(c(key)).eq(period.as_str()))
+                    .to_owned();
+                Self::one(tx, &q)
+                    .await?
+                    .map(|r| Ok::<_, DbErr>((period.clone(), r.try_get("", count)?, r.try_get("", surplus)?)))
+                    .transpose()?
+            } else {
+                None
+            };
+            periods.push(row);
         }
-        Self::insert_outbox(tx, outbox).await
+        let account = Self::read_account(tx, &o.user_id, o.activity_id, false)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("account vanished inside its transaction".into()))?;
+        let month = periods.pop().flatten();
+        let day = periods.pop().flatten();
+        let snapshot = Self::snapshot_message(
+            &o.user_id,
+            o.activity_id,
+            &account,
+            day,
+            month,
+            &o.account_event_id,
+            o.order_time.and_utc().timestamp_millis(),
+        );
+        let mut rows = outbox.to_vec();
+        rows.push(snapshot);
+        Self::insert_outbox(tx, &rows).await
     }
 
     /// `SELECT … FROM every split table of every shard`, summed per key.

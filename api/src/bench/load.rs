@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::cpu::{CpuSnap, CpuUse};
 use super::env::BenchUser;
 use super::http::HttpDriver;
 use super::raw::RawDriver;
@@ -49,6 +50,8 @@ pub(crate) struct Sample {
     pub(crate) latencies_us: Vec<u32>,
     /// The first error, if any.
     pub(crate) first_error: Option<String>,
+    /// CPU per draw by process, and how busy the machine was.
+    pub(crate) cpu: CpuUse,
 }
 
 impl Sample {
@@ -89,6 +92,7 @@ pub(crate) async fn drive(
     concurrency: usize,
     duration: Duration,
 ) -> Sample {
+    let cpu_before = CpuSnap::now();
     let start = Instant::now();
     let end = start + duration;
     let clients: Vec<_> = (0..concurrency)
@@ -131,6 +135,7 @@ pub(crate) async fn drive(
         elapsed: Duration::ZERO,
         latencies_us: Vec::new(),
         first_error: None,
+        cpu: CpuUse::default(),
     };
     for client in clients {
         match client.await {
@@ -151,6 +156,7 @@ pub(crate) async fn drive(
         }
     }
     sample.draws = sample.latencies_us.len() as u64;
+    sample.cpu = cpu_before.until(&CpuSnap::now(), sample.draws);
     sample.latencies_us.sort_unstable();
     sample
 }

@@ -12,6 +12,7 @@
 //! databases and keys are dropped at the end unless `--keep` is given. See
 //! `docs/BENCHMARKS.md`.
 
+mod cpu;
 mod env;
 mod http;
 mod load;

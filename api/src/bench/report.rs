@@ -34,8 +34,8 @@ impl Machine {
     /// Reads the CPU count, CPU model, memory and the stores' versions and durability settings.
     pub(crate) async fn probe(env: &BenchEnv) -> Self {
         let mysql = match sqlx::query(
-            "SELECT VERSION(), @@innodb_flush_log_at_trx_commit, @@sync_binlog, @@log_bin, \
-             @@innodb_buffer_pool_size DIV 1048576",
+            "SELECT VERSION(), CAST(@@innodb_flush_log_at_trx_commit AS SIGNED), CAST(@@sync_binlog AS SIGNED), \
+             CAST(@@log_bin AS SIGNED), CAST(@@innodb_buffer_pool_size DIV 1048576 AS SIGNED)",
         )
         .fetch_one(&env.config)
         .await
@@ -126,6 +126,33 @@ pub(crate) fn render(args: &DrawBenchArgs, m: &Machine, samples: &[Sample]) -> S
             s.quantile_ms(0.99),
             s.quantile_ms(0.999),
             s.errors
+        );
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "CPU per draw (ms) by process, and machine load during the run (nproc={}):",
+        m.cpus
+    );
+    let _ = writeln!(
+        o,
+        "{:<13} {:>5} {:>10} {:>8} {:>7} {:>7} {:>7} {:>6} {:>6}",
+        "mode", "conc", "this proc", "mariadb", "redis", "other", "total", "busy%", "steal%"
+    );
+    for s in samples {
+        let c = &s.cpu;
+        let _ = writeln!(
+            o,
+            "{:<13} {:>5} {:>10.3} {:>8.3} {:>7.3} {:>7.3} {:>7.3} {:>6.0} {:>6.0}",
+            s.mode,
+            s.concurrency,
+            c.own_ms,
+            c.mysql_ms,
+            c.redis_ms,
+            c.other_ms,
+            c.own_ms + c.mysql_ms + c.redis_ms + c.other_ms,
+            c.busy_pct,
+            c.steal_pct
         );
     }
     let _ = writeln!(o);

@@ -3,6 +3,7 @@
 //! Operation names are a contract: clients generate code from `api/schema.graphql`, which a
 //! test keeps identical to [`sdl`].
 
+pub mod account;
 pub mod activity;
 pub mod error;
 pub mod strategy;
@@ -18,7 +19,7 @@ use crate::state::AppState;
 /// All queries.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(strategy::StrategyQuery, tasks::TaskQuery);
+pub struct QueryRoot(strategy::StrategyQuery, account::AccountQuery, tasks::TaskQuery);
 
 /// All mutations.
 #[derive(MergedObject, Default)]
@@ -26,6 +27,7 @@ pub struct QueryRoot(strategy::StrategyQuery, tasks::TaskQuery);
 pub struct MutationRoot(
     strategy::StrategyMutation,
     activity::ActivityMutation,
+    account::AccountMutation,
     tasks::TaskMutation,
 );
 

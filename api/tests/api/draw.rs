@@ -102,6 +102,22 @@ async fn a_draw_by_xiaofuge_lands_in_big_market_01_table_001_in_one_transaction(
         0,
         "nothing on the other shard"
     );
+    // Recharge and draw each published the account's new state for the read model.
+    let snapshots = app
+        .sql(
+            SHARD_01,
+            "SELECT message FROM task WHERE topic = 'activity_account_changed' ORDER BY id",
+        )
+        .await;
+    assert_eq!(snapshots.len(), 2);
+    let last: serde_json::Value = serde_json::from_str(snapshots[1]["message"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (
+            last["data"]["totalCountSurplus"].as_i64(),
+            last["data"]["version"].as_i64()
+        ),
+        (Some(4), Some(2))
+    );
 
     // user001 routes to big_market_02, table _000.
     app.ok(&recharge("user001", 9013, "x-2")).await;
@@ -117,8 +133,11 @@ async fn a_draw_by_xiaofuge_lands_in_big_market_01_table_001_in_one_transaction(
         .await;
     assert_eq!(n, 1);
     assert_eq!(
-        app.int(SHARD_02, "SELECT COUNT(*) FROM task WHERE user_id = 'user001'")
-            .await,
+        app.int(
+            SHARD_02,
+            "SELECT COUNT(*) FROM task WHERE user_id = 'user001' AND topic = 'send_award'"
+        )
+        .await,
         1
     );
     app.cleanup().await;

@@ -4,6 +4,7 @@
 mod draw;
 mod health;
 mod helpers;
+mod read_side;
 mod recharge;
 mod relay;
 mod schema;

@@ -30,6 +30,8 @@ pub struct DrawCommand {
     pub month: String,
     /// Id for the ticket if a new one is created.
     pub new_order_id: String,
+    /// Message id of the `activity_account_changed` snapshot if quota is spent.
+    pub account_event_id: String,
 }
 
 /// Facts of the paid ticket, known inside the transaction.

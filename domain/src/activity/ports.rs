@@ -78,6 +78,8 @@ pub struct RechargeOrder {
     pub day: String,
     /// Business month, to credit this month's row if it exists.
     pub month: String,
+    /// Message id of the `activity_account_changed` snapshot.
+    pub account_event_id: String,
 }
 
 /// An order found by its `out_business_no`.

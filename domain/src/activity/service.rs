@@ -182,6 +182,7 @@ impl ActivityService {
             out_business_no: obn.to_owned(),
             day: self.calendar.day(now),
             month: self.calendar.month(now),
+            account_event_id: self.ids.next_id(),
         };
         let outbox: Vec<OutboxMessage> = (remaining == 0)
             .then(|| {
@@ -197,9 +198,7 @@ impl ActivityService {
             .collect();
         match self.quota.save_recharge(&order, &outbox).await {
             Ok(()) => {
-                if !outbox.is_empty() {
-                    self.notifier.committed(user.as_str());
-                }
+                self.notifier.committed(user.as_str());
                 Ok(QuotaRecharged {
                     order_id: order.order_id,
                     out_business_no: order.out_business_no,
@@ -236,7 +235,7 @@ impl ActivityService {
 
     async fn give_back_sku(&self, sku: i64) {
         if let Err(e) = self.sku_stock.give_back(sku).await {
-            tracing::error!(sku, error = %e, "could not give back SKU stock; re-arming reconciles it");
+            tracing::error!(sku, error = %e, "could not give back SKU stock: the unit stays unsold until the counter is re-derived (delete it, then armActivity)");
         }
     }
 
@@ -275,6 +274,7 @@ impl ActivityService {
             day: self.calendar.day(now),
             month: self.calendar.month(now),
             new_order_id: self.ids.next_id(),
+            account_event_id: self.ids.next_id(),
         };
         let result = self.quota.draw(&cmd, &decider).await;
         if result.is_ok() {

@@ -27,16 +27,36 @@ pub struct Delivery {
     pub credit: Option<Decimal>,
 }
 
+/// A credit account after a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditBalance {
+    /// Lifetime credits.
+    pub total_amount: Decimal,
+    /// Spendable credits.
+    pub available_amount: Decimal,
+    /// Row version (read models apply only newer balances).
+    pub version: i64,
+}
+
+/// What a delivery transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryOutcome {
+    /// `false` when the message had been applied before (nothing changed).
+    pub applied: bool,
+    /// The credit account after the delivery, when credits were added.
+    pub credit: Option<CreditBalance>,
+}
+
 /// Shard-side effects of a delivery.
 #[async_trait::async_trait]
 pub trait AwardDeliveryRepository: Send + Sync {
-    /// In one transaction: insert the inbox row (a duplicate means "already applied": return
-    /// `false`, change nothing), flip the award record `create → completed`, add the credit
-    /// (insert-or-add on the user's credit account) and stamp the task row delivered.
+    /// In one transaction: insert the inbox row (a duplicate means "already applied": change
+    /// nothing), flip the award record `create → completed`, add the credit (insert-or-add on
+    /// the user's credit account, version + 1) and stamp the task row delivered.
     ///
     /// # Errors
     /// [`PortError`] on database failure (the transaction is rolled back; retry later).
-    async fn deliver(&self, delivery: &Delivery) -> Result<bool, PortError>;
+    async fn deliver(&self, delivery: &Delivery) -> Result<DeliveryOutcome, PortError>;
 
     /// The catalogue entry of an award (`award_key`, `award_config`).
     ///
@@ -134,8 +154,8 @@ impl DeliverAward {
         Self { repo, random }
     }
 
-    /// Delivers one message. Returns what was applied, or `None` when it had been delivered
-    /// already.
+    /// Delivers one message. Returns what was applied (with the new credit balance), or `None`
+    /// when it had been delivered already.
     ///
     /// Credit awards (`user_credit_random`) add a random amount in the message's `awardConfig`
     /// range (or the award's own config); other award keys have no distributor yet and are
@@ -143,7 +163,7 @@ impl DeliverAward {
     ///
     /// # Errors
     /// [`DeliverError`]; see [`DeliverError::is_transient`] for what to retry.
-    pub async fn deliver(&self, message: &[u8]) -> Result<Option<Delivery>, DeliverError> {
+    pub async fn deliver(&self, message: &[u8]) -> Result<Option<(Delivery, Option<CreditBalance>)>, DeliverError> {
         let env: Envelope = serde_json::from_slice(message).map_err(|e| DeliverError::Malformed(e.to_string()))?;
         let award = self
             .repo
@@ -167,7 +187,8 @@ impl DeliverAward {
             message_id: env.id,
             credit,
         };
-        Ok(self.repo.deliver(&delivery).await?.then_some(delivery))
+        let outcome = self.repo.deliver(&delivery).await?;
+        Ok(outcome.applied.then_some((delivery, outcome.credit)))
     }
 }
 

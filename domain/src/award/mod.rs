@@ -5,4 +5,6 @@
 
 pub mod deliver;
 
-pub use deliver::{AwardDeliveryRepository, DeliverAward, DeliverError, Delivery, credit_amount};
+pub use deliver::{
+    AwardDeliveryRepository, CreditBalance, DeliverAward, DeliverError, Delivery, DeliveryOutcome, credit_amount,
+};

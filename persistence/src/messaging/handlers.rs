@@ -10,7 +10,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde::Deserialize;
 
 use super::consumer::{HandleError, Handler};
-use crate::redis::{TaskEvent, TaskStream};
+use crate::redis::views::CreditView;
+use crate::redis::{TaskEvent, TaskStream, UserViews};
 
 /// `send_award` → [`DeliverAward`]; a delivery is appended to the task-status stream.
 pub struct SendAwardHandler {
@@ -18,6 +19,8 @@ pub struct SendAwardHandler {
     pub deliver: Arc<DeliverAward>,
     /// Where `DELIVERED` is announced, if anywhere.
     pub events: Option<TaskStream>,
+    /// The award-history and credit views, if maintained.
+    pub views: Option<UserViews>,
 }
 
 #[async_trait::async_trait]
@@ -28,7 +31,24 @@ impl Handler for SendAwardHandler {
 
     async fn handle(&self, payload: &[u8]) -> Result<(), HandleError> {
         match self.deliver.deliver(payload).await {
-            Ok(Some(d)) => {
+            Ok(Some((d, credit))) => {
+                if let Some(views) = &self.views {
+                    let credit = credit.map(|c| CreditView {
+                        total_amount: c.total_amount,
+                        available_amount: c.available_amount,
+                        version: c.version,
+                    });
+                    let applied = async {
+                        views.award_delivered(&d.user_id, &d.order_id).await?;
+                        if let Some(c) = &credit {
+                            views.apply_credit(&d.user_id, c).await?;
+                        }
+                        Ok::<_, redis::RedisError>(())
+                    };
+                    if let Err(e) = applied.await {
+                        tracing::warn!(error = %e, "could not update the award / credit views (rebuildable)");
+                    }
+                }
                 if let Some(stream) = &self.events {
                     let event = TaskEvent {
                         cursor: String::new(),

@@ -24,8 +24,9 @@ use tokio::sync::{Notify, watch};
 
 use super::publisher::{Outgoing, Published, Publisher};
 use crate::db::Databases;
-use crate::redis::{TaskEvent, TaskStream};
-use domain::outbox::TaskState;
+use crate::redis::views::AwardEntry;
+use crate::redis::{TaskEvent, TaskStream, UserViews};
+use domain::outbox::{AccountSnapshot, INTERNAL_TOPICS, TOPIC_SEND_AWARD, TaskState};
 
 /// Tuning of the relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +103,7 @@ pub struct RelayStats {
 /// The relay over every shard.
 pub struct Relay {
     events: Option<TaskStream>,
+    views: Option<UserViews>,
     db: Databases,
     publisher: Arc<Publisher>,
     settings: RelaySettings,
@@ -133,6 +135,7 @@ impl Relay {
             nudge,
             stats: Arc::default(),
             events: None,
+            views: None,
         }
     }
 
@@ -142,11 +145,75 @@ impl Relay {
         self
     }
 
+    /// Also maintains the user read models (accounts from projection-only events, award
+    /// history from `send_award`).
+    pub fn with_views(mut self, views: UserViews) -> Self {
+        self.views = Some(views);
+        self
+    }
+
+    async fn apply_internal(&self, row: &Claimed) -> Published {
+        let Some(views) = &self.views else {
+            return Published::Confirmed;
+        };
+        #[derive(serde::Deserialize)]
+        struct Env {
+            data: AccountSnapshot,
+        }
+        match serde_json::from_str::<Env>(&row.message) {
+            Ok(env) => match views.apply_account(&env.data).await {
+                Ok(_) => Published::Confirmed,
+                Err(e) => Published::Failed(format!("read model: {e}")),
+            },
+            Err(e) => Published::Failed(format!("malformed {}: {e}", row.topic)),
+        }
+    }
+
+    async fn record_awards(&self, rows: &[Claimed], results: &[Published]) {
+        let Some(views) = &self.views else { return };
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            award_id: i32,
+            award_title: String,
+            order_id: String,
+            user_id: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Env {
+            data: Data,
+            timestamp: i64,
+        }
+        for (row, result) in rows.iter().zip(results) {
+            if row.topic != TOPIC_SEND_AWARD || *result != Published::Confirmed {
+                continue;
+            }
+            let Ok(env) = serde_json::from_str::<Env>(&row.message) else {
+                continue;
+            };
+            let entry = AwardEntry {
+                order_id: env.data.order_id,
+                award_id: env.data.award_id,
+                award_title: env.data.award_title,
+                // The record's `award_time` has whole seconds.
+                award_time_ms: env.timestamp - env.timestamp.rem_euclid(1000),
+                delivered: false,
+            };
+            if let Err(e) = views.add_award(&env.data.user_id, &entry).await {
+                tracing::warn!(error = %e, "could not record the award in the history view (rebuildable)");
+            }
+        }
+    }
+
     async fn emit(&self, rows: &[Claimed], results: &[Published]) {
         let Some(stream) = &self.events else { return };
         let at = Utc::now().timestamp_millis();
         let mut events = Vec::with_capacity(rows.len() * 2);
-        for (row, result) in rows.iter().zip(results) {
+        for (row, result) in rows
+            .iter()
+            .zip(results)
+            .filter(|(r, _)| !INTERNAL_TOPICS.contains(&r.topic.as_str()))
+        {
             let event = |state, attempts| TaskEvent {
                 cursor: String::new(),
                 message_id: row.message_id.clone(),
@@ -239,15 +306,30 @@ impl Relay {
         }
         let span = tracing::info_span!("relay.batch", shard, rows = rows.len());
         let _enter = span.enter();
+        // Projection-only events are applied to the read model, not sent to the broker.
+        let mut results: Vec<Option<Published>> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            results.push(if INTERNAL_TOPICS.contains(&r.topic.as_str()) {
+                Some(self.apply_internal(r).await)
+            } else {
+                None
+            });
+        }
         let outgoing: Vec<Outgoing<'_>> = rows
             .iter()
-            .map(|r| Outgoing {
+            .zip(&results)
+            .filter(|(_, done)| done.is_none())
+            .map(|(r, _)| Outgoing {
                 topic: &r.topic,
                 message_id: &r.message_id,
                 payload: r.message.as_bytes(),
             })
             .collect();
-        let results = self.publisher.publish_all(&outgoing).await?;
+        let mut published = self.publisher.publish_all(&outgoing).await?.into_iter();
+        let results: Vec<Published> = results
+            .into_iter()
+            .map(|done| done.unwrap_or_else(|| published.next().unwrap_or(Published::Failed("no confirm".into()))))
+            .collect();
         let now = Utc::now().naive_utc();
         let confirmed: Vec<u64> = rows
             .iter()
@@ -276,6 +358,7 @@ impl Relay {
             .published
             .fetch_add(confirmed.len() as u64, Ordering::Relaxed);
         self.emit(&rows, &results).await;
+        self.record_awards(&rows, &results).await;
         Ok(rows.len() as u64)
     }
 

@@ -65,4 +65,9 @@ impl Keys {
     pub fn task_stream(&self, user_id: &str) -> String {
         self.k(format_args!("bm:rm:task:{{{user_id}}}"))
     }
+
+    /// `bm:rm:v:{userId}:{view}`: a user's read model (hash-tagged per user).
+    pub fn view(&self, user_id: &str, view: &str) -> String {
+        self.k(format_args!("bm:rm:v:{{{user_id}}}:{view}"))
+    }
 }

@@ -1,0 +1,248 @@
+//! Building the user read models from MySQL: the full rebuild, and the single-view fallback
+//! used when a view is missing (documented exception to "no MySQL on the query path": it
+//! runs once per missing view, then the view serves).
+
+use std::collections::HashMap;
+
+use domain::outbox::{AccountSnapshot, PeriodSnapshot};
+use sea_orm::sea_query::{Alias, Expr, Query};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+
+use crate::db::Databases;
+use crate::redis::UserViews;
+use crate::redis::views::{AwardEntry, CreditView};
+
+fn c(name: &'static str) -> Alias {
+    Alias::new(name)
+}
+
+/// What a rebuild wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// Keys dropped first.
+    pub dropped: u64,
+    /// Account views written.
+    pub accounts: u64,
+    /// Credit views written.
+    pub credits: u64,
+    /// Award history entries written.
+    pub awards: u64,
+}
+
+type PeriodKey = (String, i64);
+
+async fn periods(
+    db: &DatabaseConnection,
+    table: &'static str,
+    key: &'static str,
+    count: &'static str,
+    surplus: &'static str,
+    period: &str,
+    user: Option<&str>,
+) -> Result<HashMap<PeriodKey, PeriodSnapshot>, DbErr> {
+    let mut q = Query::select();
+    q.columns([c("user_id"), c("activity_id"), c(count), c(surplus)])
+        .from(c(table))
+        .and_where(Expr::col(c(key)).eq(period));
+    if let Some(u) = user {
+        q.and_where(Expr::col(c("user_id")).eq(u));
+    }
+    let mut out = HashMap::new();
+    for r in db.query_all(db.get_database_backend().build(&q)).await? {
+        out.insert(
+            (r.try_get("", "user_id")?, r.try_get("", "activity_id")?),
+            PeriodSnapshot {
+                period: period.to_owned(),
+                count: r.try_get("", count)?,
+                surplus: r.try_get("", surplus)?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Account snapshots of one shard (optionally one user / activity) with today's and this
+/// month's rows.
+async fn accounts(
+    db: &DatabaseConnection,
+    day: &str,
+    month: &str,
+    user: Option<(&str, i64)>,
+) -> Result<Vec<AccountSnapshot>, DbErr> {
+    let mut q = Query::select();
+    q.columns([
+        c("user_id"),
+        c("activity_id"),
+        c("total_count"),
+        c("total_count_surplus"),
+        c("day_count"),
+        c("month_count"),
+        c("version"),
+    ])
+    .from(c("raffle_activity_account"));
+    if let Some((u, a)) = user {
+        q.and_where(Expr::col(c("user_id")).eq(u))
+            .and_where(Expr::col(c("activity_id")).eq(a));
+    }
+    let u = user.map(|(u, _)| u);
+    let mut days = periods(
+        db,
+        "raffle_activity_account_day",
+        "day",
+        "day_count",
+        "day_count_surplus",
+        day,
+        u,
+    )
+    .await?;
+    let mut months = periods(
+        db,
+        "raffle_activity_account_month",
+        "month",
+        "month_count",
+        "month_count_surplus",
+        month,
+        u,
+    )
+    .await?;
+    let mut out = Vec::new();
+    for r in db.query_all(db.get_database_backend().build(&q)).await? {
+        let key: PeriodKey = (r.try_get("", "user_id")?, r.try_get("", "activity_id")?);
+        out.push(AccountSnapshot {
+            activity_id: key.1,
+            day: days.remove(&key),
+            day_count: r.try_get("", "day_count")?,
+            month: months.remove(&key),
+            month_count: r.try_get("", "month_count")?,
+            total_count: r.try_get("", "total_count")?,
+            total_count_surplus: r.try_get("", "total_count_surplus")?,
+            user_id: key.0,
+            version: r.try_get("", "version")?,
+        });
+    }
+    Ok(out)
+}
+
+async fn credits(db: &DatabaseConnection, user: Option<&str>) -> Result<Vec<(String, CreditView)>, DbErr> {
+    let mut q = Query::select();
+    q.columns([c("user_id"), c("total_amount"), c("available_amount"), c("version")])
+        .from(c("user_credit_account"));
+    if let Some(u) = user {
+        q.and_where(Expr::col(c("user_id")).eq(u));
+    }
+    db.query_all(db.get_database_backend().build(&q))
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok((
+                r.try_get("", "user_id")?,
+                CreditView {
+                    total_amount: r.try_get("", "total_amount")?,
+                    available_amount: r.try_get("", "available_amount")?,
+                    version: r.try_get("", "version")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Loads one account view from MySQL (zeros, version 0, when the user has no account) and
+/// stores it unless a newer one arrived meanwhile.
+///
+/// # Errors
+/// When MySQL or Redis cannot be reached.
+pub async fn load_account(
+    db: &Databases,
+    views: &UserViews,
+    user: &str,
+    activity: i64,
+    day: &str,
+    month: &str,
+) -> anyhow::Result<AccountSnapshot> {
+    let (shard, _) = db.shard_of(user);
+    let snapshot = accounts(shard, day, month, Some((user, activity)))
+        .await?
+        .pop()
+        .unwrap_or(AccountSnapshot {
+            activity_id: activity,
+            day: None,
+            day_count: 0,
+            month: None,
+            month_count: 0,
+            total_count: 0,
+            total_count_surplus: 0,
+            user_id: user.to_owned(),
+            version: 0,
+        });
+    views.apply_account(&snapshot).await?;
+    Ok(snapshot)
+}
+
+/// Loads one credit view from MySQL (zero when absent) and stores it unless newer exists.
+///
+/// # Errors
+/// When MySQL or Redis cannot be reached.
+pub async fn load_credit(db: &Databases, views: &UserViews, user: &str) -> anyhow::Result<CreditView> {
+    let (shard, _) = db.shard_of(user);
+    let view = credits(shard, Some(user))
+        .await?
+        .pop()
+        .map(|(_, v)| v)
+        .unwrap_or(CreditView {
+            total_amount: rust_decimal::Decimal::ZERO,
+            available_amount: rust_decimal::Decimal::ZERO,
+            version: 0,
+        });
+    views.apply_credit(user, &view).await?;
+    Ok(view)
+}
+
+/// Drops every user view and rebuilds them from all shards. Safe while the service runs:
+/// versioned views accept only newer snapshots, award states only move forward.
+///
+/// # Errors
+/// When MySQL or Redis cannot be reached.
+pub async fn rebuild(db: &Databases, views: &UserViews, day: &str, month: &str) -> anyhow::Result<RebuildReport> {
+    let mut report = RebuildReport {
+        dropped: views.drop_all().await?,
+        ..Default::default()
+    };
+    for shard in &db.shards {
+        for s in accounts(shard, day, month, None).await? {
+            views.apply_account(&s).await?;
+            report.accounts += 1;
+        }
+        for (user, v) in credits(shard, None).await? {
+            views.apply_credit(&user, &v).await?;
+            report.credits += 1;
+        }
+        for t in 0..db.router.tb_count() {
+            let q = Query::select()
+                .columns([
+                    c("user_id"),
+                    c("order_id"),
+                    c("award_id"),
+                    c("award_title"),
+                    c("award_time"),
+                    c("award_state"),
+                ])
+                .from(Alias::new(format!("user_award_record_{t:03}")))
+                .to_owned();
+            for r in shard.query_all(shard.get_database_backend().build(&q)).await? {
+                let user: String = r.try_get("", "user_id")?;
+                let time: chrono::NaiveDateTime = r.try_get("", "award_time")?;
+                let state: String = r.try_get("", "award_state")?;
+                let entry = AwardEntry {
+                    order_id: r.try_get("", "order_id")?,
+                    award_id: r.try_get("", "award_id")?,
+                    award_title: r.try_get("", "award_title")?,
+                    award_time_ms: time.and_utc().timestamp_millis(),
+                    delivered: state == "completed" || state == "complete",
+                };
+                views.add_award(&user, &entry).await?;
+                report.awards += 1;
+            }
+        }
+    }
+    Ok(report)
+}
