@@ -4,12 +4,13 @@
 //!
 //! Per draw, on the user's shard, in one READ COMMITTED transaction:
 //! lock account → look for an unused ticket (none) → lock + spend month → lock + spend day →
-//! update account → insert ticket → `EVALSHA` take (Redis) → insert award record → mark the
-//! ticket used → insert the `send_award` task → commit. The SQL text is what sea-query
+//! update account (surplus, version) → insert ticket → `EVALSHA` take (Redis) → insert award
+//! record → mark the ticket used → insert the `send_award` and `activity_account_changed` tasks
+//! (one statement) → commit. The SQL text is what sea-query
 //! renders for the repository (all values bound), so the server does the same work.
 
 use anyhow::Context as _;
-use chrono::{NaiveDateTime, Utc};
+use chrono::{NaiveDateTime, Timelike as _, Utc};
 use domain::activity::BusinessCalendar;
 use persistence::SnowflakeIds;
 use persistence::redis::Keys;
@@ -19,13 +20,14 @@ use serde_json::json;
 
 use super::env::{ACTIVITY_ID, BenchEnv, BenchUser};
 
-const LOCK_ACCOUNT: &str = "SELECT `total_count`, `total_count_surplus`, `day_count`, `month_count` \
+const LOCK_ACCOUNT: &str = "SELECT `total_count`, `total_count_surplus`, `day_count`, `month_count`, `version` \
      FROM `raffle_activity_account` WHERE `user_id` = ? AND `activity_id` = ? FOR UPDATE";
 const SPEND_ACCOUNT: &str = "UPDATE `raffle_activity_account` SET `total_count_surplus` = `total_count_surplus` - ?, \
-     `day_count_surplus` = ?, `month_count_surplus` = ? \
+     `version` = `version` + ?, `day_count_surplus` = ?, `month_count_surplus` = ? \
      WHERE `user_id` = ? AND `activity_id` = ? AND `total_count_surplus` > ?";
-const INSERT_TASK: &str =
-    "INSERT INTO `task` (`user_id`, `topic`, `message_id`, `message`, `state`) VALUES (?, ?, ?, ?, ?)";
+/// The draw's two outbox rows: `send_award` and the `activity_account_changed` snapshot.
+const INSERT_TASKS: &str = "INSERT INTO `task` (`user_id`, `topic`, `message_id`, `message`, `state`) \
+     VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)";
 
 /// The statements on one day or month table.
 struct PeriodSql {
@@ -204,7 +206,9 @@ impl RawDriver {
     pub(crate) async fn draw(&self, user: &BenchUser) -> anyhow::Result<()> {
         let now = Utc::now();
         let (day, month) = (self.calendar.day(now), self.calendar.month(now));
+        let at = now.naive_utc().with_nanosecond(0).unwrap_or(now.naive_utc());
         let order_id = self.ids.next_i64().to_string();
+        let account_event_id = self.ids.next_i64().to_string();
         let split = self
             .split
             .get(user.route.table)
@@ -224,12 +228,13 @@ impl RawDriver {
             .fetch_optional(&mut *tx)
             .await?
             .context("no account")?;
-        let (_total, total_left, day_allowance, month_allowance): (i32, i32, i32, i32) = (
+        let (total, total_left, day_allowance, month_allowance): (i32, i32, i32, i32) = (
             account.try_get(0)?,
             account.try_get(1)?,
             account.try_get(2)?,
             account.try_get(3)?,
         );
+        let version: i64 = account.try_get(4)?;
         let unused = sqlx::query(&split.unused_ticket)
             .bind(uid)
             .bind(ACTIVITY_ID)
@@ -239,9 +244,10 @@ impl RawDriver {
             .await?;
         anyhow::ensure!(unused.is_none(), "an unused ticket exists (not the measured path)");
         anyhow::ensure!(total_left > 0, "total quota exhausted");
-        let (_, month_left) = Self::spend(&mut tx, &self.month, uid, &month, month_allowance).await?;
-        let (_, day_left) = Self::spend(&mut tx, &self.day, uid, &day, day_allowance).await?;
+        let (month_count, month_left) = Self::spend(&mut tx, &self.month, uid, &month, month_allowance).await?;
+        let (day_count, day_left) = Self::spend(&mut tx, &self.day, uid, &day, day_allowance).await?;
         let done = sqlx::query(SPEND_ACCOUNT)
+            .bind(1_i32)
             .bind(1_i32)
             .bind(day_left)
             .bind(month_left)
@@ -257,7 +263,7 @@ impl RawDriver {
             .bind(self.activity_name.as_str())
             .bind(self.strategy_id)
             .bind(order_id.as_str())
-            .bind(now.naive_utc())
+            .bind(at)
             .bind("create")
             .execute(&mut *tx)
             .await?;
@@ -281,7 +287,7 @@ impl RawDriver {
             .bind(order_id.as_str())
             .bind(self.award_id)
             .bind(self.award_title.as_str())
-            .bind(now.naive_utc())
+            .bind(at)
             .bind("create")
             .execute(&mut *tx)
             .await?;
@@ -294,7 +300,8 @@ impl RawDriver {
             .await?;
         anyhow::ensure!(done.rows_affected() == 1, "ticket {order_id} already used");
         let message_id = self.ids.next_i64().to_string();
-        let message = json!({
+        let ts = now.timestamp_millis();
+        let send_award = json!({
             "data": {
                 "awardId": self.award_id,
                 "awardTitle": self.award_title,
@@ -302,14 +309,35 @@ impl RawDriver {
                 "userId": uid,
             },
             "id": message_id,
-            "timestamp": now.timestamp_millis(),
+            "timestamp": ts,
         })
         .to_string();
-        sqlx::query(INSERT_TASK)
+        let snapshot = json!({
+            "data": {
+                "activityId": ACTIVITY_ID,
+                "day": { "period": day, "count": day_count, "surplus": day_left },
+                "dayCount": day_allowance,
+                "month": { "period": month, "count": month_count, "surplus": month_left },
+                "monthCount": month_allowance,
+                "totalCount": total,
+                "totalCountSurplus": total_left - 1,
+                "userId": uid,
+                "version": version + 1,
+            },
+            "id": account_event_id,
+            "timestamp": ts,
+        })
+        .to_string();
+        sqlx::query(INSERT_TASKS)
             .bind(uid)
             .bind("send_award")
             .bind(message_id.as_str())
-            .bind(message)
+            .bind(send_award)
+            .bind("create")
+            .bind(uid)
+            .bind("activity_account_changed")
+            .bind(account_event_id.as_str())
+            .bind(snapshot)
             .bind("create")
             .execute(&mut *tx)
             .await?;

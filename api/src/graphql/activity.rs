@@ -44,7 +44,11 @@ impl ActivityMutation {
     /// records and arms its strategy. Re-runnable. Errors: `0002` unknown activity.
     async fn arm_activity(&self, ctx: &Context<'_>, activity_id: i64) -> Result<bool> {
         let state = ctx.data::<Arc<AppState>>()?;
-        state.activity.arm(activity_id).await.map_err(to_gql)?;
+        let cfg = state.activity.arm(activity_id).await.map_err(to_gql)?;
+        if let Err(e) = state.views.put_activity(&cfg).await {
+            // The view is rebuilt on first read; arming itself succeeded.
+            tracing::warn!(error = %e, "could not write the activity view");
+        }
         Ok(true)
     }
 

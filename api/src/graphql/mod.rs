@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod activity;
+pub mod catalog;
 pub mod error;
 pub mod strategy;
 pub mod subscription;
@@ -19,7 +20,12 @@ use crate::state::AppState;
 /// All queries.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(strategy::StrategyQuery, account::AccountQuery, tasks::TaskQuery);
+pub struct QueryRoot(
+    strategy::StrategyQuery,
+    account::AccountQuery,
+    catalog::CatalogQuery,
+    tasks::TaskQuery,
+);
 
 /// All mutations.
 #[derive(MergedObject, Default)]

@@ -162,3 +162,84 @@ async fn an_unknown_user_reads_zeros_not_an_error() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn award_list_rule_weights_and_sku_products_follow_the_spec() {
+    let app = spawn_app_with(|_| {}).await;
+    app.ok("mutation { armActivity(activityId: 100301) }").await;
+    app.ok(r#"mutation { rechargeQuota(userId: "xiaofuge", sku: 9013, outBusinessNo: "l-1") { orderId } }"#)
+        .await;
+    app.ok(r#"mutation { draw(userId: "xiaofuge", activityId: 100301) { orderId } }"#)
+        .await;
+    // Spec §9 item 33: one partake today.
+    let q = r#"{ raffleAwards(userId: "xiaofuge", activityId: 100301) { awardId sort awardRuleLockCount isAwardUnlock waitUnlockCount } }"#;
+    let list = app
+        .eventually(10, q, |d| {
+            d["raffleAwards"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["awardId"] == 107 && a["isAwardUnlock"] == true)
+        })
+        .await;
+    let by_id = |id: i64| {
+        list["raffleAwards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["awardId"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        by_id(107),
+        json!({"awardId": 107, "sort": 7, "awardRuleLockCount": 1, "isAwardUnlock": true, "waitUnlockCount": 0})
+    );
+    assert_eq!(
+        by_id(106),
+        json!({"awardId": 106, "sort": 6, "awardRuleLockCount": 2, "isAwardUnlock": false, "waitUnlockCount": 1})
+    );
+    assert_eq!(
+        by_id(105),
+        json!({"awardId": 105, "sort": 5, "awardRuleLockCount": 3, "isAwardUnlock": false, "waitUnlockCount": 2})
+    );
+    for id in [101, 102, 103, 104, 108] {
+        assert_eq!(
+            (
+                by_id(id)["awardRuleLockCount"].clone(),
+                by_id(id)["isAwardUnlock"].clone()
+            ),
+            (Value::Null, json!(true))
+        );
+    }
+    let sorts: Vec<i64> = list["raffleAwards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["sort"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sorts, (1..=8).collect::<Vec<_>>());
+    // §9 item 34.
+    let w = app.ok(r#"{ ruleWeights(userId: "xiaofuge", activityId: 100301) { ruleWeightCount userActivityAccountTotalUserCount strategyAwards { awardId awardTitle } } }"#).await;
+    assert_eq!(
+        w["ruleWeights"],
+        json!([
+            {"ruleWeightCount": 10, "userActivityAccountTotalUserCount": 1, "strategyAwards": [{"awardId": 102, "awardTitle": "OpenAI会员卡"}, {"awardId": 103, "awardTitle": "支付优惠券"}]},
+            {"ruleWeightCount": 70, "userActivityAccountTotalUserCount": 1, "strategyAwards": [{"awardId": 106, "awardTitle": "轻奢办公椅"}, {"awardId": 107, "awardTitle": "小霸王游戏机"}]},
+            {"ruleWeightCount": 1000, "userActivityAccountTotalUserCount": 1, "strategyAwards": [{"awardId": 104, "awardTitle": "小米台灯"}, {"awardId": 105, "awardTitle": "小米su7周体验"}]}
+        ])
+    );
+    // §9 item 38, with live stock (one 9013 sold).
+    let p = app.ok("{ skuProducts(activityId: 100301) { sku productAmount stockCountSurplus activityCount { totalCount dayCount monthCount } } }").await;
+    assert_eq!(
+        p["skuProducts"],
+        json!([
+            {"sku": 9011, "productAmount": "200.00", "stockCountSurplus": 99887, "activityCount": {"totalCount": 150, "dayCount": 150, "monthCount": 150}},
+            {"sku": 9012, "productAmount": "100.00", "stockCountSurplus": 99885, "activityCount": {"totalCount": 50, "dayCount": 50, "monthCount": 50}},
+            {"sku": 9013, "productAmount": "20.00", "stockCountSurplus": 99883, "activityCount": {"totalCount": 5, "dayCount": 5, "monthCount": 5}},
+            {"sku": 9014, "productAmount": "5.00", "stockCountSurplus": 99866, "activityCount": {"totalCount": 1, "dayCount": 1, "monthCount": 1}}
+        ])
+    );
+    assert_eq!(app.error_code("{ skuProducts(activityId: 42) { sku } }").await, "0002");
+    app.cleanup().await;
+}

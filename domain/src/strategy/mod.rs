@@ -21,4 +21,4 @@ pub use armory::RatePool;
 pub use error::{ArmError, RaffleError};
 pub use model::{AwardCatalogEntry, RuleTreeConfig, StrategyAwardConfig, StrategyConfig};
 pub use service::{StrategyError, StrategyService};
-pub use view::{StrategyAwardView, StrategyView};
+pub use view::{RuleWeightView, StrategyAwardView, StrategyView};

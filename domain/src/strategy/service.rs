@@ -167,7 +167,9 @@ impl StrategyService {
             .load_strategy(strategy_id)
             .await?
             .ok_or(StrategyError::NotFound(strategy_id))?;
-        let view = StrategyView::from_config(&cfg);
+        // Validating the configuration yields lock counts and weight groups for the view; the
+        // pools are discarded (arming is `arm`'s job).
+        let view = StrategyView::of(&ArmedStrategy::arm(cfg, self.random.as_ref())?);
         self.store.put_view(&view).await?;
         Ok(view)
     }

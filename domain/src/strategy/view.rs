@@ -4,7 +4,6 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::armed::ArmedStrategy;
-use super::model::StrategyConfig;
 use crate::ids::{AwardId, StrategyId};
 
 /// A strategy with its awards, as stored in the read model.
@@ -19,6 +18,19 @@ pub struct StrategyView {
     pub rule_models: Vec<String>,
     /// Awards ordered by `sort`.
     pub awards: Vec<StrategyAwardView>,
+    /// `rule_weight` groups ordered by threshold.
+    #[serde(default)]
+    pub rule_weights: Vec<RuleWeightView>,
+}
+
+/// One `rule_weight` group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleWeightView {
+    /// Total used quota needed.
+    pub threshold: i64,
+    /// Awards of the group's pool.
+    pub award_ids: Vec<AwardId>,
 }
 
 /// One award of a strategy.
@@ -41,6 +53,9 @@ pub struct StrategyAwardView {
     pub rule_models: Option<String>,
     /// Display index.
     pub sort: i32,
+    /// Draws needed today before the award can be won (`rule_lock` of its tree), if locked.
+    #[serde(default)]
+    pub rule_lock_count: Option<u32>,
 }
 
 impl StrategyView {
@@ -50,27 +65,21 @@ impl StrategyView {
             strategy_id: s.strategy_id(),
             strategy_desc: s.strategy_desc().to_owned(),
             rule_models: s.rule_models().into_iter().map(str::to_owned).collect(),
-            awards: s.awards().iter().map(StrategyAwardView::from).collect(),
-        }
-    }
-
-    /// The view of a configuration (not armed).
-    pub fn from_config(cfg: &StrategyConfig) -> Self {
-        let mut awards: Vec<StrategyAwardView> = cfg.awards.iter().map(StrategyAwardView::from).collect();
-        awards.sort_by_key(|a| (a.sort, a.award_id));
-        Self {
-            strategy_id: cfg.strategy_id,
-            strategy_desc: cfg.strategy_desc.clone(),
-            rule_models: cfg
-                .rule_models
-                .as_deref()
-                .unwrap_or("")
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
+            awards: s
+                .awards()
+                .iter()
+                .map(|a| StrategyAwardView {
+                    rule_lock_count: s.tree_of(a.award_id).and_then(|t| t.lock_count()),
+                    ..StrategyAwardView::from(a)
+                })
                 .collect(),
-            awards,
+            rule_weights: s
+                .weight_groups()
+                .map(|g| RuleWeightView {
+                    threshold: g.threshold,
+                    award_ids: g.award_ids.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -86,6 +95,7 @@ impl From<&super::model::StrategyAwardConfig> for StrategyAwardView {
             award_count_surplus: a.award_count_surplus,
             rule_models: a.rule_models.clone(),
             sort: a.sort,
+            rule_lock_count: None,
         }
     }
 }

@@ -71,9 +71,10 @@ impl ArmoryStore for RedisArmoryStore {
 
     async fn view(&self, strategy_id: StrategyId) -> Result<Option<StrategyView>, PortError> {
         let mut conn = self.conn.clone();
-        let (entity, awards): (Option<String>, Option<String>) = redis::pipe()
+        let (entity, awards, weights): (Option<String>, Option<String>, Option<String>) = redis::pipe()
             .get(self.keys.strategy(strategy_id))
             .get(self.keys.strategy_award_list(strategy_id))
+            .get(self.keys.rule_weights(strategy_id))
             .query_async(&mut conn)
             .await
             .map_err(port_err)?;
@@ -83,6 +84,11 @@ impl ArmoryStore for RedisArmoryStore {
         let decode = |e: serde_json::Error| PortError(format!("strategy {strategy_id} read model is corrupt: {e}"));
         let entity: StrategyEntity = serde_json::from_str(&entity).map_err(decode)?;
         let mut awards: Vec<StrategyAwardView> = serde_json::from_str(&awards).map_err(decode)?;
+        let rule_weights = weights
+            .map(|w| serde_json::from_str(&w))
+            .transpose()
+            .map_err(decode)?
+            .unwrap_or_default();
         // Live stock: the Redis counters are authoritative while they exist.
         let stock_keys: Vec<String> = awards
             .iter()
@@ -111,6 +117,7 @@ impl ArmoryStore for RedisArmoryStore {
                 .map(str::to_owned)
                 .collect(),
             awards,
+            rule_weights,
         }))
     }
 
@@ -123,12 +130,15 @@ impl ArmoryStore for RedisArmoryStore {
         let encode = |e: serde_json::Error| PortError(format!("encoding strategy view: {e}"));
         let entity = serde_json::to_string(&entity).map_err(encode)?;
         let awards = serde_json::to_string(&view.awards).map_err(encode)?;
+        let weights = serde_json::to_string(&view.rule_weights).map_err(encode)?;
         let mut conn = self.conn.clone();
         let _: () = redis::pipe()
             .atomic()
             .set(self.keys.strategy(view.strategy_id), entity)
             .ignore()
             .set(self.keys.strategy_award_list(view.strategy_id), awards)
+            .ignore()
+            .set(self.keys.rule_weights(view.strategy_id), weights)
             .ignore()
             .query_async(&mut conn)
             .await

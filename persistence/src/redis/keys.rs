@@ -70,4 +70,14 @@ impl Keys {
     pub fn view(&self, user_id: &str, view: &str) -> String {
         self.k(format_args!("bm:rm:v:{{{user_id}}}:{view}"))
     }
+
+    /// `big_market_strategy_rule_weight_key_{strategyId}`: the strategy's weight groups.
+    pub fn rule_weights(&self, id: StrategyId) -> String {
+        self.k(format_args!("big_market_strategy_rule_weight_key_{id}"))
+    }
+
+    /// `bm:rm:activity:{activityId}`: the activity view (SKU products).
+    pub fn activity_view(&self, activity_id: i64) -> String {
+        self.k(format_args!("bm:rm:activity:{activity_id}"))
+    }
 }

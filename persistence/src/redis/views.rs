@@ -7,6 +7,7 @@
 //! monotonic state (`create` → `completed`), kept as a set so the order of the two events
 //! does not matter.
 
+use domain::activity::ActivityConfig;
 use domain::outbox::AccountSnapshot;
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -234,6 +235,49 @@ impl UserViews {
             }
         }
         Ok(AwardPage { entries, has_next })
+    }
+
+    /// Stores an activity's configuration view (SKU products), written when it is armed.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn put_activity(&self, cfg: &ActivityConfig) -> redis::RedisResult<()> {
+        let json = serde_json::to_string(cfg).map_err(json_err)?;
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(self.keys.activity_view(cfg.activity.activity_id))
+            .arg(json)
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// An activity's configuration view with each SKU's live stock (the Redis counter when it
+    /// exists, else the durable surplus).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached or the view is corrupt.
+    pub async fn activity(&self, activity_id: i64) -> redis::RedisResult<Option<ActivityConfig>> {
+        let mut conn = self.conn.clone();
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(self.keys.activity_view(activity_id))
+            .query_async(&mut conn)
+            .await?;
+        let Some(mut cfg) = raw
+            .map(|r| serde_json::from_str::<ActivityConfig>(&r).map_err(json_err))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        if !cfg.skus.is_empty() {
+            let keys: Vec<String> = cfg.skus.iter().map(|s| self.keys.sku_stock(s.sku)).collect();
+            let live: Vec<Option<i64>> = redis::cmd("MGET").arg(keys).query_async(&mut conn).await?;
+            for (sku, live) in cfg.skus.iter_mut().zip(live) {
+                if let Some(l) = live {
+                    sku.stock_count_surplus = i32::try_from(l.max(0)).unwrap_or(i32::MAX);
+                }
+            }
+        }
+        Ok(Some(cfg))
     }
 
     /// Deletes every user view (before a rebuild). Task-status streams are kept.

@@ -1,0 +1,211 @@
+//! Per-user views over the activity's configuration (spec §7.7): `raffleAwards` (award list
+//! with lock state), `ruleWeights` (weight groups with the user's progress) and
+//! `skuProducts`. Served from the Redis views (strategy, activity, account).
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Object, Result, SimpleObject};
+use chrono::Utc;
+use domain::ErrorCode;
+use domain::activity::ActivityConfig;
+use domain::ids::UserId;
+use domain::outbox::AccountSnapshot;
+use domain::strategy::StrategyView;
+use persistence::read_side;
+use rust_decimal::Decimal;
+
+use super::error::{to_gql, with_code};
+use crate::state::AppState;
+
+/// An award of the activity's wheel, with the user's lock state.
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+pub struct RaffleAward {
+    /// Award.
+    pub award_id: i32,
+    /// Title.
+    pub award_title: String,
+    /// Subtitle.
+    pub award_subtitle: Option<String>,
+    /// Display index.
+    pub sort: i32,
+    /// Draws needed today to unlock it (null: never locked).
+    pub award_rule_lock_count: Option<i32>,
+    /// Whether the user can win it today.
+    pub is_award_unlock: bool,
+    /// Draws still needed today (0 when unlocked).
+    pub wait_unlock_count: i32,
+}
+
+/// An award of a weight group.
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+pub struct WeightAward {
+    /// Award.
+    pub award_id: i32,
+    /// Title.
+    pub award_title: String,
+}
+
+/// A `rule_weight` group with the user's progress.
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+pub struct RuleWeight {
+    /// Total used draws needed.
+    pub rule_weight_count: i64,
+    /// The user's total used draws in the activity.
+    pub user_activity_account_total_user_count: i64,
+    /// The group's awards.
+    pub strategy_awards: Vec<WeightAward>,
+}
+
+/// A quota package's draw counts.
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+pub struct PackageCounts {
+    /// Total draws.
+    pub total_count: i32,
+    /// Draws per day.
+    pub day_count: i32,
+    /// Draws per month.
+    pub month_count: i32,
+}
+
+/// A purchasable quota package.
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+pub struct SkuProduct {
+    /// SKU.
+    pub sku: i64,
+    /// Activity.
+    pub activity_id: i64,
+    /// Package id.
+    pub activity_count_id: i64,
+    /// Total stock.
+    pub stock_count: i32,
+    /// Stock left (live counter when armed).
+    pub stock_count_surplus: i32,
+    /// Price in credits.
+    pub product_amount: Decimal,
+    /// What one purchase grants.
+    pub activity_count: PackageCounts,
+}
+
+fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
+    tracing::error!(error = %e, "read model failed");
+    with_code(ErrorCode::Unknown, "internal error")
+}
+
+async fn activity(app: &AppState, activity_id: i64) -> Result<ActivityConfig> {
+    if let Some(cfg) = app.views.activity(activity_id).await.map_err(internal)? {
+        return Ok(cfg);
+    }
+    let cfg = app.activity.config(activity_id).await.map_err(to_gql)?;
+    app.views.put_activity(&cfg).await.map_err(internal)?;
+    Ok(app
+        .views
+        .activity(activity_id)
+        .await
+        .map_err(internal)?
+        .unwrap_or_else(|| (*cfg).clone()))
+}
+
+async fn user_context(
+    app: &AppState,
+    user_id: &str,
+    activity_id: i64,
+) -> Result<(StrategyView, AccountSnapshot, String)> {
+    let user = UserId::parse(user_id).map_err(|e| with_code(ErrorCode::IllegalParameter, e.0))?;
+    let cfg = activity(app, activity_id).await?;
+    let strategy = app.strategy.view(cfg.activity.strategy_id).await.map_err(to_gql)?;
+    let now = Utc::now();
+    let (day, month) = (app.calendar.day(now), app.calendar.month(now));
+    let account = match app.views.account(user.as_str(), activity_id).await.map_err(internal)? {
+        Some(a) => a,
+        None => read_side::load_account(&app.db, &app.views, user.as_str(), activity_id, &day, &month)
+            .await
+            .map_err(internal)?,
+    };
+    Ok((strategy, account, day))
+}
+
+/// Catalogue queries.
+#[derive(Default)]
+pub struct CatalogQuery;
+
+#[Object]
+impl CatalogQuery {
+    /// The activity's awards for a user: lock counts and whether today's draws unlocked them.
+    async fn raffle_awards(&self, ctx: &Context<'_>, user_id: String, activity_id: i64) -> Result<Vec<RaffleAward>> {
+        let app = ctx.data::<Arc<AppState>>()?;
+        let (strategy, account, day) = user_context(app, &user_id, activity_id).await?;
+        let today = account
+            .day
+            .as_ref()
+            .filter(|d| d.period == day)
+            .map_or(0, |d| i64::from(d.count - d.surplus));
+        Ok(strategy
+            .awards
+            .into_iter()
+            .map(|a| {
+                let lock = a.rule_lock_count.map(i64::from);
+                let wait = lock.map_or(0, |l| (l - today).max(0));
+                RaffleAward {
+                    award_id: a.award_id,
+                    award_title: a.award_title,
+                    award_subtitle: a.award_subtitle,
+                    sort: a.sort,
+                    award_rule_lock_count: lock.map(|l| i32::try_from(l).unwrap_or(i32::MAX)),
+                    is_award_unlock: wait == 0,
+                    wait_unlock_count: i32::try_from(wait).unwrap_or(i32::MAX),
+                }
+            })
+            .collect())
+    }
+
+    /// The activity's weight groups, by threshold, with the user's total used draws.
+    async fn rule_weights(&self, ctx: &Context<'_>, user_id: String, activity_id: i64) -> Result<Vec<RuleWeight>> {
+        let app = ctx.data::<Arc<AppState>>()?;
+        let (strategy, account, _) = user_context(app, &user_id, activity_id).await?;
+        let used = i64::from(account.total_count - account.total_count_surplus);
+        Ok(strategy
+            .rule_weights
+            .iter()
+            .map(|g| RuleWeight {
+                rule_weight_count: g.threshold,
+                user_activity_account_total_user_count: used,
+                strategy_awards: g
+                    .award_ids
+                    .iter()
+                    .map(|id| WeightAward {
+                        award_id: *id,
+                        award_title: strategy
+                            .awards
+                            .iter()
+                            .find(|a| a.award_id == *id)
+                            .map(|a| a.award_title.clone())
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// The activity's quota packages with live stock.
+    async fn sku_products(&self, ctx: &Context<'_>, activity_id: i64) -> Result<Vec<SkuProduct>> {
+        let app = ctx.data::<Arc<AppState>>()?;
+        let cfg = activity(app, activity_id).await?;
+        Ok(cfg
+            .skus
+            .into_iter()
+            .map(|s| SkuProduct {
+                sku: s.sku,
+                activity_id: s.activity_id,
+                activity_count_id: s.count.activity_count_id,
+                stock_count: s.stock_count,
+                stock_count_surplus: s.stock_count_surplus,
+                product_amount: s.product_amount,
+                activity_count: PackageCounts {
+                    total_count: s.count.total_count,
+                    day_count: s.count.day_count,
+                    month_count: s.count.month_count,
+                },
+            })
+            .collect())
+    }
+}
