@@ -142,6 +142,7 @@ fn attempts_of(d: &Delivery) -> u32 {
         .unwrap_or(0)
 }
 
+#[tracing::instrument(name = "consume", skip_all, fields(topic = handler.topic(), message.id = ?d.properties.message_id(), attempts))]
 async fn settle(
     d: Delivery,
     queue: &str,
@@ -151,9 +152,7 @@ async fn settle(
     republish: &Channel,
 ) -> lapin::Result<()> {
     let attempts = attempts_of(&d) + 1;
-    let span =
-        tracing::info_span!("consume", topic = handler.topic(), message.id = ?d.properties.message_id(), attempts);
-    let _e = span.enter();
+    tracing::Span::current().record("attempts", attempts);
     let (target, error) = match handler.handle(&d.data).await {
         Ok(()) => return d.ack(BasicAckOptions::default()).await.map(drop),
         Err(HandleError::Transient(e)) if attempts < settings.max_attempts => {

@@ -290,6 +290,7 @@ impl Relay {
     ///
     /// # Errors
     /// When the broker or the shard cannot be reached (nothing is marked in that case).
+    #[tracing::instrument(name = "relay.batch", skip(self), fields(rows))]
     pub async fn pump(&self, shard: usize) -> anyhow::Result<u64> {
         // Reach the broker before claiming: while it is down, rows stay pending untouched.
         self.publisher.channel().await?;
@@ -304,8 +305,7 @@ impl Relay {
             tx.commit().await?;
             return Ok(0);
         }
-        let span = tracing::info_span!("relay.batch", shard, rows = rows.len());
-        let _enter = span.enter();
+        tracing::Span::current().record("rows", rows.len());
         // Projection-only events are applied to the read model, not sent to the broker.
         let mut results: Vec<Option<Published>> = Vec::with_capacity(rows.len());
         for r in &rows {
