@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge, EmptyFields, query};
-use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use domain::ErrorCode;
 use domain::outbox::TaskState as DomainState;
+use persistence::redis::task_stream::TaskStatus;
 use persistence::task_repo::{Replay, TaskRow};
 
 use super::error::with_code;
@@ -55,8 +56,10 @@ fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
 }
 
-/// An outbox event (a `task` row).
+/// An outbox event (a `task` row). The status fields come from the Redis read model; the
+/// admin details (`message`, `lastError`, timestamps) are read from the shard when asked for.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Task {
     /// Message id (= envelope `id`).
     pub message_id: String,
@@ -68,38 +71,79 @@ pub struct Task {
     pub state: TaskState,
     /// Publish attempts so far.
     pub attempts: i32,
-    /// Last publish error.
-    pub last_error: Option<String>,
-    /// The envelope JSON as published.
-    pub message: String,
-    /// Commit time.
-    pub created_at: DateTime<Utc>,
-    /// Last change.
+    /// When it reached its state (read model) or last changed (shard).
     pub updated_at: DateTime<Utc>,
-    /// Broker confirm time.
-    pub published_at: Option<DateTime<Utc>>,
-    /// Consumer effect time.
-    pub delivered_at: Option<DateTime<Utc>>,
-    /// Next publish attempt (when failed).
-    pub next_attempt_at: Option<DateTime<Utc>>,
+    #[graphql(skip)]
+    row: tokio::sync::OnceCell<Option<TaskRow>>,
 }
 
 impl From<TaskRow> for Task {
     fn from(t: TaskRow) -> Self {
         Self {
-            message_id: t.message_id,
-            user_id: t.user_id,
-            topic: t.topic,
+            message_id: t.message_id.clone(),
+            user_id: t.user_id.clone(),
+            topic: t.topic.clone(),
             state: t.state.into(),
             attempts: t.attempts,
-            last_error: t.last_error,
-            message: t.message,
-            created_at: utc(t.created_at),
             updated_at: utc(t.updated_at),
-            published_at: t.published_at.map(utc),
-            delivered_at: t.delivered_at.map(utc),
-            next_attempt_at: t.next_attempt_at.map(utc),
+            row: tokio::sync::OnceCell::new_with(Some(Some(t))),
         }
+    }
+}
+
+impl Task {
+    fn from_status(message_id: String, s: TaskStatus) -> Self {
+        Self {
+            message_id,
+            user_id: s.user_id,
+            topic: s.topic,
+            state: s.state.into(),
+            attempts: s.attempts,
+            updated_at: DateTime::from_timestamp_millis(s.at_ms).unwrap_or_default(),
+            row: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn row(&self, ctx: &Context<'_>) -> Result<Option<&TaskRow>> {
+        let app = ctx.data::<Arc<AppState>>()?;
+        let row = self
+            .row
+            .get_or_try_init(|| async { app.tasks.find(&self.message_id).await.map_err(internal) })
+            .await?;
+        Ok(row.as_ref())
+    }
+}
+
+#[ComplexObject]
+impl Task {
+    /// The envelope JSON as published.
+    async fn message(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(self.row(ctx).await?.map(|r| r.message.clone()).unwrap_or_default())
+    }
+
+    /// Last publish error.
+    async fn last_error(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self.row(ctx).await?.and_then(|r| r.last_error.clone()))
+    }
+
+    /// Commit time.
+    async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
+        Ok(self.row(ctx).await?.map_or(self.updated_at, |r| utc(r.created_at)))
+    }
+
+    /// Broker confirm time.
+    async fn published_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.row(ctx).await?.and_then(|r| r.published_at).map(utc))
+    }
+
+    /// Consumer effect time.
+    async fn delivered_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.row(ctx).await?.and_then(|r| r.delivered_at).map(utc))
+    }
+
+    /// Next publish attempt (when failed).
+    async fn next_attempt_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.row(ctx).await?.and_then(|r| r.next_attempt_at).map(utc))
     }
 }
 
@@ -168,9 +212,13 @@ impl TaskQuery {
         .await
     }
 
-    /// One outbox event by message id; null when unknown.
+    /// One outbox event by message id; null when unknown. Its status is read from Redis
+    /// (falling back to the shard for events the read model has not seen yet).
     async fn task(&self, ctx: &Context<'_>, message_id: String) -> Result<Option<Task>> {
         let app = ctx.data::<Arc<AppState>>()?;
+        if let Some(status) = app.task_stream.status(&message_id).await.map_err(internal)? {
+            return Ok(Some(Task::from_status(message_id, status)));
+        }
         Ok(app.tasks.find(&message_id).await.map_err(internal)?.map(Task::from))
     }
 }
@@ -187,6 +235,9 @@ impl TaskMutation {
         let app = ctx.data::<Arc<AppState>>()?;
         match app.tasks.replay(&message_id).await.map_err(internal)? {
             Replay::Requeued(t) => {
+                if let Err(e) = app.task_stream.forget(&message_id).await {
+                    tracing::warn!(error = %e, "could not reset the task's status view");
+                }
                 app.nudge.nudge(t.shard);
                 Ok(t.into())
             }

@@ -243,3 +243,36 @@ async fn award_list_rule_weights_and_sku_products_follow_the_spec() {
     assert_eq!(app.error_code("{ skuProducts(activityId: 42) { sku } }").await, "0002");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn task_status_is_served_from_the_read_model() {
+    let app = spawn_app_with(|_| {}).await;
+    app.exec(
+        CONFIG,
+        "UPDATE strategy SET rule_models = NULL WHERE strategy_id = 100006",
+    )
+    .await;
+    app.exec(
+        CONFIG,
+        "UPDATE strategy_award SET award_rate = 0 WHERE strategy_id = 100006 AND award_id <> 101",
+    )
+    .await;
+    app.ok("mutation { armActivity(activityId: 100301) }").await;
+    app.ok(r#"mutation { rechargeQuota(userId: "xiaofuge", sku: 9014, outBusinessNo: "t-1") { orderId } }"#)
+        .await;
+    let d = app
+        .ok(r#"mutation { draw(userId: "xiaofuge", activityId: 100301) { messageId } }"#)
+        .await;
+    let id = d["draw"]["messageId"].as_str().unwrap();
+    let q = format!(r#"{{ task(messageId: "{id}") {{ state userId topic attempts }} }}"#);
+    app.eventually(15, &q, |t| t["task"]["state"] == "DELIVERED").await;
+    // The shard row is gone: the status still answers, from Redis alone.
+    app.exec(SHARD_01, &format!("DELETE FROM task WHERE message_id = '{id}'"))
+        .await;
+    let t = app.ok(&q).await;
+    assert_eq!(
+        t["task"],
+        json!({"state": "DELIVERED", "userId": "xiaofuge", "topic": "send_award", "attempts": 1})
+    );
+    app.cleanup().await;
+}

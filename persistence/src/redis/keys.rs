@@ -80,4 +80,9 @@ impl Keys {
     pub fn activity_view(&self, activity_id: i64) -> String {
         self.k(format_args!("bm:rm:activity:{activity_id}"))
     }
+
+    /// `bm:rm:t:{messageId}`: the latest state of one outbox event.
+    pub fn task_status(&self, message_id: &str) -> String {
+        self.k(format_args!("bm:rm:t:{message_id}"))
+    }
 }

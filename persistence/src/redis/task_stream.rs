@@ -61,18 +61,55 @@ pub fn is_cursor(s: &str) -> bool {
         .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok())
 }
 
+/// Latest state of one message: `bm:rm:t:{messageId}`, moved only forward
+/// (CREATED < FAIL < PUBLISHED, DEAD < DELIVERED) so events arriving out of order are harmless.
+const SET_STATE: &str = r"
+local rank = {CREATED = 0, FAIL = 1, PUBLISHED = 2, DEAD = 2, DELIVERED = 3}
+local cur = redis.call('HGET', KEYS[1], 'state')
+if cur and rank[cur] and rank[cur] > rank[ARGV[1]] then return 0 end
+local fields = {'state', ARGV[1], 'userId', ARGV[2], 'topic', ARGV[3], 'at', ARGV[5]}
+-- The consumer does not know the publish attempts: keep the relay's count.
+if ARGV[1] ~= 'DELIVERED' or redis.call('HEXISTS', KEYS[1], 'attempts') == 0 then
+  table.insert(fields, 'attempts')
+  table.insert(fields, ARGV[4])
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+return 1
+";
+
+/// The latest state of one outbox event, from the read model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskStatus {
+    /// Owner.
+    pub user_id: String,
+    /// Topic.
+    pub topic: String,
+    /// State.
+    pub state: TaskState,
+    /// Publish attempts.
+    pub attempts: i32,
+    /// When it reached this state (epoch ms).
+    pub at_ms: i64,
+}
+
 /// Appends and reads task-status events.
 #[derive(Clone)]
 pub struct TaskStream {
     conn: ConnectionManager,
     client: redis::Client,
     keys: Keys,
+    set_state: redis::Script,
 }
 
 impl TaskStream {
     /// Streams under `keys`; `client` opens the dedicated connections of blocking readers.
     pub fn new(conn: ConnectionManager, client: redis::Client, keys: Keys) -> Self {
-        Self { conn, client, keys }
+        Self {
+            conn,
+            client,
+            keys,
+            set_state: redis::Script::new(SET_STATE),
+        }
     }
 
     /// Appends events (one pipeline).
@@ -104,7 +141,52 @@ impl TaskStream {
                 .ignore();
         }
         let mut conn = self.conn.clone();
-        pipe.query_async(&mut conn).await
+        pipe.query_async::<()>(&mut conn).await?;
+        for e in events {
+            let _: i64 = self
+                .set_state
+                .key(self.keys.task_status(&e.message_id))
+                .arg(state_name(e.state))
+                .arg(&e.user_id)
+                .arg(&e.topic)
+                .arg(e.attempts)
+                .arg(e.occurred_at_ms)
+                .invoke_async(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The latest state of a message, if the read model has it.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn status(&self, message_id: &str) -> redis::RedisResult<Option<TaskStatus>> {
+        let mut conn = self.conn.clone();
+        let h: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.keys.task_status(message_id))
+            .query_async(&mut conn)
+            .await?;
+        let Some(state) = h.get("state") else { return Ok(None) };
+        Ok(Some(TaskStatus {
+            user_id: h.get("userId").cloned().unwrap_or_default(),
+            topic: h.get("topic").cloned().unwrap_or_default(),
+            state: parse_state(state),
+            attempts: h.get("attempts").and_then(|a| a.parse().ok()).unwrap_or(0),
+            at_ms: h.get("at").and_then(|a| a.parse().ok()).unwrap_or(0),
+        }))
+    }
+
+    /// Forgets a message's state (before an operator replays it, so it may start over).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn forget(&self, message_id: &str) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        redis::cmd("DEL")
+            .arg(self.keys.task_status(message_id))
+            .query_async(&mut conn)
+            .await
     }
 
     /// A connection of its own for a blocking reader (a blocked `XREAD` would stall others).
