@@ -56,34 +56,67 @@ pub async fn ready(state: Data<&Arc<AppState>>) -> impl IntoResponse {
 }
 
 /// `GET /graphql/ws`: GraphQL subscriptions over WebSocket (`graphql-transport-ws`, and the
-/// legacy `graphql-ws`), with an optional idle timeout.
+/// legacy `graphql-ws`), with server keep-alive pings and an optional idle timeout.
+///
+/// async-graphql owns the protocol; its outgoing messages go through a channel that a
+/// forwarding task merges with a periodic keep-alive (`{"type":"ping"}` on
+/// graphql-transport-ws, `{"type":"ka"}` on the legacy protocol), so idle proxies and clients
+/// see traffic and dead peers are noticed when a write fails.
 pub struct GraphQLWs {
     /// The schema.
     pub schema: crate::graphql::AppSchema,
-    /// Close connections idle for this long (`None`: never).
+    /// Close connections whose client is silent for this long (`None`: never).
     pub idle_timeout: Option<std::time::Duration>,
+    /// Server keep-alive period.
+    pub ping_every: std::time::Duration,
 }
 
 impl poem::Endpoint for GraphQLWs {
     type Output = poem::Response;
 
     async fn call(&self, req: poem::Request) -> poem::Result<Self::Output> {
-        use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+        use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols};
         use async_graphql_poem::{GraphQLProtocol, GraphQLWebSocket};
+        use futures::{SinkExt, StreamExt};
         use poem::FromRequest;
-        use poem::web::websocket::WebSocket;
+        use poem::web::websocket::{Message, WebSocket};
 
         let (req, mut body) = req.split();
         let websocket = WebSocket::from_request(&req, &mut body).await?;
         let protocol = GraphQLProtocol::from_request(&req, &mut body).await?;
         let schema = self.schema.clone();
-        let idle_timeout = self.idle_timeout;
+        let (idle_timeout, ping_every) = (self.idle_timeout, self.ping_every);
+        let ping = match protocol.0 {
+            WebSocketProtocols::GraphQLWS => r#"{"type":"ping"}"#,
+            WebSocketProtocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
+        };
         Ok(websocket
             .protocols(ALL_WEBSOCKET_PROTOCOLS)
-            .on_upgrade(move |stream| {
-                GraphQLWebSocket::new(stream, schema, protocol)
+            .on_upgrade(move |socket| async move {
+                let (mut out, incoming) = socket.split();
+                let (tx, mut rx) = futures::channel::mpsc::channel::<Message>(64);
+                let forward = async move {
+                    let mut tick = tokio::time::interval(ping_every);
+                    tick.tick().await;
+                    loop {
+                        let next = tokio::select! {
+                            m = rx.next() => m,
+                            _ = tick.tick() => Some(Message::Text(ping.to_owned())),
+                        };
+                        let Some(m) = next else { break };
+                        if out.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = out.close().await;
+                };
+                let serve = GraphQLWebSocket::new_with_pair(tx, incoming, schema, protocol)
                     .keepalive_timeout(idle_timeout)
-                    .serve()
+                    .serve();
+                tokio::select! {
+                    _ = serve => {}
+                    _ = forward => {}
+                }
             })
             .into_response())
     }

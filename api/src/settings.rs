@@ -50,9 +50,11 @@ pub struct HttpSettings {
     pub max_complexity: usize,
     /// Open subscriptions per instance (each holds one Redis connection).
     pub max_subscriptions: usize,
-    /// Close a `/graphql/ws` connection whose client sent nothing (not even a ping) for this
-    /// many seconds; 0 = never. Server-initiated pings are not implemented yet.
+    /// Close a `/graphql/ws` connection whose client sent nothing (not even a pong) for this
+    /// many seconds; 0 = never.
     pub ws_idle_timeout_secs: u64,
+    /// Seconds between server keep-alive pings on `/graphql/ws`.
+    pub ws_ping_secs: u64,
 }
 
 /// Databases: the config DB and one URL per shard.
@@ -218,6 +220,7 @@ impl Default for HttpSettings {
             max_complexity: 1_000,
             max_subscriptions: 10_000,
             ws_idle_timeout_secs: 0,
+            ws_ping_secs: 15,
         }
     }
 }

@@ -46,6 +46,7 @@ impl Application {
             schema: schema.clone(),
             idle_timeout: (settings.http.ws_idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(settings.http.ws_idle_timeout_secs)),
+            ping_every: Duration::from_secs(settings.http.ws_ping_secs.max(1)),
         };
         let mut route = Route::new()
             .at("/graphql", post(GraphQL::new(schema)))

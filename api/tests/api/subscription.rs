@@ -218,3 +218,27 @@ async fn bad_subscription_arguments_are_rejected_with_codes() {
     assert_eq!(error_code(&mut other).await, "0005", "the single slot is taken");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_server_sends_keep_alive_pings() {
+    let app = spawn_app_with(|s| s.http.ws_ping_secs = 1).await;
+    let mut ws = connect(&app.address).await;
+    subscribe(&mut ws, "quiet", None, None).await;
+    let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("a ping within 5 s")
+        .unwrap()
+        .unwrap();
+    let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(v["type"], "ping");
+    ws.send(Message::text(json!({"type": "pong"}).to_string()))
+        .await
+        .unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("pings keep coming")
+        .unwrap()
+        .unwrap();
+    assert!(again.to_text().unwrap().contains("ping"), "{again:?}");
+    app.cleanup().await;
+}
