@@ -137,12 +137,13 @@ pub async fn run_relay(settings: &Settings) -> anyhow::Result<()> {
 pub async fn rebuild_projections(settings: &Settings) -> anyhow::Result<()> {
     let db = persistence::Databases::connect(&settings.database_settings()).await?;
     let redis = persistence::redis::connect(&settings.redis.url).await?;
-    let views =
-        persistence::redis::UserViews::new(redis, persistence::redis::Keys::new(settings.redis.key_prefix.clone()));
+    let keys = persistence::redis::Keys::new(settings.redis.key_prefix.clone());
+    let views = persistence::redis::UserViews::new(redis.clone(), keys.clone());
+    let tasks = persistence::redis::TaskStream::new(redis, redis::Client::open(settings.redis.url.as_str())?, keys);
     let calendar = domain::activity::BusinessCalendar::new(settings.business.utc_offset_minutes)
         .ok_or_else(|| anyhow::anyhow!("business.utc_offset_minutes must be within ±23:59"))?;
     let now = chrono::Utc::now();
-    let report = persistence::read_side::rebuild(&db, &views, &calendar.day(now), &calendar.month(now)).await?;
+    let report = persistence::read_side::rebuild(&db, &views, &tasks, &calendar.day(now), &calendar.month(now)).await?;
     tracing::info!(?report, "read models rebuilt");
     println!("{report:?}");
     Ok(())

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
-use domain::outbox::{AccountSnapshot, PeriodSnapshot};
+use domain::outbox::{AccountSnapshot, INTERNAL_TOPICS, PeriodSnapshot, TaskState};
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 use crate::db::Databases;
-use crate::redis::UserViews;
 use crate::redis::views::{AwardEntry, CreditView};
+use crate::redis::{TaskEvent, TaskStream, UserViews};
 
 fn c(name: &'static str) -> Alias {
     Alias::new(name)
@@ -27,6 +27,8 @@ pub struct RebuildReport {
     pub credits: u64,
     /// Award history entries written.
     pub awards: u64,
+    /// Task-status views written.
+    pub tasks: u64,
 }
 
 type PeriodKey = (String, i64);
@@ -197,12 +199,19 @@ pub async fn load_credit(db: &Databases, views: &UserViews, user: &str) -> anyho
     Ok(view)
 }
 
-/// Drops every user view and rebuilds them from all shards. Safe while the service runs:
-/// versioned views accept only newer snapshots, award states only move forward.
+/// Drops every user view and task-status view and rebuilds them from all shards. Safe while
+/// the service runs: versioned views accept only newer snapshots, award and task states only
+/// move forward. The task-status streams (subscription history) are kept.
 ///
 /// # Errors
 /// When MySQL or Redis cannot be reached.
-pub async fn rebuild(db: &Databases, views: &UserViews, day: &str, month: &str) -> anyhow::Result<RebuildReport> {
+pub async fn rebuild(
+    db: &Databases,
+    views: &UserViews,
+    tasks: &TaskStream,
+    day: &str,
+    month: &str,
+) -> anyhow::Result<RebuildReport> {
     let mut report = RebuildReport {
         dropped: views.drop_all().await?,
         ..Default::default()
@@ -215,6 +224,43 @@ pub async fn rebuild(db: &Databases, views: &UserViews, day: &str, month: &str) 
         for (user, v) in credits(shard, None).await? {
             views.apply_credit(&user, &v).await?;
             report.credits += 1;
+        }
+        let q = Query::select()
+            .columns([
+                c("user_id"),
+                c("topic"),
+                c("message_id"),
+                c("state"),
+                c("attempts"),
+                c("delivered_at"),
+                c("update_time"),
+            ])
+            .from(c("task"))
+            .to_owned();
+        let mut batch = Vec::new();
+        for r in shard.query_all(shard.get_database_backend().build(&q)).await? {
+            let topic: String = r.try_get("", "topic")?;
+            if INTERNAL_TOPICS.contains(&topic.as_str()) {
+                continue;
+            }
+            let Some(message_id) = r.try_get::<Option<String>>("", "message_id")? else {
+                continue;
+            };
+            let delivered: Option<chrono::NaiveDateTime> = r.try_get("", "delivered_at")?;
+            let at: chrono::NaiveDateTime = r.try_get("", "update_time")?;
+            batch.push(TaskEvent {
+                cursor: String::new(),
+                message_id,
+                user_id: r.try_get("", "user_id")?,
+                topic,
+                state: TaskState::from_row(&r.try_get::<String>("", "state")?, delivered.is_some()),
+                attempts: r.try_get("", "attempts")?,
+                occurred_at_ms: delivered.unwrap_or(at).and_utc().timestamp_millis(),
+            });
+        }
+        for chunk in batch.chunks(500) {
+            tasks.set_states(chunk).await?;
+            report.tasks += chunk.len() as u64;
         }
         for t in 0..db.router.tb_count() {
             let q = Query::select()

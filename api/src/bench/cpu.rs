@@ -1,5 +1,11 @@
-//! Where the CPU went during a run: this process, MariaDB, Redis and everything else, from
-//! `/proc` (Linux only; elsewhere every figure reads 0).
+//! Where the CPU went during a run — the HTTP load generator's threads, the rest of this
+//! process, MariaDB, Redis and everything else — from `/proc` (Linux only; elsewhere every
+//! figure reads 0), and the MySQL server's own statement counters.
+
+use sea_orm::sqlx::{self, MySqlPool};
+
+/// Thread name of the HTTP load generator's runtime (at most 15 bytes: `/proc/…/comm`).
+pub(crate) const LOADGEN_THREAD: &str = "bench-client";
 
 /// Clock ticks per second of `/proc` CPU times (`USER_HZ`, 100 on every mainstream Linux).
 const TICKS_PER_SEC: f64 = 100.0;
@@ -8,6 +14,7 @@ const TICKS_PER_SEC: f64 = 100.0;
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CpuSnap {
     own: u64,
+    loadgen: u64,
     mysql: u64,
     redis: u64,
     /// All CPUs: busy ticks (user, nice, system, irq, softirq, steal).
@@ -21,8 +28,11 @@ pub(crate) struct CpuSnap {
 /// CPU spent per draw and how busy the machine was during a run.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CpuUse {
-    /// This process (load generator, and for HTTP the application too), ms per draw.
-    pub(crate) own_ms: f64,
+    /// This process without the load generator's threads: the application (HTTP) or the raw
+    /// client (raw), ms per draw.
+    pub(crate) app_ms: f64,
+    /// The HTTP load generator's threads (reqwest clients), ms per draw.
+    pub(crate) loadgen_ms: f64,
     /// `mariadbd` / `mysqld`, ms per draw.
     pub(crate) mysql_ms: f64,
     /// `redis-server`, ms per draw.
@@ -49,6 +59,20 @@ fn process_ticks(pid: &str) -> u64 {
     get(11) + get(12)
 }
 
+/// Sum of the CPU ticks of this process's threads named `name`.
+fn own_threads_ticks(name: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|tid| {
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+        .map(|tid| process_ticks(&format!("self/task/{tid}")))
+        .sum()
+}
+
 /// Sum of the CPU ticks of every process whose command name is one of `names`.
 fn named_ticks(names: &[&str]) -> u64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -69,6 +93,7 @@ impl CpuSnap {
     pub(crate) fn now() -> Self {
         let mut snap = Self {
             own: process_ticks("self"),
+            loadgen: own_threads_ticks(LOADGEN_THREAD),
             mysql: named_ticks(&["mariadbd", "mysqld"]),
             redis: named_ticks(&["redis-server"]),
             ..Self::default()
@@ -91,6 +116,7 @@ impl CpuSnap {
         let ms = |ticks: u64| ticks as f64 * 1_000.0 / TICKS_PER_SEC;
         let per = |ticks: u64| if draws > 0 { ms(ticks) / draws as f64 } else { 0.0 };
         let own = later.own.saturating_sub(self.own);
+        let loadgen = later.loadgen.saturating_sub(self.loadgen).min(own);
         let mysql = later.mysql.saturating_sub(self.mysql);
         let redis = later.redis.saturating_sub(self.redis);
         let busy = later.busy.saturating_sub(self.busy);
@@ -104,12 +130,63 @@ impl CpuSnap {
             }
         };
         CpuUse {
-            own_ms: per(own),
+            app_ms: per(own - loadgen),
+            loadgen_ms: per(loadgen),
             mysql_ms: per(mysql),
             redis_ms: per(redis),
             other_ms: per(busy.saturating_sub(own + mysql + redis + steal)),
             busy_pct: pct(busy),
             steal_pct: pct(steal),
+        }
+    }
+}
+
+/// Server-wide statement counters (`SHOW GLOBAL STATUS`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ServerCounters {
+    questions: u64,
+    commits: u64,
+}
+
+/// Server statements per draw during a run (server-wide: other clients of the same server
+/// count too).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ServerPerDraw {
+    /// `Questions` (statements sent by clients, prepared executions included) per draw.
+    pub(crate) statements: f64,
+    /// `Com_commit` per draw.
+    pub(crate) commits: f64,
+}
+
+/// Reads `Questions` and `Com_commit` (zeros when the server cannot be asked).
+pub(crate) async fn server_counters(pool: &MySqlPool) -> ServerCounters {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_commit')")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+    let get = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    };
+    ServerCounters {
+        questions: get("Questions"),
+        commits: get("Com_commit"),
+    }
+}
+
+impl ServerCounters {
+    /// The counts since `earlier`, spread over `draws` (the two probing queries excluded).
+    pub(crate) fn per_draw(&self, earlier: &Self, draws: u64) -> ServerPerDraw {
+        if draws == 0 {
+            return ServerPerDraw::default();
+        }
+        let n = draws as f64;
+        ServerPerDraw {
+            statements: self.questions.saturating_sub(earlier.questions).saturating_sub(1) as f64 / n,
+            commits: self.commits.saturating_sub(earlier.commits) as f64 / n,
         }
     }
 }

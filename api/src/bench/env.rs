@@ -43,8 +43,6 @@ pub(crate) struct BenchEnv {
     pub(crate) base_url: String,
     /// Pool on the benchmark config database.
     pub(crate) config: MySqlPool,
-    /// One pool per shard database (same size as the application's).
-    pub(crate) shards: Vec<MySqlPool>,
     /// The users, in id order.
     pub(crate) users: Vec<BenchUser>,
 }
@@ -143,7 +141,7 @@ impl BenchEnv {
         let config = pool(&settings.database.config_url, 2, timeout).await?;
         let mut shards = Vec::new();
         for url in &settings.database.shard_urls {
-            shards.push(pool(url, settings.database.max_connections, timeout).await?);
+            shards.push(pool(url, 4, timeout).await?);
         }
 
         let strategy_id: i64 = sqlx::query_scalar("SELECT strategy_id FROM raffle_activity WHERE activity_id = ?")
@@ -171,6 +169,9 @@ impl BenchEnv {
             })
             .collect();
         Self::give_quota(&shards, &users).await?;
+        for p in &shards {
+            p.close().await;
+        }
         eprintln!("bench: {}", Self::spread(&router, &users));
 
         let app = Application::build(settings.clone())
@@ -182,7 +183,6 @@ impl BenchEnv {
             settings,
             base_url,
             config,
-            shards,
             users,
         };
         env.arm().await?;
@@ -266,9 +266,6 @@ impl BenchEnv {
     /// Closes the pools, drops the databases and deletes the Redis keys.
     pub(crate) async fn destroy(self) -> anyhow::Result<()> {
         self.config.close().await;
-        for p in &self.shards {
-            p.close().await;
-        }
         for url in Self::urls(&self.settings) {
             migration::drop_database(&url).await?;
         }

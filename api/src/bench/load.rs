@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::cpu::{CpuSnap, CpuUse};
+use super::cpu::{CpuUse, ServerPerDraw};
 use super::env::BenchUser;
 use super::http::HttpDriver;
 use super::raw::RawDriver;
@@ -22,6 +22,13 @@ impl Driver {
         match self {
             Driver::Http(_) => "graphql-http",
             Driver::Raw(_) => "raw",
+        }
+    }
+
+    /// Closes the raw baseline's pools (nothing to do for HTTP).
+    pub(crate) async fn close(&self) {
+        if let Driver::Raw(d) = self {
+            d.close().await;
         }
     }
 
@@ -52,6 +59,8 @@ pub(crate) struct Sample {
     pub(crate) first_error: Option<String>,
     /// CPU per draw by process, and how busy the machine was.
     pub(crate) cpu: CpuUse,
+    /// MySQL server statements and commits per draw.
+    pub(crate) server: ServerPerDraw,
 }
 
 impl Sample {
@@ -91,15 +100,15 @@ pub(crate) async fn drive(
     users: Arc<Vec<BenchUser>>,
     concurrency: usize,
     duration: Duration,
+    spawn_on: &tokio::runtime::Handle,
 ) -> Sample {
-    let cpu_before = CpuSnap::now();
     let start = Instant::now();
     let end = start + duration;
     let clients: Vec<_> = (0..concurrency)
         .map(|t| {
             let driver = driver.clone();
             let users = users.clone();
-            tokio::spawn(async move {
+            spawn_on.spawn(async move {
                 let mine: Vec<usize> = (t..users.len()).step_by(concurrency).collect();
                 let mut run = ClientRun {
                     latencies_us: Vec::with_capacity(16_384),
@@ -136,6 +145,7 @@ pub(crate) async fn drive(
         latencies_us: Vec::new(),
         first_error: None,
         cpu: CpuUse::default(),
+        server: ServerPerDraw::default(),
     };
     for client in clients {
         match client.await {
@@ -156,7 +166,6 @@ pub(crate) async fn drive(
         }
     }
     sample.draws = sample.latencies_us.len() as u64;
-    sample.cpu = cpu_before.until(&CpuSnap::now(), sample.draws);
     sample.latencies_us.sort_unstable();
     sample
 }
@@ -166,12 +175,17 @@ pub(crate) async fn drive(
 ///
 /// # Errors
 /// The first failed draw.
-pub(crate) async fn prime(driver: Arc<Driver>, users: Arc<Vec<BenchUser>>, concurrency: usize) -> anyhow::Result<()> {
+pub(crate) async fn prime(
+    driver: Arc<Driver>,
+    users: Arc<Vec<BenchUser>>,
+    concurrency: usize,
+    spawn_on: &tokio::runtime::Handle,
+) -> anyhow::Result<()> {
     let clients: Vec<_> = (0..concurrency)
         .map(|t| {
             let driver = driver.clone();
             let users = users.clone();
-            tokio::spawn(async move {
+            spawn_on.spawn(async move {
                 for i in (t..users.len()).step_by(concurrency) {
                     driver
                         .draw(&users[i])

@@ -22,9 +22,11 @@ mod report;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use self::env::BenchEnv;
+use self::cpu::CpuSnap;
+use self::env::{BenchEnv, BenchUser};
 use self::http::HttpDriver;
 use self::load::{Driver, Sample};
 use self::raw::RawDriver;
@@ -115,44 +117,108 @@ async fn draw(settings: Settings, args: DrawBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Primes every user, then measures each concurrency level: HTTP first, then raw.
+/// The HTTP load generator's runtime: its own threads (named `bench-client`) so their CPU can
+/// be told apart from the application's. Shut down in the background when dropped (a runtime
+/// may not be dropped in place inside another).
+struct ClientRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for ClientRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Runs one mode at one concurrency: warm-up (checked), then the measured run with the CPU
+/// and server statement counters around it.
+async fn run_one(
+    env: &BenchEnv,
+    driver: Arc<Driver>,
+    spawn_on: &tokio::runtime::Handle,
+    users: &Arc<Vec<BenchUser>>,
+    c: usize,
+    args: &DrawBenchArgs,
+) -> anyhow::Result<Sample> {
+    let mode = driver.mode();
+    if args.warmup_secs > 0 {
+        eprintln!("bench: {mode} c={c}: warming up {} s", args.warmup_secs);
+        let w = load::drive(
+            driver.clone(),
+            users.clone(),
+            c,
+            Duration::from_secs(args.warmup_secs),
+            spawn_on,
+        )
+        .await;
+        if w.draws == 0 {
+            anyhow::bail!(
+                "{mode} c={c}: no successful draw while warming up ({} errors; first: {})",
+                w.errors,
+                w.first_error.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    eprintln!("bench: {mode} c={c}: measuring {} s", args.duration_secs);
+    let server_before = cpu::server_counters(&env.config).await;
+    let cpu_before = CpuSnap::now();
+    let mut s = load::drive(
+        driver,
+        users.clone(),
+        c,
+        Duration::from_secs(args.duration_secs),
+        spawn_on,
+    )
+    .await;
+    s.cpu = cpu_before.until(&CpuSnap::now(), s.draws);
+    s.server = cpu::server_counters(&env.config)
+        .await
+        .per_draw(&server_before, s.draws);
+    eprintln!(
+        "bench: {mode} c={c}: {} draws, {:.0}/s, {} errors",
+        s.draws,
+        s.rate(),
+        s.errors
+    );
+    Ok(s)
+}
+
+/// Primes every user, then measures each concurrency level: HTTP first, then raw. The raw
+/// baseline opens its pools for its own runs only, so the two modes never hold more
+/// connections at once than the application's pools plus the baseline's.
 async fn measure(env: &BenchEnv, args: &DrawBenchArgs) -> anyhow::Result<(Vec<Sample>, report::Machine)> {
     let machine = report::Machine::probe(env).await;
     let users = Arc::new(env.users.clone());
+    let main = tokio::runtime::Handle::current();
+    let client_rt = ClientRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(cpu::LOADGEN_THREAD)
+            .enable_all()
+            .build()?,
+    ));
+    let client_handle = client_rt
+        .0
+        .as_ref()
+        .map(|rt| rt.handle().clone())
+        .context("client runtime")?;
     let http = Arc::new(Driver::Http(HttpDriver::new(&env.base_url)?));
-    let raw = Arc::new(Driver::Raw(Box::new(RawDriver::new(env).await?)));
     eprintln!(
         "bench: priming {} users with one raw draw each (creates their day/month rows)",
         users.len()
     );
-    load::prime(raw.clone(), users.clone(), 16).await?;
-    let duration = Duration::from_secs(args.duration_secs);
-    let warmup = Duration::from_secs(args.warmup_secs);
+    let raw = Arc::new(Driver::Raw(Box::new(RawDriver::new(env).await?)));
+    let primed = load::prime(raw.clone(), users.clone(), 16, &main).await;
+    raw.close().await;
+    primed?;
     let mut samples = Vec::new();
     for &c in &args.concurrency {
-        for driver in [&http, &raw] {
-            let mode = driver.mode();
-            if !warmup.is_zero() {
-                eprintln!("bench: {mode} c={c}: warming up {} s", warmup.as_secs());
-                let w = load::drive(driver.clone(), users.clone(), c, warmup).await;
-                if w.draws == 0 {
-                    anyhow::bail!(
-                        "{mode} c={c}: no successful draw while warming up ({} errors; first: {})",
-                        w.errors,
-                        w.first_error.as_deref().unwrap_or("-")
-                    );
-                }
-            }
-            eprintln!("bench: {mode} c={c}: measuring {} s", duration.as_secs());
-            let s = load::drive(driver.clone(), users.clone(), c, duration).await;
-            eprintln!(
-                "bench: {mode} c={c}: {} draws, {:.0}/s, {} errors",
-                s.draws,
-                s.rate(),
-                s.errors
-            );
-            samples.push(s);
-        }
+        samples.push(run_one(env, http.clone(), &client_handle, &users, c, args).await?);
+        let raw = Arc::new(Driver::Raw(Box::new(RawDriver::new(env).await?)));
+        let sample = run_one(env, raw.clone(), &main, &users, c, args).await;
+        raw.close().await;
+        samples.push(sample?);
     }
+    drop(client_rt);
     Ok((samples, machine))
 }

@@ -14,7 +14,7 @@ use chrono::{NaiveDateTime, Timelike as _, Utc};
 use domain::activity::BusinessCalendar;
 use persistence::SnowflakeIds;
 use persistence::redis::Keys;
-use sea_orm::sqlx::mysql::{MySqlConnection, MySqlPool};
+use sea_orm::sqlx::mysql::{MySqlConnection, MySqlPool, MySqlPoolOptions};
 use sea_orm::sqlx::{self, Connection as _, Row as _};
 use serde_json::json;
 
@@ -106,10 +106,25 @@ pub(crate) struct RawDriver {
 }
 
 impl RawDriver {
-    /// Reads the activity and its first award from the benchmark config database, connects
-    /// to Redis and leases its own snowflake worker id.
+    /// Reads the activity and its first award from the benchmark config database, opens one
+    /// pool per shard (as large as the application's), connects to Redis and leases its own
+    /// snowflake worker id.
     pub(crate) async fn new(env: &BenchEnv) -> anyhow::Result<Self> {
         let s = &env.settings;
+        let mut shards = Vec::new();
+        for url in &s.database.shard_urls {
+            shards.push(
+                MySqlPoolOptions::new()
+                    .max_connections(s.database.max_connections)
+                    .min_connections(0)
+                    .acquire_timeout(std::time::Duration::from_millis(
+                        s.database.connect_timeout_ms.max(1_000),
+                    ))
+                    .connect(url)
+                    .await
+                    .with_context(|| format!("connecting to {url}"))?,
+            );
+        }
         let row =
             sqlx::query("SELECT activity_name, strategy_id, end_date_time FROM raffle_activity WHERE activity_id = ?")
                 .bind(ACTIVITY_ID)
@@ -132,7 +147,7 @@ impl RawDriver {
         let mut manager = persistence::redis::connect(&s.redis.url).await?;
         let worker = SnowflakeIds::lease_worker(&mut manager, &s.redis.key_prefix).await?;
         Ok(Self {
-            shards: env.shards.clone(),
+            shards,
             redis,
             take: redis::Script::new(persistence::redis::stock::TAKE),
             stock_key: keys.award_stock(strategy_id, award_id),
@@ -151,10 +166,15 @@ impl RawDriver {
                 "month_count_surplus",
             ),
             day: PeriodSql::new("raffle_activity_account_day", "day", "day_count", "day_count_surplus"),
-            split: (0..env.users.iter().map(|u| u.route.table + 1).max().unwrap_or(0))
-                .map(SplitSql::new)
-                .collect(),
+            split: (0..s.database.tables_per_shard).map(SplitSql::new).collect(),
         })
+    }
+
+    /// Closes the pools.
+    pub(crate) async fn close(&self) {
+        for p in &self.shards {
+            p.close().await;
+        }
     }
 
     /// Spends one unit of a day/month row (update if present, insert from the allowance

@@ -21,6 +21,8 @@ pub(crate) struct Machine {
     mysql: String,
     redis: String,
     pool: u32,
+    /// `@@max_connections` of the server, and what the benchmark may need at peak.
+    connections: (i64, u64),
 }
 
 /// The first line of `/proc/<file>` starting with `key`, after the colon.
@@ -58,6 +60,15 @@ impl Machine {
             ),
             Err(e) => format!("? ({e})"),
         };
+        let max_connections: i64 = sqlx::query_scalar("SELECT CAST(@@max_connections AS SIGNED)")
+            .fetch_one(&env.config)
+            .await
+            .unwrap_or(0);
+        // The application's shard pools and the raw baseline's (both full at high
+        // concurrency), plus a few for the config pools, which stay nearly idle.
+        let shards = env.settings.database.shard_urls.len() as u64;
+        let pool = u64::from(env.settings.database.max_connections);
+        let needed = 2 * pool * shards + 4;
         let redis = async {
             let mut c = redis::Client::open(env.settings.redis.url.as_str())?
                 .get_multiplexed_async_connection()
@@ -82,6 +93,7 @@ impl Machine {
             mysql,
             redis,
             pool: env.settings.database.max_connections,
+            connections: (max_connections, needed),
         }
     }
 }
@@ -108,6 +120,14 @@ pub(crate) fn render(args: &DrawBenchArgs, m: &Machine, samples: &[Sample]) -> S
         "setup:    {} users, {} s measured after {} s warm-up per row, pool {} connections per database",
         args.users, args.duration_secs, args.warmup_secs, m.pool
     );
+    let (max_conn, needed) = m.connections;
+    if u64::try_from(max_conn).unwrap_or(0) < needed {
+        let _ = writeln!(
+            o,
+            "warning:  the server allows {max_conn} connections; the pools may open up to {needed} \
+             (errors 1040 at high concurrency come from this, not from the draw path)"
+        );
+    }
     let _ = writeln!(o);
     let _ = writeln!(
         o,
@@ -131,27 +151,30 @@ pub(crate) fn render(args: &DrawBenchArgs, m: &Machine, samples: &[Sample]) -> S
     let _ = writeln!(o);
     let _ = writeln!(
         o,
-        "CPU per draw (ms) by process, and machine load during the run (nproc={}):",
-        m.cpus
+        "Where the time went, per draw: CPU ms by process (app = the application for graphql-http, the raw client \
+         for raw; loadgen = the reqwest clients), server statements and commits, machine load:"
     );
     let _ = writeln!(
         o,
-        "{:<13} {:>5} {:>10} {:>8} {:>7} {:>7} {:>7} {:>6} {:>6}",
-        "mode", "conc", "this proc", "mariadb", "redis", "other", "total", "busy%", "steal%"
+        "{:<13} {:>5} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6} {:>8} {:>6} {:>6}",
+        "mode", "conc", "app", "loadgen", "mariadb", "redis", "other", "total", "busy%", "stmts", "commits", "steal%"
     );
     for s in samples {
         let c = &s.cpu;
         let _ = writeln!(
             o,
-            "{:<13} {:>5} {:>10.3} {:>8.3} {:>7.3} {:>7.3} {:>7.3} {:>6.0} {:>6.0}",
+            "{:<13} {:>5} {:>7.3} {:>8.3} {:>8.3} {:>7.3} {:>7.3} {:>7.3} {:>6.0} {:>8.1} {:>6.2} {:>6.0}",
             s.mode,
             s.concurrency,
-            c.own_ms,
+            c.app_ms,
+            c.loadgen_ms,
             c.mysql_ms,
             c.redis_ms,
             c.other_ms,
-            c.own_ms + c.mysql_ms + c.redis_ms + c.other_ms,
+            c.app_ms + c.loadgen_ms + c.mysql_ms + c.redis_ms + c.other_ms,
             c.busy_pct,
+            s.server.statements,
+            s.server.commits,
             c.steal_pct
         );
     }

@@ -99,6 +99,8 @@ pub struct RebuildReport {
     pub credits: u64,
     /// Award history entries.
     pub awards: u64,
+    /// Task-status views.
+    pub tasks: u64,
 }
 
 fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
@@ -221,19 +223,26 @@ pub struct AccountMutation;
 
 #[Object]
 impl AccountMutation {
-    /// Drops and rebuilds every user read model (accounts, credit, award history) from all
-    /// shards, while the service runs. Task-status streams are kept.
+    /// Drops and rebuilds every user read model (accounts, credit, award history, task status)
+    /// from all shards, while the service runs. Task-status streams (subscription history) are kept.
     async fn rebuild_projections(&self, ctx: &Context<'_>) -> Result<RebuildReport> {
         let app = ctx.data::<Arc<AppState>>()?;
         let now = Utc::now();
-        let r = read_side::rebuild(&app.db, &app.views, &app.calendar.day(now), &app.calendar.month(now))
-            .await
-            .map_err(internal)?;
+        let r = read_side::rebuild(
+            &app.db,
+            &app.views,
+            &app.task_stream,
+            &app.calendar.day(now),
+            &app.calendar.month(now),
+        )
+        .await
+        .map_err(internal)?;
         Ok(RebuildReport {
             dropped: r.dropped,
             accounts: r.accounts,
             credits: r.credits,
             awards: r.awards,
+            tasks: r.tasks,
         })
     }
 }

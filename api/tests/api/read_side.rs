@@ -114,20 +114,31 @@ async fn queries_show_what_the_write_side_holds_and_survive_a_rebuild() {
     // Every read-model key is deleted, then rebuilt from MySQL: the answers are identical.
     let before = (app.ok(&account_query("xiaofuge")).await, app.ok(r#"{ creditAccount(userId: "xiaofuge") { totalAmount availableAmount } }"#).await, app.ok(r#"{ userAwards(userId: "xiaofuge", first: 10) { edges { node { orderId awardId awardTitle awardTime awardState } } } }"#).await);
     let mut conn = app.redis.clone();
-    let keys: Vec<String> = redis::cmd("KEYS")
+    let mut keys: Vec<String> = redis::cmd("KEYS")
         .arg(app.key("bm:rm:v:*"))
         .query_async(&mut conn)
         .await
         .unwrap();
     assert!(!keys.is_empty());
+    let task_keys: Vec<String> = redis::cmd("KEYS")
+        .arg(app.key("bm:rm:t:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(task_keys.len(), 3, "one status view per send_award");
+    keys.extend(task_keys);
     let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
     let report = app
-        .ok("mutation { rebuildProjections { accounts credits awards } }")
+        .ok("mutation { rebuildProjections { accounts credits awards tasks } }")
         .await;
     assert_eq!(
         report["rebuildProjections"],
-        json!({"accounts": 1, "credits": 1, "awards": 3})
+        json!({"accounts": 1, "credits": 1, "awards": 3, "tasks": 3})
     );
+    for id in &ids {
+        let t = app.ok(&format!(r#"{{ task(messageId: "{id}") {{ state }} }}"#)).await;
+        assert_eq!(t["task"]["state"], "DELIVERED", "task status rebuilt");
+    }
     let after = (app.ok(&account_query("xiaofuge")).await, app.ok(r#"{ creditAccount(userId: "xiaofuge") { totalAmount availableAmount } }"#).await, app.ok(r#"{ userAwards(userId: "xiaofuge", first: 10) { edges { node { orderId awardId awardTitle awardTime awardState } } } }"#).await);
     assert_eq!(before, after);
     assert_eq!(view["activityAccount"], after.0["activityAccount"]);

@@ -142,6 +142,15 @@ impl TaskStream {
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await?;
+        self.set_states(events).await
+    }
+
+    /// Moves each message's status view forward to the event's state (no stream entry).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn set_states(&self, events: &[TaskEvent]) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
         for e in events {
             let _: i64 = self
                 .set_state

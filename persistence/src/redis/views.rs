@@ -280,20 +280,28 @@ impl UserViews {
         Ok(Some(cfg))
     }
 
-    /// Deletes every user view (before a rebuild). Task-status streams are kept.
+    /// Deletes every user view and task-status view (before a rebuild). Task-status streams are
+    /// kept: they are the subscription history, with cursors clients hold.
     ///
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn drop_all(&self) -> redis::RedisResult<u64> {
+        let mut deleted = 0;
+        for pattern in ["bm:rm:v:*", "bm:rm:t:*"] {
+            deleted += self.drop_matching(&format!("{}{pattern}", self.keys.prefix())).await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn drop_matching(&self, pattern: &str) -> redis::RedisResult<u64> {
         let mut conn = self.conn.clone();
-        let pattern = format!("{}bm:rm:v:*", self.keys.prefix());
         let mut cursor: u64 = 0;
         let mut deleted = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(1000)
                 .query_async(&mut conn)
