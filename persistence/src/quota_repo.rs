@@ -14,7 +14,8 @@ use domain::activity::ports::{ExistingRecharge, QuotaRepository, RechargeOrder};
 use domain::ids::{AwardId, StrategyId};
 use domain::outbox::{AccountSnapshot, OutboxMessage, PeriodSnapshot, TOPIC_ACCOUNT_CHANGED, TOPIC_SEND_AWARD};
 use domain::ports::{AwardLedger, PortError};
-use sea_orm::sea_query::{Alias, Expr, LockType, OnConflict, Order, Query};
+use sea_orm::Statement;
+use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, IsolationLevel, QueryResult, TransactionTrait,
 };
@@ -40,6 +41,14 @@ fn db_err(e: DbErr) -> ActivityError {
 #[derive(Debug, Clone)]
 pub struct MySqlQuotaRepository {
     db: Databases,
+}
+
+/// The locked account with today's / this month's rows and the oldest unused ticket.
+struct Locked {
+    account: Account,
+    day: Option<(i32, i32)>,
+    month: Option<(i32, i32)>,
+    unused: Option<String>,
 }
 
 /// The locked account row.
@@ -94,16 +103,8 @@ impl MySqlQuotaRepository {
         Self::exec(tx, &q).await.map(|_| ())
     }
 
-    async fn lock_account(tx: &DatabaseTransaction, user: &str, activity_id: i64) -> Result<Option<Account>, DbErr> {
-        Self::read_account(tx, user, activity_id, true).await
-    }
-
-    async fn read_account(
-        tx: &DatabaseTransaction,
-        user: &str,
-        activity_id: i64,
-        lock: bool,
-    ) -> Result<Option<Account>, DbErr> {
+    /// The account row (inside a transaction that already holds its lock).
+    async fn read_account(tx: &DatabaseTransaction, user: &str, activity_id: i64) -> Result<Option<Account>, DbErr> {
         let mut q = Query::select();
         q.columns([
             c("total_count"),
@@ -115,9 +116,6 @@ impl MySqlQuotaRepository {
         .from(c("raffle_activity_account"))
         .and_where(Expr::col(c("user_id")).eq(user))
         .and_where(Expr::col(c("activity_id")).eq(activity_id));
-        if lock {
-            q.lock(LockType::Update);
-        }
         let Some(r) = Self::one(tx, &q).await? else {
             return Ok(None);
         };
@@ -157,32 +155,66 @@ impl MySqlQuotaRepository {
         OutboxMessage::new(user, TOPIC_ACCOUNT_CHANGED, message_id.to_owned(), at_ms, &snapshot)
     }
 
-    /// `(count, surplus)` of the user's day or month row, locked.
-    async fn lock_period(
+    /// One statement locks the account row with today's and this month's rows (a locking read
+    /// of a join locks the joined rows too) and finds the oldest unused ticket. A plain read
+    /// of the tickets is safe: every change to this user's tickets happens under the account
+    /// row lock, and READ COMMITTED sees the latest commit.
+    async fn lock_for_draw(
         tx: &DatabaseTransaction,
-        table: &'static str,
-        key: &'static str,
-        count: &'static str,
-        surplus: &'static str,
         cmd: &DrawCommand,
-        period: &str,
-    ) -> Result<Option<(i32, i32)>, DbErr> {
-        let q = Query::select()
-            .columns([c(count), c(surplus)])
-            .from(c(table))
-            .and_where(Expr::col(c("user_id")).eq(cmd.user_id.as_str()))
-            .and_where(Expr::col(c("activity_id")).eq(cmd.activity.activity_id))
-            .and_where(Expr::col(c(key)).eq(period))
-            .lock(LockType::Update)
-            .to_owned();
-        match Self::one(tx, &q).await? {
-            Some(r) => Ok(Some((r.try_get("", count)?, r.try_get("", surplus)?))),
-            None => Ok(None),
-        }
+        tickets: &str,
+    ) -> Result<Option<Locked>, DbErr> {
+        let sql = format!(
+            "SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count, a.version, \
+                    d.day_count AS d_count, d.day_count_surplus AS d_left, \
+                    m.month_count AS m_count, m.month_count_surplus AS m_left, \
+                    (SELECT t.order_id FROM `{tickets}` t WHERE t.user_id = a.user_id AND t.activity_id = a.activity_id \
+                       AND t.order_state = 'create' ORDER BY t.id LIMIT 1) AS unused \
+             FROM raffle_activity_account a \
+             LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = ? \
+             LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = ? \
+             WHERE a.user_id = ? AND a.activity_id = ? FOR UPDATE"
+        );
+        let stmt = Statement::from_sql_and_values(
+            tx.get_database_backend(),
+            sql,
+            [
+                cmd.day.clone().into(),
+                cmd.month.clone().into(),
+                cmd.user_id.clone().into(),
+                cmd.activity.activity_id.into(),
+            ],
+        );
+        let Some(r) = tx.query_one(stmt).await? else {
+            return Ok(None);
+        };
+        let period = |count: &str, left: &str| -> Result<Option<(i32, i32)>, DbErr> {
+            Ok(
+                match (
+                    r.try_get::<Option<i32>>("", count)?,
+                    r.try_get::<Option<i32>>("", left)?,
+                ) {
+                    (Some(n), Some(l)) => Some((n, l)),
+                    _ => None,
+                },
+            )
+        };
+        Ok(Some(Locked {
+            account: Account {
+                total_count: r.try_get("", "total_count")?,
+                total_count_surplus: r.try_get("", "total_count_surplus")?,
+                day_count: r.try_get("", "day_count")?,
+                month_count: r.try_get("", "month_count")?,
+                version: r.try_get("", "version")?,
+            },
+            day: period("d_count", "d_left")?,
+            month: period("m_count", "m_left")?,
+            unused: r.try_get("", "unused")?,
+        }))
     }
 
-    /// Spends one unit of the day or month allowance: decrements the existing row (guarded) or
-    /// creates it from the account's allowance. Returns `(count, surplus after)`.
+    /// Spends one unit of the day or month allowance: decrements the existing (locked) row,
+    /// guarded in SQL, or creates it from the account's allowance. Returns `(count, surplus after)`.
     #[allow(clippy::too_many_arguments)]
     async fn spend_period(
         tx: &DatabaseTransaction,
@@ -190,16 +222,14 @@ impl MySqlQuotaRepository {
         key: &'static str,
         count: &'static str,
         surplus: &'static str,
+        existing: Option<(i32, i32)>,
         allowance: i32,
         cmd: &DrawCommand,
         period: &str,
         exhausted: fn(i64) -> ActivityError,
     ) -> Result<(i32, i32), ActivityError> {
         let activity_id = cmd.activity.activity_id;
-        match Self::lock_period(tx, table, key, count, surplus, cmd, period)
-            .await
-            .map_err(db_err)?
-        {
+        match existing {
             Some((n, left)) => {
                 if left <= 0 {
                     return Err(exhausted(activity_id));
@@ -238,45 +268,26 @@ impl MySqlQuotaRepository {
         }
     }
 
-    /// Reuses the unused ticket or pays a new one; returns the partake facts.
+    /// Reuses the unused ticket or pays a new one with quota; returns the partake facts and,
+    /// when quota was spent, the account snapshot event. A new ticket is inserted later,
+    /// already `used`, together with its award record.
     async fn partake(
         tx: &DatabaseTransaction,
         cmd: &DrawCommand,
-        table: &str,
+        tickets: &str,
     ) -> Result<(PartakeFacts, Option<OutboxMessage>), ActivityError> {
         let activity_id = cmd.activity.activity_id;
-        let account = Self::lock_account(tx, &cmd.user_id, activity_id)
+        let locked = Self::lock_for_draw(tx, cmd, tickets)
             .await
             .map_err(db_err)?
             .ok_or(ActivityError::TotalQuotaExhausted(activity_id))?;
-        let unused = Query::select()
-            .column(c("order_id"))
-            .from(Alias::new(table))
-            .and_where(Expr::col(c("user_id")).eq(cmd.user_id.as_str()))
-            .and_where(Expr::col(c("activity_id")).eq(activity_id))
-            .and_where(Expr::col(c("order_state")).eq("create"))
-            .order_by(c("id"), Order::Asc)
-            .limit(1)
-            .lock(LockType::Update)
-            .to_owned();
-        if let Some(r) = Self::one(tx, &unused).await.map_err(db_err)? {
-            let order_id: String = r.try_get("", "order_id").map_err(db_err)?;
-            let day = Self::lock_period(
-                tx,
-                "raffle_activity_account_day",
-                "day",
-                "day_count",
-                "day_count_surplus",
-                cmd,
-                &cmd.day,
-            )
-            .await
-            .map_err(db_err)?;
+        let account = locked.account;
+        if let Some(order_id) = locked.unused {
             let facts = PartakeFacts {
                 order_id,
                 reused: true,
                 total_used: i64::from(account.total_count - account.total_count_surplus),
-                day_partake_count: day.map_or(0, |(n, left)| u32::try_from(n - left).unwrap_or(0)),
+                day_partake_count: locked.day.map_or(0, |(n, left)| u32::try_from(n - left).unwrap_or(0)),
             };
             return Ok((facts, None));
         }
@@ -289,6 +300,7 @@ impl MySqlQuotaRepository {
             "month",
             "month_count",
             "month_count_surplus",
+            locked.month,
             account.month_count,
             cmd,
             &cmd.month,
@@ -301,6 +313,7 @@ impl MySqlQuotaRepository {
             "day",
             "day_count",
             "day_count_surplus",
+            locked.day,
             account.day_count,
             cmd,
             &cmd.day,
@@ -321,34 +334,6 @@ impl MySqlQuotaRepository {
         if Self::exec(tx, &q).await.map_err(db_err)? != 1 {
             return Err(ActivityError::TotalQuotaExhausted(activity_id));
         }
-        let ticket = Query::insert()
-            .into_table(Alias::new(table))
-            .columns([
-                c("user_id"),
-                c("activity_id"),
-                c("activity_name"),
-                c("strategy_id"),
-                c("order_id"),
-                c("order_time"),
-                c("order_state"),
-            ])
-            .values_panic([
-                cmd.user_id.clone().into(),
-                activity_id.into(),
-                cmd.activity.activity_name.clone().into(),
-                cmd.activity.strategy_id.into(),
-                cmd.new_order_id.clone().into(),
-                whole_seconds(cmd.now).into(),
-                "create".into(),
-            ])
-            .to_owned();
-        Self::exec(tx, &ticket).await.map_err(|e| {
-            if is_duplicate(&e) {
-                ActivityError::Duplicate(format!("ticket id {} already exists", cmd.new_order_id))
-            } else {
-                db_err(e)
-            }
-        })?;
         let after = Account {
             total_count_surplus: account.total_count_surplus - 1,
             version: account.version + 1,
@@ -412,15 +397,47 @@ impl MySqlQuotaRepository {
                 db_err(e)
             }
         })?;
-        let used = Query::update()
-            .table(Alias::new(tickets))
-            .value(c("order_state"), "used")
-            .and_where(Expr::col(c("user_id")).eq(cmd.user_id.as_str()))
-            .and_where(Expr::col(c("order_id")).eq(facts.order_id.as_str()))
-            .and_where(Expr::col(c("order_state")).eq("create"))
-            .to_owned();
-        if Self::exec(tx, &used).await.map_err(db_err)? != 1 {
-            return Err(ActivityError::TicketUsed(facts.order_id));
+        if facts.reused {
+            let used = Query::update()
+                .table(Alias::new(tickets))
+                .value(c("order_state"), "used")
+                .and_where(Expr::col(c("user_id")).eq(cmd.user_id.as_str()))
+                .and_where(Expr::col(c("order_id")).eq(facts.order_id.as_str()))
+                .and_where(Expr::col(c("order_state")).eq("create"))
+                .to_owned();
+            if Self::exec(tx, &used).await.map_err(db_err)? != 1 {
+                return Err(ActivityError::TicketUsed(facts.order_id));
+            }
+        } else {
+            // The new ticket is born used: created and spent in this one transaction.
+            let ticket = Query::insert()
+                .into_table(Alias::new(tickets))
+                .columns([
+                    c("user_id"),
+                    c("activity_id"),
+                    c("activity_name"),
+                    c("strategy_id"),
+                    c("order_id"),
+                    c("order_time"),
+                    c("order_state"),
+                ])
+                .values_panic([
+                    cmd.user_id.clone().into(),
+                    cmd.activity.activity_id.into(),
+                    cmd.activity.activity_name.clone().into(),
+                    cmd.activity.strategy_id.into(),
+                    cmd.new_order_id.clone().into(),
+                    whole_seconds(cmd.now).into(),
+                    "used".into(),
+                ])
+                .to_owned();
+            Self::exec(tx, &ticket).await.map_err(|e| {
+                if is_duplicate(&e) {
+                    ActivityError::Duplicate(format!("ticket id {} already exists", cmd.new_order_id))
+                } else {
+                    db_err(e)
+                }
+            })?;
         }
         Self::insert_outbox(tx, &decided.outbox).await.map_err(db_err)?;
         let message_id = decided
@@ -566,7 +583,7 @@ impl MySqlQuotaRepository {
             };
             periods.push(row);
         }
-        let account = Self::read_account(tx, &o.user_id, o.activity_id, false)
+        let account = Self::read_account(tx, &o.user_id, o.activity_id)
             .await?
             .ok_or_else(|| DbErr::RecordNotFound("account vanished inside its transaction".into()))?;
         let month = periods.pop().flatten();
