@@ -74,3 +74,10 @@ pub(crate) fn port_err(e: DbErr) -> domain::ports::PortError {
 pub(crate) fn is_duplicate(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
+
+/// Whether `e` is a deadlock (1213) or lock wait timeout (1205): the transaction was rolled
+/// back and may be retried.
+pub(crate) fn is_conflict(e: &DbErr) -> bool {
+    let text = e.to_string();
+    text.contains("Deadlock found") || text.contains("Lock wait timeout exceeded")
+}

@@ -34,7 +34,11 @@ pub(crate) fn whole_seconds(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDa
 }
 
 fn db_err(e: DbErr) -> ActivityError {
-    ActivityError::Port(port_err(e))
+    if crate::db::is_conflict(&e) {
+        ActivityError::Conflict(e.to_string())
+    } else {
+        ActivityError::Port(port_err(e))
+    }
 }
 
 /// [`QuotaRepository`] and [`AwardLedger`] over the shard databases.

@@ -92,9 +92,13 @@ pub struct StrategyDecider {
 }
 
 impl StrategyDecider {
-    /// The unit of stock taken by the decision, if any (given back when the draw fails).
-    pub fn taken(&self) -> Option<TakenStock> {
-        *self.taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Takes the unit of stock recorded by the last decision, if any (to give it back when
+    /// the draw does not commit).
+    pub fn take_taken(&self) -> Option<TakenStock> {
+        self.taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 

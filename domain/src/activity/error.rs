@@ -38,6 +38,10 @@ pub enum ActivityError {
     /// A conflicting duplicate (`0003`): e.g. an `outBusinessNo` already used for another SKU or user.
     #[error("{0}")]
     Duplicate(String),
+    /// The transaction lost a deadlock or a lock wait and was rolled back; retrying may succeed
+    /// (`0001` if it still fails).
+    #[error("transaction conflict: {0}")]
+    Conflict(String),
     /// The strategy side failed (not armed, store down, ...).
     #[error(transparent)]
     Strategy(#[from] StrategyError),
@@ -65,7 +69,7 @@ impl HasErrorCode for ActivityError {
             Self::TicketUsed(_) => ErrorCode::TicketUsed,
             Self::Duplicate(_) => ErrorCode::IndexDuplicate,
             Self::Strategy(e) => e.error_code(),
-            Self::Port(_) => ErrorCode::Unknown,
+            Self::Port(_) | Self::Conflict(_) => ErrorCode::Unknown,
         }
     }
 }

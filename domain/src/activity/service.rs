@@ -196,7 +196,14 @@ impl ActivityService {
             })
             .into_iter()
             .collect();
-        match self.quota.save_recharge(&order, &outbox).await {
+        let mut attempt = 1;
+        let saved = loop {
+            match self.quota.save_recharge(&order, &outbox).await {
+                Err(ActivityError::Conflict(_)) if attempt < MAX_ATTEMPTS => attempt += 1,
+                other => break other,
+            }
+        };
+        match saved {
             Ok(()) => {
                 self.notifier.committed(user.as_str());
                 Ok(QuotaRecharged {
@@ -276,16 +283,28 @@ impl ActivityService {
             new_order_id: self.ids.next_id(),
             account_event_id: self.ids.next_id(),
         };
-        let result = self.quota.draw(&cmd, &decider).await;
+        // A deadlock victim is rolled back whole: give its stock back and run it again.
+        let mut attempt = 1;
+        let result = loop {
+            let result = self.quota.draw(&cmd, &decider).await;
+            let taken = decider.take_taken();
+            if result.is_err()
+                && let Some(t) = taken
+                && let Err(e) = self.strategy.stock().give_back(t.strategy_id, t.award_id).await
+            {
+                tracing::error!(strategy.id = t.strategy_id, award.id = t.award_id, error = %e, "could not give back award stock");
+            }
+            match result {
+                Err(ActivityError::Conflict(_)) if attempt < MAX_ATTEMPTS => attempt += 1,
+                other => break other,
+            }
+        };
         if result.is_ok() {
             self.notifier.committed(user.as_str());
-        }
-        if result.is_err()
-            && let Some(t) = decider.taken()
-            && let Err(e) = self.strategy.stock().give_back(t.strategy_id, t.award_id).await
-        {
-            tracing::error!(strategy.id = t.strategy_id, award.id = t.award_id, error = %e, "could not give back award stock");
         }
         result
     }
 }
+
+/// Attempts of a command whose transaction lost a deadlock.
+const MAX_ATTEMPTS: u32 = 3;
