@@ -154,6 +154,21 @@ impl TestApp {
             .unwrap_or_else(|| panic!("{sql}: {v} is not an integer"))
     }
 
+    /// Rigs strategy 100006 so every default draw picks award 101 (random credits): no weight or
+    /// blacklist rule, every other rate 0. Arm the activity afterwards.
+    pub async fn rig_draws_to_award_101(&self) {
+        self.exec(
+            CONFIG,
+            "UPDATE strategy SET rule_models = NULL WHERE strategy_id = 100006",
+        )
+        .await;
+        self.exec(
+            CONFIG,
+            "UPDATE strategy_award SET award_rate = 0 WHERE strategy_id = 100006 AND award_id <> 101",
+        )
+        .await;
+    }
+
     /// A Redis key under this test's prefix.
     pub fn key(&self, name: &str) -> String {
         format!("{}{name}", self.settings.redis.key_prefix)

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{CONFIG, SHARD_01, TestApp, spawn_app_with};
+use crate::helpers::{SHARD_01, TestApp, spawn_app_with};
 
 fn account_query(user: &str) -> String {
     format!(
@@ -29,16 +29,7 @@ async fn account_in_mysql(app: &TestApp, user: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn queries_show_what_the_write_side_holds_and_survive_a_rebuild() {
     let app = spawn_app_with(|_| {}).await;
-    app.exec(
-        CONFIG,
-        "UPDATE strategy SET rule_models = NULL WHERE strategy_id = 100006",
-    )
-    .await;
-    app.exec(
-        CONFIG,
-        "UPDATE strategy_award SET award_rate = 0 WHERE strategy_id = 100006 AND award_id <> 101",
-    )
-    .await;
+    app.rig_draws_to_award_101().await;
     app.ok("mutation { armActivity(activityId: 100301) }").await;
     app.ok(r#"mutation { rechargeQuota(userId: "xiaofuge", sku: 9013, outBusinessNo: "v-1") { orderId } }"#)
         .await;
@@ -258,16 +249,7 @@ async fn award_list_rule_weights_and_sku_products_follow_the_spec() {
 #[tokio::test]
 async fn task_status_is_served_from_the_read_model() {
     let app = spawn_app_with(|_| {}).await;
-    app.exec(
-        CONFIG,
-        "UPDATE strategy SET rule_models = NULL WHERE strategy_id = 100006",
-    )
-    .await;
-    app.exec(
-        CONFIG,
-        "UPDATE strategy_award SET award_rate = 0 WHERE strategy_id = 100006 AND award_id <> 101",
-    )
-    .await;
+    app.rig_draws_to_award_101().await;
     app.ok("mutation { armActivity(activityId: 100301) }").await;
     app.ok(r#"mutation { rechargeQuota(userId: "xiaofuge", sku: 9014, outBusinessNo: "t-1") { orderId } }"#)
         .await;

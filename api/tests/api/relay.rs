@@ -28,16 +28,7 @@ fn task_state(message_id: &str) -> String {
 
 /// Every default draw of 100006 wins award 101 (random credits) with a fixed range `5,5`.
 async fn rig_credit_award(app: &TestApp) {
-    app.exec(
-        CONFIG,
-        "UPDATE strategy SET rule_models = NULL WHERE strategy_id = 100006",
-    )
-    .await;
-    app.exec(
-        CONFIG,
-        "UPDATE strategy_award SET award_rate = 0 WHERE strategy_id = 100006 AND award_id <> 101",
-    )
-    .await;
+    app.rig_draws_to_award_101().await;
     app.exec(CONFIG, "UPDATE award SET award_config = '5,5' WHERE award_id = 101")
         .await;
     app.ok("mutation { armActivity(activityId: 100301) }").await;
@@ -114,16 +105,7 @@ async fn a_draws_send_award_reaches_its_queue_in_the_original_envelope() {
 #[tokio::test]
 async fn a_delivered_credit_award_completes_the_record_and_credits_once() {
     let app = spawn_app_with(|_| {}).await;
-    app.exec(
-        CONFIG,
-        "UPDATE strategy SET rule_models = NULL WHERE strategy_id = 100006",
-    )
-    .await;
-    app.exec(
-        CONFIG,
-        "UPDATE strategy_award SET award_rate = 0 WHERE strategy_id = 100006 AND award_id <> 101",
-    )
-    .await;
+    app.rig_draws_to_award_101().await;
     app.ok("mutation { armActivity(activityId: 100301) }").await;
     app.ok(&recharge("xiaofuge", 9014, "c-1")).await;
     let d = app.ok(&draw("xiaofuge")).await["draw"].clone();

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{CONFIG, TestApp, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app_with};
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -79,16 +79,7 @@ async fn error_code(ws: &mut Ws) -> String {
 }
 
 async fn rigged(app: &TestApp) {
-    app.exec(
-        CONFIG,
-        "UPDATE strategy SET rule_models = NULL WHERE strategy_id = 100006",
-    )
-    .await;
-    app.exec(
-        CONFIG,
-        "UPDATE strategy_award SET award_rate = 0 WHERE strategy_id = 100006 AND award_id <> 101",
-    )
-    .await;
+    app.rig_draws_to_award_101().await;
     app.ok("mutation { armActivity(activityId: 100301) }").await;
 }
 
