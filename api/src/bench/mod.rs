@@ -183,9 +183,10 @@ async fn run_one(
     Ok(s)
 }
 
-/// Primes every user, then measures each concurrency level: HTTP first, then raw. The raw
-/// baseline opens its pools for its own runs only, so the two modes never hold more
-/// connections at once than the application's pools plus the baseline's.
+/// Primes every user, then measures the raw baseline at every concurrency level, then HTTP.
+/// The baseline opens its pools for its own runs only and has closed them before the
+/// application's pools fill up, so the connections held at once stay well within a default
+/// server's `max_connections` (151) even at concurrency 64.
 async fn measure(env: &BenchEnv, args: &DrawBenchArgs) -> anyhow::Result<(Vec<Sample>, report::Machine)> {
     let machine = report::Machine::probe(env).await;
     let users = Arc::new(env.users.clone());
@@ -213,11 +214,13 @@ async fn measure(env: &BenchEnv, args: &DrawBenchArgs) -> anyhow::Result<(Vec<Sa
     primed?;
     let mut samples = Vec::new();
     for &c in &args.concurrency {
-        samples.push(run_one(env, http.clone(), &client_handle, &users, c, args).await?);
         let raw = Arc::new(Driver::Raw(Box::new(RawDriver::new(env).await?)));
         let sample = run_one(env, raw.clone(), &main, &users, c, args).await;
         raw.close().await;
         samples.push(sample?);
+    }
+    for &c in &args.concurrency {
+        samples.push(run_one(env, http.clone(), &client_handle, &users, c, args).await?);
     }
     drop(client_rt);
     Ok((samples, machine))

@@ -2,12 +2,13 @@
 //! the award stock script, issued directly with sqlx and a multiplexed Redis connection — no
 //! HTTP, GraphQL, domain service or ORM.
 //!
-//! Per draw, on the user's shard, in one READ COMMITTED transaction:
-//! lock account → look for an unused ticket (none) → lock + spend month → lock + spend day →
-//! update account (surplus, version) → insert ticket → `EVALSHA` take (Redis) → insert award
-//! record → mark the ticket used → insert the `send_award` and `activity_account_changed` tasks
-//! (one statement) → commit. The SQL text is what sea-query
-//! renders for the repository (all values bound), so the server does the same work.
+//! Per draw, on the user's shard, in one READ COMMITTED transaction (10 statements):
+//! one locking read of the account with today's / this month's rows and the oldest unused
+//! ticket (none) → spend month → spend day → update account (surplus, version) → `EVALSHA`
+//! take (Redis) → insert award record → insert the ticket, born `used` → insert the
+//! `send_award` and `activity_account_changed` tasks (one statement) → commit. The SQL text is
+//! the repository's (sea-query renders its other statements this way, all values bound), so
+//! the server does the same work.
 
 use anyhow::Context as _;
 use chrono::{NaiveDateTime, Timelike as _, Utc};
@@ -20,8 +21,6 @@ use serde_json::json;
 
 use super::env::{ACTIVITY_ID, BenchEnv, BenchUser};
 
-const LOCK_ACCOUNT: &str = "SELECT `total_count`, `total_count_surplus`, `day_count`, `month_count`, `version` \
-     FROM `raffle_activity_account` WHERE `user_id` = ? AND `activity_id` = ? FOR UPDATE";
 const SPEND_ACCOUNT: &str = "UPDATE `raffle_activity_account` SET `total_count_surplus` = `total_count_surplus` - ?, \
      `version` = `version` + ?, `day_count_surplus` = ?, `month_count_surplus` = ? \
      WHERE `user_id` = ? AND `activity_id` = ? AND `total_count_surplus` > ?";
@@ -31,7 +30,6 @@ const INSERT_TASKS: &str = "INSERT INTO `task` (`user_id`, `topic`, `message_id`
 
 /// The statements on one day or month table.
 struct PeriodSql {
-    lock: String,
     spend: String,
     insert: String,
 }
@@ -39,10 +37,6 @@ struct PeriodSql {
 impl PeriodSql {
     fn new(table: &str, key: &str, count: &str, surplus: &str) -> Self {
         Self {
-            lock: format!(
-                "SELECT `{count}`, `{surplus}` FROM `{table}` \
-                 WHERE `user_id` = ? AND `activity_id` = ? AND `{key}` = ? FOR UPDATE"
-            ),
             spend: format!(
                 "UPDATE `{table}` SET `{surplus}` = `{surplus}` - ? \
                  WHERE `user_id` = ? AND `activity_id` = ? AND `{key}` = ? AND `{surplus}` > ?"
@@ -57,10 +51,9 @@ impl PeriodSql {
 
 /// The statements on one split table suffix.
 struct SplitSql {
-    unused_ticket: String,
+    lock_for_draw: String,
     insert_ticket: String,
     insert_record: String,
-    ticket_used: String,
 }
 
 impl SplitSql {
@@ -68,9 +61,16 @@ impl SplitSql {
         let tickets = format!("user_raffle_order_{table:03}");
         let records = format!("user_award_record_{table:03}");
         Self {
-            unused_ticket: format!(
-                "SELECT `order_id` FROM `{tickets}` WHERE `user_id` = ? AND `activity_id` = ? \
-                 AND `order_state` = ? ORDER BY `id` ASC LIMIT ? FOR UPDATE"
+            lock_for_draw: format!(
+                "SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count, a.version, \
+                        d.day_count AS d_count, d.day_count_surplus AS d_left, \
+                        m.month_count AS m_count, m.month_count_surplus AS m_left, \
+                        (SELECT t.order_id FROM `{tickets}` t WHERE t.user_id = a.user_id AND t.activity_id = a.activity_id \
+                           AND t.order_state = 'create' ORDER BY t.id LIMIT 1) AS unused \
+                 FROM raffle_activity_account a \
+                 LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = ? \
+                 LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = ? \
+                 WHERE a.user_id = ? AND a.activity_id = ? FOR UPDATE"
             ),
             insert_ticket: format!(
                 "INSERT INTO `{tickets}` (`user_id`, `activity_id`, `activity_name`, `strategy_id`, `order_id`, \
@@ -79,9 +79,6 @@ impl SplitSql {
             insert_record: format!(
                 "INSERT INTO `{records}` (`user_id`, `activity_id`, `strategy_id`, `order_id`, `award_id`, \
                  `award_title`, `award_time`, `award_state`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            ),
-            ticket_used: format!(
-                "UPDATE `{tickets}` SET `order_state` = ? WHERE `user_id` = ? AND `order_id` = ? AND `order_state` = ?"
             ),
         }
     }
@@ -177,24 +174,18 @@ impl RawDriver {
         }
     }
 
-    /// Spends one unit of a day/month row (update if present, insert from the allowance
-    /// otherwise); returns `(count, surplus after)`.
+    /// Spends one unit of a day/month row (update the locked row if present, insert it from
+    /// the allowance otherwise); returns `(count, surplus after)`.
     async fn spend(
         conn: &mut MySqlConnection,
         sql: &PeriodSql,
+        existing: Option<(i32, i32)>,
         user: &str,
         period: &str,
         allowance: i32,
     ) -> anyhow::Result<(i32, i32)> {
-        let row = sqlx::query(&sql.lock)
-            .bind(user)
-            .bind(ACTIVITY_ID)
-            .bind(period)
-            .fetch_optional(&mut *conn)
-            .await?;
-        match row {
-            Some(r) => {
-                let (n, left): (i32, i32) = (r.try_get(0)?, r.try_get(1)?);
+        match existing {
+            Some((n, left)) => {
                 anyhow::ensure!(left > 0, "period {period} exhausted");
                 let done = sqlx::query(&sql.spend)
                     .bind(1_i32)
@@ -242,30 +233,33 @@ impl RawDriver {
             .await?;
         let mut tx = conn.begin().await?;
 
-        let account = sqlx::query(LOCK_ACCOUNT)
+        let locked = sqlx::query(&split.lock_for_draw)
+            .bind(day.as_str())
+            .bind(month.as_str())
             .bind(uid)
             .bind(ACTIVITY_ID)
             .fetch_optional(&mut *tx)
             .await?
             .context("no account")?;
         let (total, total_left, day_allowance, month_allowance): (i32, i32, i32, i32) = (
-            account.try_get(0)?,
-            account.try_get(1)?,
-            account.try_get(2)?,
-            account.try_get(3)?,
+            locked.try_get(0)?,
+            locked.try_get(1)?,
+            locked.try_get(2)?,
+            locked.try_get(3)?,
         );
-        let version: i64 = account.try_get(4)?;
-        let unused = sqlx::query(&split.unused_ticket)
-            .bind(uid)
-            .bind(ACTIVITY_ID)
-            .bind("create")
-            .bind(1_u64)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let version: i64 = locked.try_get(4)?;
+        let period = |count: usize| -> anyhow::Result<Option<(i32, i32)>> {
+            let n: Option<i32> = locked.try_get(count)?;
+            let left: Option<i32> = locked.try_get(count + 1)?;
+            Ok(n.zip(left))
+        };
+        let (day_row, month_row) = (period(5)?, period(7)?);
+        let unused: Option<String> = locked.try_get(9)?;
         anyhow::ensure!(unused.is_none(), "an unused ticket exists (not the measured path)");
         anyhow::ensure!(total_left > 0, "total quota exhausted");
-        let (month_count, month_left) = Self::spend(&mut tx, &self.month, uid, &month, month_allowance).await?;
-        let (day_count, day_left) = Self::spend(&mut tx, &self.day, uid, &day, day_allowance).await?;
+        let (month_count, month_left) =
+            Self::spend(&mut tx, &self.month, month_row, uid, &month, month_allowance).await?;
+        let (day_count, day_left) = Self::spend(&mut tx, &self.day, day_row, uid, &day, day_allowance).await?;
         let done = sqlx::query(SPEND_ACCOUNT)
             .bind(1_i32)
             .bind(1_i32)
@@ -277,17 +271,6 @@ impl RawDriver {
             .execute(&mut *tx)
             .await?;
         anyhow::ensure!(done.rows_affected() == 1, "total quota exhausted");
-        sqlx::query(&split.insert_ticket)
-            .bind(uid)
-            .bind(ACTIVITY_ID)
-            .bind(self.activity_name.as_str())
-            .bind(self.strategy_id)
-            .bind(order_id.as_str())
-            .bind(at)
-            .bind("create")
-            .execute(&mut *tx)
-            .await?;
-
         // The raffle's one Redis call: take a unit of award stock (same script, same key shape).
         let ttl_ms = (self.activity_end.and_utc() + chrono::Duration::days(1) - now)
             .num_milliseconds()
@@ -311,14 +294,17 @@ impl RawDriver {
             .bind("create")
             .execute(&mut *tx)
             .await?;
-        let done = sqlx::query(&split.ticket_used)
-            .bind("used")
+        sqlx::query(&split.insert_ticket)
             .bind(uid)
+            .bind(ACTIVITY_ID)
+            .bind(self.activity_name.as_str())
+            .bind(self.strategy_id)
             .bind(order_id.as_str())
-            .bind("create")
+            .bind(at)
+            .bind("used")
             .execute(&mut *tx)
             .await?;
-        anyhow::ensure!(done.rows_affected() == 1, "ticket {order_id} already used");
+
         let message_id = self.ids.next_i64().to_string();
         let ts = now.timestamp_millis();
         let send_award = json!({

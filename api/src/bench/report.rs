@@ -21,6 +21,8 @@ pub(crate) struct Machine {
     mysql: String,
     redis: String,
     pool: u32,
+    /// Whether poem's per-request INFO log lines are on (written to stderr on every draw).
+    request_logs: bool,
     /// `@@max_connections` of the server, and what the benchmark may need at peak.
     connections: (i64, u64),
 }
@@ -94,6 +96,7 @@ impl Machine {
             redis,
             pool: env.settings.database.max_connections,
             connections: (max_connections, needed),
+            request_logs: tracing::enabled!(target: "poem::middleware::tracing_mw", tracing::Level::INFO),
         }
     }
 }
@@ -120,6 +123,15 @@ pub(crate) fn render(args: &DrawBenchArgs, m: &Machine, samples: &[Sample]) -> S
         "setup:    {} users, {} s measured after {} s warm-up per row, pool {} connections per database",
         args.users, args.duration_secs, args.warmup_secs, m.pool
     );
+    let _ = writeln!(
+        o,
+        "logging:  per-request INFO lines {}",
+        if m.request_logs {
+            "ON (one stderr line per HTTP draw; RUST_LOG=warn turns them off)"
+        } else {
+            "off"
+        }
+    );
     let (max_conn, needed) = m.connections;
     if u64::try_from(max_conn).unwrap_or(0) < needed {
         let _ = writeln!(
@@ -134,7 +146,9 @@ pub(crate) fn render(args: &DrawBenchArgs, m: &Machine, samples: &[Sample]) -> S
         "{:<13} {:>5} {:>8} {:>9} {:>8} {:>8} {:>9} {:>7}",
         "mode", "conc", "draws", "draws/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
     );
-    for s in samples {
+    let mut ordered: Vec<&Sample> = samples.iter().collect();
+    ordered.sort_by_key(|s| (s.concurrency, s.mode == "raw"));
+    for s in &ordered {
         let _ = writeln!(
             o,
             "{:<13} {:>5} {:>8} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>7}",
@@ -159,7 +173,7 @@ pub(crate) fn render(args: &DrawBenchArgs, m: &Machine, samples: &[Sample]) -> S
         "{:<13} {:>5} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6} {:>8} {:>6} {:>6}",
         "mode", "conc", "app", "loadgen", "mariadb", "redis", "other", "total", "busy%", "stmts", "commits", "steal%"
     );
-    for s in samples {
+    for s in &ordered {
         let c = &s.cpu;
         let _ = writeln!(
             o,
