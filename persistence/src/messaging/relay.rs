@@ -184,6 +184,7 @@ impl Relay {
             data: Data,
             timestamp: i64,
         }
+        let mut won: Vec<(String, AwardEntry)> = Vec::new();
         for (row, result) in rows.iter().zip(results) {
             if row.topic != TOPIC_SEND_AWARD || *result != Published::Confirmed {
                 continue;
@@ -199,9 +200,11 @@ impl Relay {
                 award_time_ms: env.timestamp - env.timestamp.rem_euclid(1000),
                 delivered: false,
             };
-            if let Err(e) = views.add_award(&env.data.user_id, &entry).await {
-                tracing::warn!(error = %e, "could not record the award in the history view (rebuildable)");
-            }
+            won.push((env.data.user_id, entry));
+        }
+        let batch: Vec<(&str, &AwardEntry)> = won.iter().map(|(u, e)| (u.as_str(), e)).collect();
+        if let Err(e) = views.add_awards(&batch).await {
+            tracing::warn!(error = %e, "could not record awards in the history view (rebuildable)");
         }
     }
 

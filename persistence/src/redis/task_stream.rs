@@ -63,18 +63,25 @@ pub fn is_cursor(s: &str) -> bool {
 
 /// Latest state of one message: `bm:rm:t:{messageId}`, moved only forward
 /// (CREATED < FAIL < PUBLISHED, DEAD < DELIVERED) so events arriving out of order are harmless.
+/// Applies every event in one call: KEYS[i] is the i-th event's status key, ARGV holds five
+/// values per event (state, userId, topic, attempts, at).
 const SET_STATE: &str = r"
 local rank = {CREATED = 0, FAIL = 1, PUBLISHED = 2, DEAD = 2, DELIVERED = 3}
-local cur = redis.call('HGET', KEYS[1], 'state')
-if cur and rank[cur] and rank[cur] > rank[ARGV[1]] then return 0 end
-local fields = {'state', ARGV[1], 'userId', ARGV[2], 'topic', ARGV[3], 'at', ARGV[5]}
--- The consumer does not know the publish attempts: keep the relay's count.
-if ARGV[1] ~= 'DELIVERED' or redis.call('HEXISTS', KEYS[1], 'attempts') == 0 then
-  table.insert(fields, 'attempts')
-  table.insert(fields, ARGV[4])
+for i, key in ipairs(KEYS) do
+  local b = (i - 1) * 5
+  local state = ARGV[b + 1]
+  local cur = redis.call('HGET', key, 'state')
+  if not (cur and rank[cur] and rank[cur] > rank[state]) then
+    local fields = {'state', state, 'userId', ARGV[b + 2], 'topic', ARGV[b + 3], 'at', ARGV[b + 5]}
+    -- The consumer does not know the publish attempts: keep the relay's count.
+    if state ~= 'DELIVERED' or redis.call('HEXISTS', key, 'attempts') == 0 then
+      table.insert(fields, 'attempts')
+      table.insert(fields, ARGV[b + 4])
+    end
+    redis.call('HSET', key, unpack(fields))
+  end
 end
-redis.call('HSET', KEYS[1], unpack(fields))
-return 1
+return #KEYS
 ";
 
 /// The latest state of one outbox event, from the read model.
@@ -150,20 +157,20 @@ impl TaskStream {
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn set_states(&self, events: &[TaskEvent]) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut call = self.set_state.prepare_invoke();
         for e in events {
-            let _: i64 = self
-                .set_state
-                .key(self.keys.task_status(&e.message_id))
+            call.key(self.keys.task_status(&e.message_id))
                 .arg(state_name(e.state))
                 .arg(&e.user_id)
                 .arg(&e.topic)
                 .arg(e.attempts)
-                .arg(e.occurred_at_ms)
-                .invoke_async(&mut conn)
-                .await?;
+                .arg(e.occurred_at_ms);
         }
-        Ok(())
+        let mut conn = self.conn.clone();
+        call.invoke_async::<i64>(&mut conn).await.map(drop)
     }
 
     /// The latest state of a message, if the read model has it.

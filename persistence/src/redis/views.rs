@@ -156,19 +156,32 @@ impl UserViews {
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn add_award(&self, user: &str, e: &AwardEntry) -> redis::RedisResult<()> {
-        let json = serde_json::to_string(e).map_err(json_err)?;
-        let mut conn = self.conn.clone();
-        let mut pipe = redis::pipe();
-        pipe.hset_nx(self.keys.view(user, "awards"), &e.order_id, json).ignore();
-        pipe.cmd("ZADD")
-            .arg(self.keys.view(user, "awards_idx"))
-            .arg("NX")
-            .arg(e.award_time_ms)
-            .arg(&e.order_id)
-            .ignore();
-        if e.delivered {
-            pipe.sadd(self.keys.view(user, "awards_done"), &e.order_id).ignore();
+        self.add_awards(&[(user, e)]).await
+    }
+
+    /// Records won awards in one round trip (idempotent).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn add_awards(&self, entries: &[(&str, &AwardEntry)]) -> redis::RedisResult<()> {
+        if entries.is_empty() {
+            return Ok(());
         }
+        let mut pipe = redis::pipe();
+        for (user, e) in entries {
+            let json = serde_json::to_string(e).map_err(json_err)?;
+            pipe.hset_nx(self.keys.view(user, "awards"), &e.order_id, json).ignore();
+            pipe.cmd("ZADD")
+                .arg(self.keys.view(user, "awards_idx"))
+                .arg("NX")
+                .arg(e.award_time_ms)
+                .arg(&e.order_id)
+                .ignore();
+            if e.delivered {
+                pipe.sadd(self.keys.view(user, "awards_done"), &e.order_id).ignore();
+            }
+        }
+        let mut conn = self.conn.clone();
         pipe.query_async(&mut conn).await
     }
 
