@@ -124,6 +124,9 @@ pub struct RelaySection {
     pub max_attempts: u32,
     /// First retry delay in milliseconds (doubles per attempt).
     pub backoff_base_ms: u64,
+    /// Concurrent claim loops per shard (rows claimed with `SKIP LOCKED`, so they never
+    /// overlap); 2 lets one loop publish new rows while the other waits for confirms.
+    pub loops_per_shard: usize,
 }
 
 impl Default for RelaySection {
@@ -135,6 +138,7 @@ impl Default for RelaySection {
             poll_interval_ms: d.poll_interval.as_millis() as u64,
             max_attempts: d.max_attempts,
             backoff_base_ms: d.backoff_base.as_millis() as u64,
+            loops_per_shard: d.loops_per_shard,
         }
     }
 }
@@ -147,6 +151,7 @@ impl RelaySection {
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
             max_attempts: self.max_attempts.max(1),
             backoff_base: Duration::from_millis(self.backoff_base_ms),
+            loops_per_shard: self.loops_per_shard.clamp(1, 16),
             ..Default::default()
         }
     }

@@ -17,6 +17,33 @@ use tokio::task::JoinHandle;
 
 use crate::settings::Settings;
 
+/// The task-status stream writer of `settings` (`None` when the Redis URL does not parse).
+fn task_stream(settings: &Settings, redis: &redis::aio::ConnectionManager) -> Option<TaskStream> {
+    redis::Client::open(settings.redis.url.as_str())
+        .ok()
+        .map(|client| TaskStream::new(redis.clone(), client, Keys::new(settings.redis.key_prefix.clone())))
+}
+
+/// The outbox relay as `serve` and `relay` run it: publishing to the configured broker and
+/// maintaining the task-status streams and the user read models.
+pub fn build_relay(
+    settings: &Settings,
+    db: &Databases,
+    redis: &redis::aio::ConnectionManager,
+    nudge: Arc<RelayNudge>,
+) -> Relay {
+    let topology = Topology::new(settings.rabbitmq.queue_prefix.clone());
+    let publisher = Arc::new(Publisher::new(settings.rabbitmq.url.clone(), topology));
+    let mut relay = Relay::new(db.clone(), publisher, settings.relay.relay_settings(), nudge);
+    if let Some(events) = task_stream(settings, redis) {
+        relay = relay.with_events(events);
+    }
+    relay.with_views(UserViews::new(
+        redis.clone(),
+        Keys::new(settings.redis.key_prefix.clone()),
+    ))
+}
+
 /// Running workers; [`Workers::stop`] finishes in-flight batches and waits for them.
 pub struct Workers {
     shutdown: watch::Sender<bool>,
@@ -39,17 +66,9 @@ impl Workers {
         let mut handles = Vec::new();
         let mut relay_stats = None;
         let views = UserViews::new(redis.clone(), Keys::new(settings.redis.key_prefix.clone()));
-        let events = redis::Client::open(settings.redis.url.as_str())
-            .ok()
-            .map(|client| TaskStream::new(redis.clone(), client, Keys::new(settings.redis.key_prefix.clone())));
+        let events = task_stream(settings, redis);
         if relay {
-            let publisher = Arc::new(Publisher::new(settings.rabbitmq.url.clone(), topology.clone()));
-            let mut relay = Relay::new(db.clone(), publisher, settings.relay.relay_settings(), nudge);
-            if let Some(events) = &events {
-                relay = relay.with_events(events.clone());
-            }
-            relay = relay.with_views(views.clone());
-            let relay = Arc::new(relay);
+            let relay = Arc::new(build_relay(settings, db, redis, nudge));
             relay_stats = Some(relay.stats());
             handles.push(tokio::spawn(relay.run(rx.clone())));
         }

@@ -1210,7 +1210,13 @@ async fn versions_round_trip(dbs: &TestDatabases, shard: &str) -> anyhow::Result
         without_versions,
         "columns of {shard} after down"
     );
-    assert_eq!(&keys, first_keys, "keys of {shard} after down");
+    // Rolling back through the versions also rolled back the later ticket-lookup index.
+    let without_later: BTreeSet<Vec<String>> = first_keys
+        .iter()
+        .filter(|k| k.get(1).map(String::as_str) != Some(migration::TICKET_LOOKUP_INDEX))
+        .cloned()
+        .collect();
+    assert_eq!(keys, without_later, "keys of {shard} after down");
     assert_eq!(&options, first_options, "table options of {shard} after down");
     assert!(
         data_snapshot(server, shard).await? == rows,
@@ -1255,6 +1261,58 @@ async fn versions_round_trip(dbs: &TestDatabases, shard: &str) -> anyhow::Result
     assert!(
         (columns(server, shard).await?, keys, options) == schema,
         "schema of {shard} after a partial up differs from the first up"
+    );
+    db.close().await?;
+    Ok(())
+}
+
+/// The ticket-lookup index is on every split `user_raffle_order` table after up, gone after
+/// rolling that migration back (nothing else changes), and back after up again.
+#[tokio::test]
+async fn ticket_lookup_index_rolls_back_and_applies_again() -> anyhow::Result<()> {
+    let mut dbs = TestDatabases::new("ticketidx").await?;
+    let shard = dbs.name("01");
+    let result = ticket_index_round_trip(&dbs, &shard).await;
+    support::finish(dbs, result).await
+}
+
+async fn ticket_index_round_trip(dbs: &TestDatabases, shard: &str) -> anyhow::Result<()> {
+    let server = &dbs.server;
+    let url = database_url(shard);
+    let index = migration::TICKET_LOOKUP_INDEX;
+    let expected = IndexInfo {
+        unique: false,
+        columns: ["user_id", "activity_id", "order_state"].map(str::to_owned).to_vec(),
+    };
+    let split = || (0..migration::SPLIT_TABLE_COUNT).map(|i| format!("user_raffle_order_{i:03}"));
+    migration::ensure_database(&url).await?;
+    let db = connect(&url).await?;
+    ShardMigrator::up(&db, None).await?;
+    for table in split() {
+        let indexes = table_indexes(server, shard, &table).await?;
+        assert_eq!(indexes.get(index), Some(&expected), "{shard}.{table}.{index}");
+    }
+    let (keys, options) = keys_and_options(server, shard).await?;
+    let columns_before = columns(server, shard).await?;
+
+    let steps = shard_steps_down_through("m20241124_000001_ticket_lookup_index")?;
+    ShardMigrator::down(&db, Some(steps)).await?;
+    let (keys_down, options_down) = keys_and_options(server, shard).await?;
+    let without: BTreeSet<Vec<String>> = keys
+        .iter()
+        .filter(|k| k.get(1).map(String::as_str) != Some(index))
+        .cloned()
+        .collect();
+    assert_eq!(keys_down, without, "only {index} is gone after down");
+    assert_ne!(keys_down, keys, "{index} was dropped");
+    assert_eq!(options_down, options, "table options after down");
+    assert_eq!(columns(server, shard).await?, columns_before, "columns after down");
+
+    ShardMigrator::up(&db, None).await?;
+    assert_eq!(
+        keys_and_options(server, shard).await?,
+        (keys, options),
+        "keys after down + up"
     );
     db.close().await?;
     Ok(())

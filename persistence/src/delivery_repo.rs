@@ -6,10 +6,7 @@ use domain::outbox::TOPIC_SEND_AWARD;
 use domain::ports::PortError;
 use domain::strategy::AwardCatalogEntry;
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, IsolationLevel, QueryFilter,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 
 use crate::db::{Databases, is_duplicate, port_err};
 use crate::entity::award;
@@ -109,10 +106,8 @@ impl MySqlAwardDelivery {
 impl AwardDeliveryRepository for MySqlAwardDelivery {
     async fn deliver(&self, d: &Delivery) -> Result<DeliveryOutcome, PortError> {
         let (db, route) = self.db.shard_of(&d.user_id);
-        let tx = db
-            .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
-            .await
-            .map_err(port_err)?;
+        // READ COMMITTED, as every connection of `Databases`.
+        let tx = db.begin().await.map_err(port_err)?;
         match Self::apply(&tx, d, &route.suffix()).await {
             Ok(credit) => {
                 tx.commit().await.map_err(port_err)?;

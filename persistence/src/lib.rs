@@ -22,7 +22,7 @@ pub mod task_repo;
 
 pub use activity_repo::MySqlActivityRepository;
 pub use clock::SystemClock;
-pub use db::{DatabaseSettings, Databases};
+pub use db::{DatabaseSettings, Databases, SESSION_ISOLATION};
 pub use delivery_repo::MySqlAwardDelivery;
 pub use ids::SnowflakeIds;
 pub use quota_repo::MySqlQuotaRepository;

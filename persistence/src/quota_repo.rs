@@ -16,9 +16,7 @@ use domain::outbox::{AccountSnapshot, OutboxMessage, PeriodSnapshot, TOPIC_ACCOU
 use domain::ports::{AwardLedger, PortError};
 use sea_orm::Statement;
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, IsolationLevel, QueryResult, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
 
 use crate::db::{Databases, is_duplicate, port_err};
 
@@ -81,11 +79,11 @@ impl MySqlQuotaRepository {
         Ok(tx.execute(tx.get_database_backend().build(stmt)).await?.rows_affected())
     }
 
-    /// READ COMMITTED: locking reads of absent rows take no gap locks, so concurrent users'
-    /// inserts into the same split table do not deadlock; per-user serialisation comes from
-    /// the account row lock.
+    /// READ COMMITTED (every connection of [`Databases`] runs it): locking reads of absent
+    /// rows take no gap locks, so concurrent users' inserts into the same split table do not
+    /// deadlock; per-user serialisation comes from the account row lock.
     async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-        db.begin_with_config(Some(IsolationLevel::ReadCommitted), None).await
+        db.begin().await
     }
 
     async fn insert_outbox(tx: &DatabaseTransaction, outbox: &[OutboxMessage]) -> Result<(), DbErr> {

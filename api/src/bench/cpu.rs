@@ -146,6 +146,8 @@ impl CpuSnap {
 pub(crate) struct ServerCounters {
     questions: u64,
     commits: u64,
+    prepares: u64,
+    rows_read: u64,
 }
 
 /// Server statements per draw during a run (server-wide: other clients of the same server
@@ -156,15 +158,22 @@ pub(crate) struct ServerPerDraw {
     pub(crate) statements: f64,
     /// `Com_commit` per draw.
     pub(crate) commits: f64,
+    /// `Com_stmt_prepare` per draw (0 when every statement comes from the connections'
+    /// prepared-statement caches).
+    pub(crate) prepares: f64,
+    /// `Rows_read` per draw (MariaDB) (rows the statements touched: index use shows here).
+    pub(crate) rows_read: f64,
 }
 
-/// Reads `Questions` and `Com_commit` (zeros when the server cannot be asked).
+/// Reads `Questions`, `Com_commit` and `Com_stmt_prepare` (zeros when the server cannot be
+/// asked).
 pub(crate) async fn server_counters(pool: &MySqlPool) -> ServerCounters {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_commit')")
-            .fetch_all(pool)
-            .await
-            .unwrap_or_default();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_commit', 'Com_stmt_prepare', 'Rows_read')",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default();
     let get = |name: &str| {
         rows.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -174,6 +183,8 @@ pub(crate) async fn server_counters(pool: &MySqlPool) -> ServerCounters {
     ServerCounters {
         questions: get("Questions"),
         commits: get("Com_commit"),
+        prepares: get("Com_stmt_prepare"),
+        rows_read: get("Rows_read"),
     }
 }
 
@@ -187,6 +198,8 @@ impl ServerCounters {
         ServerPerDraw {
             statements: self.questions.saturating_sub(earlier.questions).saturating_sub(1) as f64 / n,
             commits: self.commits.saturating_sub(earlier.commits) as f64 / n,
+            prepares: self.prepares.saturating_sub(earlier.prepares) as f64 / n,
+            rows_read: self.rows_read.saturating_sub(earlier.rows_read) as f64 / n,
         }
     }
 }

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use lapin::options::QueueDeleteOptions;
+use persistence::messaging::Topology;
 use persistence::{Route, ShardRouter};
 use sea_orm::sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use sea_orm::sqlx::{self, MySql, QueryBuilder};
@@ -45,6 +47,8 @@ pub(crate) struct BenchEnv {
     pub(crate) config: MySqlPool,
     /// The users, in id order.
     pub(crate) users: Vec<BenchUser>,
+    /// The databases, prefixes and router.
+    pub(crate) world: World,
 }
 
 /// `mysql://user@host:port/db?opts` → (`mysql://user@host:port`, `?opts`).
@@ -60,6 +64,17 @@ fn split_server(url: &str) -> anyhow::Result<(String, String)> {
         tail.split('#').next().unwrap_or_default().to_owned()
     });
     Ok((server, query))
+}
+
+/// Pool options whose connections run `READ COMMITTED`, as the application's
+/// (`persistence::SESSION_ISOLATION`, set once per connection).
+pub(crate) fn read_committed() -> MySqlPoolOptions {
+    MySqlPoolOptions::new().after_connect(|conn, _| {
+        Box::pin(async move {
+            sqlx::query(persistence::SESSION_ISOLATION).execute(&mut *conn).await?;
+            Ok(())
+        })
+    })
 }
 
 async fn pool(url: &str, max: u32, timeout: Duration) -> anyhow::Result<MySqlPool> {
@@ -98,14 +113,22 @@ async fn delete_keys(redis_url: &str, prefix: &str) -> anyhow::Result<u64> {
     }
 }
 
-impl BenchEnv {
-    /// Creates and migrates the databases, raises the award stock, gives `users` users their
-    /// quota, starts the application on a free port and arms the activity over GraphQL.
-    /// Returns the environment and the server task.
-    pub(crate) async fn create(
-        base: &Settings,
-        users: usize,
-    ) -> anyhow::Result<(Self, JoinHandle<anyhow::Result<()>>)> {
+/// The benchmark's own databases (created and migrated), Redis prefix and queue prefix; the
+/// settings carry those names. Shared by every benchmark.
+pub(crate) struct World {
+    /// The settings with the benchmark's names (relay and consumers off in the application:
+    /// a benchmark that measures them runs them itself).
+    pub(crate) settings: Settings,
+    /// Pool on the benchmark config database.
+    pub(crate) config: MySqlPool,
+    /// The shard router of the settings.
+    pub(crate) router: ShardRouter,
+}
+
+impl World {
+    /// Drops leftovers of an earlier run with the same pid, creates and migrates the
+    /// databases and clears the Redis prefix.
+    pub(crate) async fn create(base: &Settings) -> anyhow::Result<Self> {
         let pid = std::process::id();
         let name = format!("bmbench_{pid}");
         let (server, query) = split_server(&base.database.config_url)?;
@@ -117,17 +140,15 @@ impl BenchEnv {
             .map(|i| format!("{server}/{name}_{i:02}{query}"))
             .collect();
         settings.redis.key_prefix = format!("bmbench:{pid}:");
-        // The draw path only: the outbox relay and the consumers (asynchronous work after the
-        // commit, which `big-market relay` can run elsewhere) stay off, and the raw baseline
-        // issues nothing of theirs either.
+        settings.rabbitmq.queue_prefix = format!("bmbench.{pid}.");
         settings.relay.enabled = false;
         settings.consumers.enabled = false;
         let router = ShardRouter::new(settings.database.shard_urls.len(), settings.database.tables_per_shard)?;
-
         eprintln!(
-            "bench: creating databases {name}_cfg + {} shards on {server}, Redis prefix {}",
+            "bench: creating databases {name}_cfg + {} shards on {server}, Redis prefix {}, queue prefix {}",
             settings.database.shard_urls.len(),
-            settings.redis.key_prefix
+            settings.redis.key_prefix,
+            settings.rabbitmq.queue_prefix
         );
         for url in Self::urls(&settings) {
             migration::drop_database(&url).await?;
@@ -136,57 +157,25 @@ impl BenchEnv {
         migration::migrate_all(&settings.database.config_url, &settings.database.shard_urls)
             .await
             .context("migrating the benchmark databases")?;
-
-        let timeout = Duration::from_millis(settings.database.connect_timeout_ms.max(1_000));
-        let config = pool(&settings.database.config_url, 2, timeout).await?;
-        let mut shards = Vec::new();
-        for url in &settings.database.shard_urls {
-            shards.push(pool(url, 4, timeout).await?);
-        }
-
-        let strategy_id: i64 = sqlx::query_scalar("SELECT strategy_id FROM raffle_activity WHERE activity_id = ?")
-            .bind(ACTIVITY_ID)
-            .fetch_one(&config)
-            .await
-            .context("activity 100301 is not seeded")?;
-        sqlx::query("UPDATE strategy_award SET award_count = ?, award_count_surplus = ? WHERE strategy_id = ?")
-            .bind(AWARD_STOCK)
-            .bind(AWARD_STOCK)
-            .bind(strategy_id)
-            .execute(&config)
-            .await?;
-
-        let users: Vec<BenchUser> = (1..=users)
-            .map(|i| {
-                let id = format!("bench-user-{i}");
-                let query =
-                    format!(r#"mutation {{ draw(userId: "{id}", activityId: {ACTIVITY_ID}) {{ awardId orderId }} }}"#);
-                BenchUser {
-                    route: router.route(&id),
-                    http_body: json!({ "query": query }).to_string(),
-                    id,
-                }
-            })
-            .collect();
-        Self::give_quota(&shards, &users).await?;
-        for p in &shards {
-            p.close().await;
-        }
-        eprintln!("bench: {}", Self::spread(&router, &users));
-
-        let app = Application::build(settings.clone())
-            .await
-            .context("starting the application")?;
-        let base_url = format!("http://127.0.0.1:{}", app.port());
-        let server = tokio::spawn(app.run_until_stopped());
-        let env = Self {
+        let config = pool(&settings.database.config_url, 2, Self::timeout(&settings)).await?;
+        Ok(Self {
             settings,
-            base_url,
             config,
-            users,
-        };
-        env.arm().await?;
-        Ok((env, server))
+            router,
+        })
+    }
+
+    fn timeout(settings: &Settings) -> Duration {
+        Duration::from_millis(settings.database.connect_timeout_ms.max(1_000))
+    }
+
+    /// One pool of at most `max` connections per shard.
+    pub(crate) async fn shard_pools(&self, max: u32) -> anyhow::Result<Vec<MySqlPool>> {
+        let mut shards = Vec::new();
+        for url in &self.settings.database.shard_urls {
+            shards.push(pool(url, max, Self::timeout(&self.settings)).await?);
+        }
+        Ok(shards)
     }
 
     /// The config URL followed by the shard URLs.
@@ -194,6 +183,105 @@ impl BenchEnv {
         std::iter::once(settings.database.config_url.clone())
             .chain(settings.database.shard_urls.iter().cloned())
             .collect()
+    }
+
+    /// `bench-user-1` … `bench-user-<n>` with their routes and `draw` request bodies.
+    pub(crate) fn users(&self, n: usize) -> Vec<BenchUser> {
+        (1..=n)
+            .map(|i| {
+                let id = format!("bench-user-{i}");
+                let query =
+                    format!(r#"mutation {{ draw(userId: "{id}", activityId: {ACTIVITY_ID}) {{ awardId orderId }} }}"#);
+                BenchUser {
+                    route: self.router.route(&id),
+                    http_body: json!({ "query": query }).to_string(),
+                    id,
+                }
+            })
+            .collect()
+    }
+
+    /// Gives every user an account with ample quota in activity 100301.
+    pub(crate) async fn give_quota(&self, users: &[BenchUser]) -> anyhow::Result<()> {
+        let shards = self.shard_pools(4).await?;
+        let r = BenchEnv::give_quota(&shards, users).await;
+        for p in &shards {
+            p.close().await;
+        }
+        r?;
+        eprintln!("bench: {}", BenchEnv::spread(&self.router, users));
+        Ok(())
+    }
+
+    /// What `--keep` left behind.
+    pub(crate) fn kept_message(&self) -> String {
+        format!(
+            "bench: kept databases {}, Redis keys {}* and queues {}*",
+            Self::urls(&self.settings).join(", "),
+            self.settings.redis.key_prefix,
+            self.settings.rabbitmq.queue_prefix
+        )
+    }
+
+    /// Closes the pool, drops the databases, deletes the Redis keys and the queues.
+    pub(crate) async fn destroy(self) -> anyhow::Result<()> {
+        self.config.close().await;
+        for url in Self::urls(&self.settings) {
+            migration::drop_database(&url).await?;
+        }
+        let n = delete_keys(&self.settings.redis.url, &self.settings.redis.key_prefix).await?;
+        let topology = Topology::new(self.settings.rabbitmq.queue_prefix.clone());
+        let conn = persistence::messaging::connect(&self.settings.rabbitmq.url).await?;
+        let ch = conn.create_channel().await?;
+        for topic in domain::outbox::TOPICS {
+            for q in [topology.queue(topic), topology.dead_queue(topic)] {
+                ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                    .await?;
+            }
+        }
+        let _ = conn.close(0, "bench done".into()).await;
+        eprintln!("bench: dropped the benchmark databases, queues and {n} Redis keys");
+        Ok(())
+    }
+}
+
+impl BenchEnv {
+    /// Creates and migrates the databases, raises the award stock, gives `users` users their
+    /// quota, starts the application on a free port and arms the activity over GraphQL.
+    /// Returns the environment and the server task.
+    pub(crate) async fn create(
+        base: &Settings,
+        users: usize,
+    ) -> anyhow::Result<(Self, JoinHandle<anyhow::Result<()>>)> {
+        let world = World::create(base).await?;
+        let strategy_id: i64 = sqlx::query_scalar("SELECT strategy_id FROM raffle_activity WHERE activity_id = ?")
+            .bind(ACTIVITY_ID)
+            .fetch_one(&world.config)
+            .await
+            .context("activity 100301 is not seeded")?;
+        sqlx::query("UPDATE strategy_award SET award_count = ?, award_count_surplus = ? WHERE strategy_id = ?")
+            .bind(AWARD_STOCK)
+            .bind(AWARD_STOCK)
+            .bind(strategy_id)
+            .execute(&world.config)
+            .await?;
+        let users = world.users(users);
+        world.give_quota(&users).await?;
+
+        let app = Application::build(world.settings.clone())
+            .await
+            .context("starting the application")?;
+        let base_url = format!("http://127.0.0.1:{}", app.port());
+        let server = tokio::spawn(app.run_until_stopped());
+        let env = Self {
+            settings: world.settings.clone(),
+            config: world.config.clone(),
+            world,
+            base_url,
+            users,
+        };
+        env.arm().await?;
+        Ok((env, server))
     }
 
     /// Inserts each user's account on its routed shard, in multi-row batches.
@@ -256,22 +344,12 @@ impl BenchEnv {
 
     /// What `--keep` left behind.
     pub(crate) fn kept_message(&self) -> String {
-        format!(
-            "bench: kept databases {} and Redis keys {}*",
-            Self::urls(&self.settings).join(", "),
-            self.settings.redis.key_prefix
-        )
+        self.world.kept_message()
     }
 
-    /// Closes the pools, drops the databases and deletes the Redis keys.
+    /// Drops the databases, Redis keys and queues.
     pub(crate) async fn destroy(self) -> anyhow::Result<()> {
-        self.config.close().await;
-        for url in Self::urls(&self.settings) {
-            migration::drop_database(&url).await?;
-        }
-        let n = delete_keys(&self.settings.redis.url, &self.settings.redis.key_prefix).await?;
-        eprintln!("bench: dropped the benchmark databases and {n} Redis keys");
-        Ok(())
+        self.world.destroy().await
     }
 }
 

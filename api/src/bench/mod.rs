@@ -16,8 +16,12 @@ mod cpu;
 mod env;
 mod http;
 mod load;
+mod outbox;
 mod raw;
+pub mod read;
+pub mod relay;
 mod report;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +50,12 @@ pub enum BenchTarget {
     /// The `draw` mutation over HTTP against the real services, and a raw baseline issuing the
     /// same SQL and Redis calls directly; prints draws/s, p50/p99/p99.9 latency and the ratio.
     Draw(DrawBenchArgs),
+    /// The outbox relay: lag from commit to broker confirm at a fixed commit rate, and the
+    /// drain rate of a backlog, each beside a raw sqlx + lapin relay.
+    Relay(relay::RelayBenchArgs),
+    /// The read side: `activityAccount` over HTTP beside a minimal poem + async-graphql server
+    /// doing the same Redis read, and the projection lag from commit to the account view.
+    Read(read::ReadBenchArgs),
 }
 
 /// Options of `big-market bench draw`.
@@ -77,6 +87,8 @@ pub struct DrawBenchArgs {
 pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         BenchTarget::Draw(a) => draw(settings, a).await,
+        BenchTarget::Relay(a) => relay::run(settings, a).await,
+        BenchTarget::Read(a) => read::run(settings, a).await,
     }
 }
 

@@ -2,8 +2,9 @@
 //! the award stock script, issued directly with sqlx and a multiplexed Redis connection — no
 //! HTTP, GraphQL, domain service or ORM.
 //!
-//! Per draw, on the user's shard, in one READ COMMITTED transaction (10 statements):
-//! one locking read of the account with today's / this month's rows and the oldest unused
+//! Per draw, on the user's shard, in one READ COMMITTED transaction (9 statements; the
+//! connections run READ COMMITTED from the start, as the application's do): `BEGIN` → one
+//! locking read of the account with today's / this month's rows and the oldest unused
 //! ticket (none) → spend month → spend day → update account (surplus, version) → `EVALSHA`
 //! take (Redis) → insert award record → insert the ticket, born `used` → insert the
 //! `send_award` and `activity_account_changed` tasks (one statement) → commit. The SQL text is
@@ -15,8 +16,8 @@ use chrono::{NaiveDateTime, Timelike as _, Utc};
 use domain::activity::BusinessCalendar;
 use persistence::SnowflakeIds;
 use persistence::redis::Keys;
-use sea_orm::sqlx::mysql::{MySqlConnection, MySqlPool, MySqlPoolOptions};
-use sea_orm::sqlx::{self, Connection as _, Row as _};
+use sea_orm::sqlx::mysql::{MySqlConnection, MySqlPool};
+use sea_orm::sqlx::{self, Row as _};
 use serde_json::json;
 
 use super::env::{ACTIVITY_ID, BenchEnv, BenchUser};
@@ -111,7 +112,7 @@ impl RawDriver {
         let mut shards = Vec::new();
         for url in &s.database.shard_urls {
             shards.push(
-                MySqlPoolOptions::new()
+                super::env::read_committed()
                     .max_connections(s.database.max_connections)
                     .min_connections(0)
                     .acquire_timeout(std::time::Duration::from_millis(
@@ -227,11 +228,7 @@ impl RawDriver {
         let pool = self.shards.get(user.route.db).context("route outside the shards")?;
         let uid = user.id.as_str();
 
-        let mut conn = pool.acquire().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            .execute(&mut *conn)
-            .await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = pool.begin().await?;
 
         let locked = sqlx::query(&split.lock_for_draw)
             .bind(day.as_str())

@@ -166,18 +166,31 @@ pub(crate) fn render(args: &DrawBenchArgs, m: &Machine, samples: &[Sample]) -> S
     let _ = writeln!(
         o,
         "Where the time went, per draw: CPU ms by process (app = the application for graphql-http, the raw client \
-         for raw; loadgen = the reqwest clients), server statements and commits, machine load:"
+         for raw; loadgen = the HTTP clients), server statements, prepares, commits and rows read (`Rows_read`), machine load:"
     );
     let _ = writeln!(
         o,
-        "{:<13} {:>5} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6} {:>8} {:>6} {:>6}",
-        "mode", "conc", "app", "loadgen", "mariadb", "redis", "other", "total", "busy%", "stmts", "commits", "steal%"
+        "{:<13} {:>5} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8} {:>7} {:>9} {:>6}",
+        "mode",
+        "conc",
+        "app",
+        "loadgen",
+        "mariadb",
+        "redis",
+        "other",
+        "total",
+        "busy%",
+        "stmts",
+        "prepares",
+        "commits",
+        "rows read",
+        "steal%"
     );
     for s in &ordered {
         let c = &s.cpu;
         let _ = writeln!(
             o,
-            "{:<13} {:>5} {:>7.3} {:>8.3} {:>8.3} {:>7.3} {:>7.3} {:>7.3} {:>6.0} {:>8.1} {:>6.2} {:>6.0}",
+            "{:<13} {:>5} {:>7.3} {:>8.3} {:>8.3} {:>7.3} {:>7.3} {:>7.3} {:>6.0} {:>8.1} {:>8.2} {:>7.2} {:>9.1} {:>6.0}",
             s.mode,
             s.concurrency,
             c.app_ms,
@@ -188,7 +201,9 @@ pub(crate) fn render(args: &DrawBenchArgs, m: &Machine, samples: &[Sample]) -> S
             c.app_ms + c.loadgen_ms + c.mysql_ms + c.redis_ms + c.other_ms,
             c.busy_pct,
             s.server.statements,
+            s.server.prepares,
             s.server.commits,
+            s.server.rows_read,
             c.steal_pct
         );
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::sea_query::{Alias, Cond, Expr, LockBehavior, LockType, Order, Query};
-use sea_orm::{ConnectionTrait, DbErr, IsolationLevel, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
 use tokio::sync::{Notify, watch};
 
 use super::publisher::{Outgoing, Published, Publisher};
@@ -41,6 +41,10 @@ pub struct RelaySettings {
     pub backoff_base: Duration,
     /// Longest retry delay.
     pub backoff_max: Duration,
+    /// Concurrent claim loops per shard. With two, rows committed while one batch waits for
+    /// its confirms are claimed (`SKIP LOCKED`) and published by the other at once instead of
+    /// after it: lower lag, and the database and broker round trips overlap when draining.
+    pub loops_per_shard: usize,
 }
 
 impl Default for RelaySettings {
@@ -51,6 +55,7 @@ impl Default for RelaySettings {
             max_attempts: 8,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(300),
+            loops_per_shard: 2,
         }
     }
 }
@@ -100,8 +105,30 @@ pub struct RelayStats {
     pub dead: AtomicU64,
 }
 
+/// One row of a batch, as told to a [`RelayObserver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayedRow<'a> {
+    /// The row's message id.
+    pub message_id: &'a str,
+    /// Its topic.
+    pub topic: &'a str,
+    /// Confirmed by the broker (or, for a projection-only topic, applied to the read model).
+    pub confirmed: bool,
+}
+
+/// Told about every batch the relay handles (metrics, benchmarks). Called on the relay's own
+/// task between its steps, so an implementation must be quick and must not block.
+pub trait RelayObserver: Send + Sync {
+    /// The broker has answered for every message of the batch and projection-only events are
+    /// applied; the rows are not marked yet.
+    fn confirmed(&self, _shard: usize, _rows: &[RelayedRow<'_>]) {}
+    /// The rows are marked in MySQL and the batch's read-model writes are done.
+    fn settled(&self, _shard: usize, _rows: &[RelayedRow<'_>]) {}
+}
+
 /// The relay over every shard.
 pub struct Relay {
+    observer: Option<Arc<dyn RelayObserver>>,
     events: Option<TaskStream>,
     views: Option<UserViews>,
     db: Databases,
@@ -136,6 +163,31 @@ impl Relay {
             stats: Arc::default(),
             events: None,
             views: None,
+            observer: None,
+        }
+    }
+
+    /// Also tells `observer` about every batch.
+    pub fn with_observer(mut self, observer: Arc<dyn RelayObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn observe(&self, shard: usize, rows: &[Claimed], results: &[Published], settled: bool) {
+        let Some(o) = &self.observer else { return };
+        let told: Vec<RelayedRow<'_>> = rows
+            .iter()
+            .zip(results)
+            .map(|(r, p)| RelayedRow {
+                message_id: &r.message_id,
+                topic: &r.topic,
+                confirmed: *p == Published::Confirmed,
+            })
+            .collect();
+        if settled {
+            o.settled(shard, &told);
+        } else {
+            o.confirmed(shard, &told);
         }
     }
 
@@ -248,9 +300,12 @@ impl Relay {
         self.stats.clone()
     }
 
-    /// Runs one loop per shard until `shutdown` turns true; a batch in flight is finished.
+    /// Runs `loops_per_shard` loops per shard until `shutdown` turns true; batches in flight
+    /// are finished.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        let loops: Vec<_> = (0..self.db.shards.len())
+        let per_shard = self.settings.loops_per_shard.max(1);
+        let loops: Vec<_> = (0..self.db.shards.len() * per_shard)
+            .map(|i| i / per_shard)
             .map(|shard| {
                 let relay = self.clone();
                 let shutdown = shutdown.clone();
@@ -302,7 +357,8 @@ impl Relay {
             .shards
             .get(shard)
             .ok_or_else(|| anyhow::anyhow!("no shard {shard}"))?;
-        let tx = db.begin_with_config(Some(IsolationLevel::ReadCommitted), None).await?;
+        // READ COMMITTED, as every connection of `Databases`.
+        let tx = db.begin().await?;
         let rows = Self::claim(&tx, self.settings.batch_size).await?;
         if rows.is_empty() {
             tx.commit().await?;
@@ -333,6 +389,7 @@ impl Relay {
             .into_iter()
             .map(|done| done.unwrap_or_else(|| published.next().unwrap_or(Published::Failed("no confirm".into()))))
             .collect();
+        self.observe(shard, &rows, &results, false);
         let now = Utc::now().naive_utc();
         let confirmed: Vec<u64> = rows
             .iter()
@@ -362,6 +419,7 @@ impl Relay {
             .fetch_add(confirmed.len() as u64, Ordering::Relaxed);
         self.emit(&rows, &results).await;
         self.record_awards(&rows, &results).await;
+        self.observe(shard, &rows, &results, true);
         Ok(rows.len() as u64)
     }
 
