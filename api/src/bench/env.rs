@@ -126,6 +126,23 @@ pub(crate) struct World {
 }
 
 impl World {
+    /// Creates a world, runs `measure` in it, and drops the world afterwards (kept with
+    /// `keep`), whether `measure` succeeded or not.
+    pub(crate) async fn run_in<T>(
+        base: &Settings,
+        keep: bool,
+        measure: impl AsyncFnOnce(&World) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let world = Self::create(base).await?;
+        let outcome = measure(&world).await;
+        if keep {
+            eprintln!("{}", world.kept_message());
+        } else if let Err(e) = world.destroy().await {
+            eprintln!("bench: cleanup failed: {e:#}");
+        }
+        outcome
+    }
+
     /// Drops leftovers of an earlier run with the same pid, creates and migrates the
     /// databases and clears the Redis prefix.
     pub(crate) async fn create(base: &Settings) -> anyhow::Result<Self> {

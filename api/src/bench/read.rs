@@ -279,14 +279,7 @@ pub async fn run(settings: Settings, args: ReadBenchArgs) -> anyhow::Result<()> 
     if !(args.rate.is_finite() && args.rate >= 0.001) || args.lag_secs == 0 || args.users == 0 || args.writers == 0 {
         anyhow::bail!("--rate, --lag-secs, --users and --writers must be positive");
     }
-    let world = World::create(&settings).await?;
-    let outcome = measure(&world, &args).await;
-    if args.keep {
-        eprintln!("{}", world.kept_message());
-    } else if let Err(e) = world.destroy().await {
-        eprintln!("bench: cleanup failed: {e:#}");
-    }
-    let (queries, lag) = outcome?;
+    let (queries, lag) = World::run_in(&settings, args.keep, async |world| measure(world, &args).await).await?;
     print!("{}", render(&args, &queries, &lag));
     Ok(())
 }

@@ -223,14 +223,7 @@ pub async fn run(settings: Settings, args: RelayBenchArgs) -> anyhow::Result<()>
     {
         anyhow::bail!("--rate, --duration-secs, --users and --writers must be positive");
     }
-    let world = World::create(&settings).await?;
-    let outcome = measure(&world, &args).await;
-    if args.keep {
-        eprintln!("{}", world.kept_message());
-    } else if let Err(e) = world.destroy().await {
-        eprintln!("bench: cleanup failed: {e:#}");
-    }
-    let (lag, drain) = outcome?;
+    let (lag, drain) = World::run_in(&settings, args.keep, async |world| measure(world, &args).await).await?;
     print!("{}", render(&args, &lag, &drain));
     Ok(())
 }
