@@ -39,12 +39,8 @@ pub(crate) struct BenchUser {
 
 /// The benchmark's databases, Redis prefix and running application.
 pub(crate) struct BenchEnv {
-    /// The settings the application runs with (the benchmark's names).
-    pub(crate) settings: Settings,
     /// `http://127.0.0.1:<port>`.
     pub(crate) base_url: String,
-    /// Pool on the benchmark config database.
-    pub(crate) config: MySqlPool,
     /// The users, in id order.
     pub(crate) users: Vec<BenchUser>,
     /// The databases, prefixes and router.
@@ -221,12 +217,12 @@ impl World {
     /// Gives every user an account with ample quota in activity 100301.
     pub(crate) async fn give_quota(&self, users: &[BenchUser]) -> anyhow::Result<()> {
         let shards = self.shard_pools(4).await?;
-        let r = BenchEnv::give_quota(&shards, users).await;
+        let r = Self::insert_accounts(&shards, users).await;
         for p in &shards {
             p.close().await;
         }
         r?;
-        eprintln!("bench: {}", BenchEnv::spread(&self.router, users));
+        eprintln!("bench: {}", Self::spread(&self.router, users));
         Ok(())
     }
 
@@ -260,49 +256,9 @@ impl World {
         eprintln!("bench: dropped the benchmark databases, queues and {n} Redis keys");
         Ok(())
     }
-}
-
-impl BenchEnv {
-    /// Creates and migrates the databases, raises the award stock, gives `users` users their
-    /// quota, starts the application on a free port and arms the activity over GraphQL.
-    /// Returns the environment and the server task.
-    pub(crate) async fn create(
-        base: &Settings,
-        users: usize,
-    ) -> anyhow::Result<(Self, JoinHandle<anyhow::Result<()>>)> {
-        let world = World::create(base).await?;
-        let strategy_id: i64 = sqlx::query_scalar("SELECT strategy_id FROM raffle_activity WHERE activity_id = ?")
-            .bind(ACTIVITY_ID)
-            .fetch_one(&world.config)
-            .await
-            .context("activity 100301 is not seeded")?;
-        sqlx::query("UPDATE strategy_award SET award_count = ?, award_count_surplus = ? WHERE strategy_id = ?")
-            .bind(AWARD_STOCK)
-            .bind(AWARD_STOCK)
-            .bind(strategy_id)
-            .execute(&world.config)
-            .await?;
-        let users = world.users(users);
-        world.give_quota(&users).await?;
-
-        let app = Application::build(world.settings.clone())
-            .await
-            .context("starting the application")?;
-        let base_url = format!("http://127.0.0.1:{}", app.port());
-        let server = tokio::spawn(app.run_until_stopped());
-        let env = Self {
-            settings: world.settings.clone(),
-            config: world.config.clone(),
-            world,
-            base_url,
-            users,
-        };
-        env.arm().await?;
-        Ok((env, server))
-    }
 
     /// Inserts each user's account on its routed shard, in multi-row batches.
-    async fn give_quota(shards: &[MySqlPool], users: &[BenchUser]) -> anyhow::Result<()> {
+    async fn insert_accounts(shards: &[MySqlPool], users: &[BenchUser]) -> anyhow::Result<()> {
         for (db, pool) in shards.iter().enumerate() {
             let mine: Vec<&BenchUser> = users.iter().filter(|u| u.route.db == db).collect();
             for chunk in mine.chunks(INSERT_BATCH) {
@@ -341,6 +297,40 @@ impl BenchEnv {
             router.db_count() * router.tb_count(),
             cells.join(" ")
         )
+    }
+}
+
+impl BenchEnv {
+    /// Creates and migrates the databases, raises the award stock, gives `users` users their
+    /// quota, starts the application on a free port and arms the activity over GraphQL.
+    /// Returns the environment and the server task.
+    pub(crate) async fn create(
+        base: &Settings,
+        users: usize,
+    ) -> anyhow::Result<(Self, JoinHandle<anyhow::Result<()>>)> {
+        let world = World::create(base).await?;
+        let strategy_id: i64 = sqlx::query_scalar("SELECT strategy_id FROM raffle_activity WHERE activity_id = ?")
+            .bind(ACTIVITY_ID)
+            .fetch_one(&world.config)
+            .await
+            .context("activity 100301 is not seeded")?;
+        sqlx::query("UPDATE strategy_award SET award_count = ?, award_count_surplus = ? WHERE strategy_id = ?")
+            .bind(AWARD_STOCK)
+            .bind(AWARD_STOCK)
+            .bind(strategy_id)
+            .execute(&world.config)
+            .await?;
+        let users = world.users(users);
+        world.give_quota(&users).await?;
+
+        let app = Application::build(world.settings.clone())
+            .await
+            .context("starting the application")?;
+        let base_url = format!("http://127.0.0.1:{}", app.port());
+        let server = tokio::spawn(app.run_until_stopped());
+        let env = Self { world, base_url, users };
+        env.arm().await?;
+        Ok((env, server))
     }
 
     /// `mutation { armActivity(activityId: 100301) }` over HTTP.

@@ -172,7 +172,7 @@ async fn run_one(
         }
     }
     eprintln!("bench: {mode} c={c}: measuring {} s", args.duration_secs);
-    let server_before = cpu::server_counters(&env.config).await;
+    let server_before = cpu::server_counters(&env.world.config).await;
     let cpu_before = CpuSnap::now();
     let mut s = load::drive(
         driver,
@@ -183,7 +183,7 @@ async fn run_one(
     )
     .await;
     s.cpu = cpu_before.until(&CpuSnap::now(), s.draws);
-    s.server = cpu::server_counters(&env.config)
+    s.server = cpu::server_counters(&env.world.config)
         .await
         .per_draw(&server_before, s.draws);
     eprintln!(

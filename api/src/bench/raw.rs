@@ -108,7 +108,7 @@ impl RawDriver {
     /// pool per shard (as large as the application's), connects to Redis and leases its own
     /// snowflake worker id.
     pub(crate) async fn new(env: &BenchEnv) -> anyhow::Result<Self> {
-        let s = &env.settings;
+        let s = &env.world.settings;
         let mut shards = Vec::new();
         for url in &s.database.shard_urls {
             shards.push(
@@ -126,7 +126,7 @@ impl RawDriver {
         let row =
             sqlx::query("SELECT activity_name, strategy_id, end_date_time FROM raffle_activity WHERE activity_id = ?")
                 .bind(ACTIVITY_ID)
-                .fetch_one(&env.config)
+                .fetch_one(&env.world.config)
                 .await?;
         let (activity_name, strategy_id, activity_end): (String, i64, NaiveDateTime) =
             (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
@@ -134,7 +134,7 @@ impl RawDriver {
             "SELECT award_id, award_title FROM strategy_award WHERE strategy_id = ? ORDER BY sort, award_id LIMIT 1",
         )
         .bind(strategy_id)
-        .fetch_one(&env.config)
+        .fetch_one(&env.world.config)
         .await?;
         let (award_id, award_title): (i32, String) = (row.try_get(0)?, row.try_get(1)?);
         let keys = Keys::new(s.redis.key_prefix.clone());

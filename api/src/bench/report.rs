@@ -41,7 +41,7 @@ impl Machine {
             "SELECT VERSION(), CAST(@@innodb_flush_log_at_trx_commit AS SIGNED), CAST(@@sync_binlog AS SIGNED), \
              CAST(@@log_bin AS SIGNED), CAST(@@innodb_buffer_pool_size DIV 1048576 AS SIGNED)",
         )
-        .fetch_one(&env.config)
+        .fetch_one(&env.world.config)
         .await
         {
             Ok(r) => format!(
@@ -63,16 +63,16 @@ impl Machine {
             Err(e) => format!("? ({e})"),
         };
         let max_connections: i64 = sqlx::query_scalar("SELECT CAST(@@max_connections AS SIGNED)")
-            .fetch_one(&env.config)
+            .fetch_one(&env.world.config)
             .await
             .unwrap_or(0);
         // The application's shard pools and the raw baseline's (both full at high
         // concurrency), plus a few for the config pools, which stay nearly idle.
-        let shards = env.settings.database.shard_urls.len() as u64;
-        let pool = u64::from(env.settings.database.max_connections);
+        let shards = env.world.settings.database.shard_urls.len() as u64;
+        let pool = u64::from(env.world.settings.database.max_connections);
         let needed = 2 * pool * shards + 4;
         let redis = async {
-            let mut c = redis::Client::open(env.settings.redis.url.as_str())?
+            let mut c = redis::Client::open(env.world.settings.redis.url.as_str())?
                 .get_multiplexed_async_connection()
                 .await?;
             let info: String = redis::cmd("INFO").arg("server").query_async(&mut c).await?;
@@ -94,7 +94,7 @@ impl Machine {
                 .map_or(0.0, |kb| kb / 1_048_576.0),
             mysql,
             redis,
-            pool: env.settings.database.max_connections,
+            pool: env.world.settings.database.max_connections,
             connections: (max_connections, needed),
             request_logs: tracing::enabled!(target: "poem::middleware::tracing_mw", tracing::Level::INFO),
         }
