@@ -8,6 +8,7 @@
 pub mod activity;
 pub mod award;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod outbox;
 pub mod ports;

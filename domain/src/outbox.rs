@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+pub use crate::events::{AccountSnapshot, AwardStockZero, PeriodSnapshot, SendAward, SkuStockZero};
+
 /// Topic of award delivery (`send_award`).
 pub const TOPIC_SEND_AWARD: &str = "send_award";
 /// Topic of SKU sell-out (`activity_sku_stock_zero`).
@@ -85,13 +87,6 @@ pub struct OutboxMessage {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Envelope<'a, T: Serialize> {
-    data: &'a T,
-    id: &'a str,
-    timestamp: i64,
-}
-
 impl OutboxMessage {
     /// Wraps `data` in the envelope.
     pub fn new<T: Serialize>(
@@ -101,9 +96,9 @@ impl OutboxMessage {
         timestamp_ms: i64,
         data: &T,
     ) -> Self {
-        let message = serde_json::to_string(&Envelope {
+        let message = serde_json::to_string(&crate::events::Envelope {
             data,
-            id: &message_id,
+            id: message_id.as_str(),
             timestamp: timestamp_ms,
         })
         // Serializing plain structs of strings and numbers cannot fail.
@@ -115,69 +110,6 @@ impl OutboxMessage {
             message,
         }
     }
-}
-
-/// `send_award` data (fields alphabetical; `awardConfig` omitted when absent).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct SendAward {
-    /// Distribution override (`1,100`), if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub award_config: Option<String>,
-    /// Award id.
-    pub award_id: i32,
-    /// Award title.
-    pub award_title: String,
-    /// Raffle ticket id.
-    pub order_id: String,
-    /// Winner.
-    pub user_id: String,
-}
-
-/// `strategy_award_stock_zero` data.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct AwardStockZero {
-    /// Award id.
-    pub award_id: i32,
-    /// Strategy id.
-    pub strategy_id: i64,
-}
-
-/// A period row (`raffle_activity_account_day` / `_month`) in an account snapshot.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct PeriodSnapshot {
-    /// `yyyy-MM-dd` or `yyyy-MM`.
-    pub period: String,
-    /// Allowance of the period.
-    pub count: i32,
-    /// Left in the period.
-    pub surplus: i32,
-}
-
-/// `activity_account_changed` data: the whole account after a change, with its version.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct AccountSnapshot {
-    /// Activity.
-    pub activity_id: i64,
-    /// Today's row, if it exists.
-    pub day: Option<PeriodSnapshot>,
-    /// Per-day allowance (`raffle_activity_account.day_count`).
-    pub day_count: i32,
-    /// This month's row, if it exists.
-    pub month: Option<PeriodSnapshot>,
-    /// Per-month allowance.
-    pub month_count: i32,
-    /// Total granted.
-    pub total_count: i32,
-    /// Total left.
-    pub total_count_surplus: i32,
-    /// Owner.
-    pub user_id: String,
-    /// Row version: a view applies only newer snapshots.
-    pub version: i64,
 }
 
 #[cfg(test)]
@@ -204,7 +136,7 @@ mod tests {
             m.message,
             r#"{"data":{"awardId":101,"awardTitle":"OpenAI 增加使用次数","orderId":"313091076458","userId":"xiaofuge"},"id":"23913710462","timestamp":1712374909975}"#
         );
-        let zero = OutboxMessage::new("u", TOPIC_SKU_STOCK_ZERO, "1".into(), 5, &9011_i64);
+        let zero = OutboxMessage::new("u", TOPIC_SKU_STOCK_ZERO, "1".into(), 5, &SkuStockZero(9011));
         assert_eq!(zero.message, r#"{"data":9011,"id":"1","timestamp":5}"#);
     }
 }

@@ -12,10 +12,25 @@ pub trait RandomSource: Send + Sync {
     fn below(&self, bound: usize) -> usize;
 }
 
-/// Opaque failure of an adapter (connection lost, timeout, ...). Maps to `0001`.
+/// Opaque failure of an adapter (connection lost, timeout, corrupt data, ...), with what was
+/// being done and the driver's error as its cause. Maps to `0001`.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PortError(pub String);
+#[error("{context}: {source}")]
+pub struct PortError {
+    context: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl PortError {
+    /// A failure of `context` (e.g. `mysql`, `redis`, `strategy 100006 view`) caused by `source`.
+    pub fn new(context: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
 
 /// The result of taking one unit of award stock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,10 +32,12 @@ mod m20241123_000001_widen_ids;
 mod m20241123_000002_outbox_relay;
 mod m20241123_000003_read_model_versions;
 mod m20241124_000001_ticket_lookup_index;
+mod m20261130_000001_draw_save_procedure;
 mod support;
 
 pub use database::{drop_database, ensure_database};
 pub use m20241124_000001_ticket_lookup_index::INDEX as TICKET_LOOKUP_INDEX;
+pub use m20261130_000001_draw_save_procedure::procedure_name as draw_save_procedure;
 pub use support::SPLIT_TABLE_COUNT;
 
 /// Migrations of the config database `big_market`.
@@ -63,6 +65,7 @@ impl MigratorTrait for ShardMigrator {
             Box::new(m20241123_000002_outbox_relay::Migration),
             Box::new(m20241123_000003_read_model_versions::Migration),
             Box::new(m20241124_000001_ticket_lookup_index::Migration),
+            Box::new(m20261130_000001_draw_save_procedure::Migration),
         ]
     }
 }

@@ -88,17 +88,39 @@ impl Databases {
 
 /// Maps a database error to the domain's opaque port error.
 pub(crate) fn port_err(e: DbErr) -> domain::ports::PortError {
-    domain::ports::PortError(format!("mysql: {e}"))
+    domain::ports::PortError::new("mysql", e)
 }
+
+/// The MySQL / MariaDB error number of a server error, if `e` is one.
+pub fn mysql_error_number(e: &DbErr) -> Option<u16> {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::mysql::MySqlDatabaseError;
+    let runtime = match e {
+        DbErr::Exec(r) | DbErr::Query(r) | DbErr::Conn(r) => r,
+        _ => return None,
+    };
+    match runtime {
+        RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(d)) => d
+            .try_downcast_ref::<MySqlDatabaseError>()
+            .map(MySqlDatabaseError::number),
+        _ => None,
+    }
+}
+
+/// `ER_DUP_ENTRY`: a unique key refused a row.
+pub const ER_DUP_ENTRY: u16 = 1062;
+/// `ER_LOCK_WAIT_TIMEOUT`.
+pub const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+/// `ER_LOCK_DEADLOCK`.
+pub const ER_LOCK_DEADLOCK: u16 = 1213;
 
 /// Whether `e` is a unique-key violation (MySQL 1062).
 pub(crate) fn is_duplicate(e: &DbErr) -> bool {
-    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    mysql_error_number(e) == Some(ER_DUP_ENTRY)
 }
 
 /// Whether `e` is a deadlock (1213) or lock wait timeout (1205): the transaction was rolled
 /// back and may be retried.
 pub(crate) fn is_conflict(e: &DbErr) -> bool {
-    let text = e.to_string();
-    text.contains("Deadlock found") || text.contains("Lock wait timeout exceeded")
+    matches!(mysql_error_number(e), Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT))
 }

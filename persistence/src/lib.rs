@@ -8,6 +8,7 @@ pub mod activity_repo;
 pub mod clock;
 pub mod db;
 pub mod delivery_repo;
+pub mod draw_save;
 pub mod entity;
 pub mod ids;
 pub mod messaging;

@@ -9,16 +9,16 @@
 use std::collections::HashMap;
 
 use domain::activity::ActivityError;
-use domain::activity::draw::{AwardDecider, DrawCommand, DrawRecorded, PartakeFacts};
-use domain::activity::ports::{ExistingRecharge, QuotaRepository, RechargeOrder};
-use domain::ids::{AwardId, StrategyId};
-use domain::outbox::{AccountSnapshot, OutboxMessage, PeriodSnapshot, TOPIC_ACCOUNT_CHANGED, TOPIC_SEND_AWARD};
+use domain::activity::account::QuotaAccount;
+use domain::activity::ports::{DrawSave, DrawSaved, ExistingRecharge, QuotaRepository, RechargeOrder, SaveFailure};
+use domain::ids::{ActivityId, AwardId, StrategyId};
+use domain::outbox::{AccountSnapshot, OutboxMessage, PeriodSnapshot, TOPIC_ACCOUNT_CHANGED};
 use domain::ports::{AwardLedger, PortError};
-use sea_orm::Statement;
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
 
 use crate::db::{Databases, is_duplicate, port_err};
+use crate::draw_save;
 
 fn c(name: &'static str) -> Alias {
     Alias::new(name)
@@ -45,15 +45,7 @@ pub struct MySqlQuotaRepository {
     db: Databases,
 }
 
-/// The locked account with today's / this month's rows and the oldest unused ticket.
-struct Locked {
-    account: Account,
-    day: Option<(i32, i32)>,
-    month: Option<(i32, i32)>,
-    unused: Option<String>,
-}
-
-/// The locked account row.
+/// The account row.
 struct Account {
     total_count: i32,
     total_count_surplus: i32,
@@ -155,304 +147,6 @@ impl MySqlQuotaRepository {
             version: account.version,
         };
         OutboxMessage::new(user, TOPIC_ACCOUNT_CHANGED, message_id.to_owned(), at_ms, &snapshot)
-    }
-
-    /// One statement locks the account row with today's and this month's rows (a locking read
-    /// of a join locks the joined rows too) and finds the oldest unused ticket. A plain read
-    /// of the tickets is safe: every change to this user's tickets happens under the account
-    /// row lock, and READ COMMITTED sees the latest commit.
-    async fn lock_for_draw(
-        tx: &DatabaseTransaction,
-        cmd: &DrawCommand,
-        tickets: &str,
-    ) -> Result<Option<Locked>, DbErr> {
-        let sql = format!(
-            "SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count, a.version, \
-                    d.day_count AS d_count, d.day_count_surplus AS d_left, \
-                    m.month_count AS m_count, m.month_count_surplus AS m_left, \
-                    (SELECT t.order_id FROM `{tickets}` t WHERE t.user_id = a.user_id AND t.activity_id = a.activity_id \
-                       AND t.order_state = 'create' ORDER BY t.id LIMIT 1) AS unused \
-             FROM raffle_activity_account a \
-             LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = ? \
-             LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = ? \
-             WHERE a.user_id = ? AND a.activity_id = ? FOR UPDATE"
-        );
-        let stmt = Statement::from_sql_and_values(
-            tx.get_database_backend(),
-            sql,
-            [
-                cmd.day.clone().into(),
-                cmd.month.clone().into(),
-                cmd.user_id.clone().into(),
-                cmd.activity.activity_id.into(),
-            ],
-        );
-        let Some(r) = tx.query_one(stmt).await? else {
-            return Ok(None);
-        };
-        let period = |count: &str, left: &str| -> Result<Option<(i32, i32)>, DbErr> {
-            Ok(
-                match (
-                    r.try_get::<Option<i32>>("", count)?,
-                    r.try_get::<Option<i32>>("", left)?,
-                ) {
-                    (Some(n), Some(l)) => Some((n, l)),
-                    _ => None,
-                },
-            )
-        };
-        Ok(Some(Locked {
-            account: Account {
-                total_count: r.try_get("", "total_count")?,
-                total_count_surplus: r.try_get("", "total_count_surplus")?,
-                day_count: r.try_get("", "day_count")?,
-                month_count: r.try_get("", "month_count")?,
-                version: r.try_get("", "version")?,
-            },
-            day: period("d_count", "d_left")?,
-            month: period("m_count", "m_left")?,
-            unused: r.try_get("", "unused")?,
-        }))
-    }
-
-    /// Spends one unit of the day or month allowance: decrements the existing (locked) row,
-    /// guarded in SQL, or creates it from the account's allowance. Returns `(count, surplus after)`.
-    #[allow(clippy::too_many_arguments)]
-    async fn spend_period(
-        tx: &DatabaseTransaction,
-        table: &'static str,
-        key: &'static str,
-        count: &'static str,
-        surplus: &'static str,
-        existing: Option<(i32, i32)>,
-        allowance: i32,
-        cmd: &DrawCommand,
-        period: &str,
-        exhausted: fn(i64) -> ActivityError,
-    ) -> Result<(i32, i32), ActivityError> {
-        let activity_id = cmd.activity.activity_id;
-        match existing {
-            Some((n, left)) => {
-                if left <= 0 {
-                    return Err(exhausted(activity_id));
-                }
-                let q = Query::update()
-                    .table(c(table))
-                    .value(c(surplus), Expr::col(c(surplus)).sub(1))
-                    .and_where(Expr::col(c("user_id")).eq(cmd.user_id.as_str()))
-                    .and_where(Expr::col(c("activity_id")).eq(activity_id))
-                    .and_where(Expr::col(c(key)).eq(period))
-                    .and_where(Expr::col(c(surplus)).gt(0))
-                    .to_owned();
-                if Self::exec(tx, &q).await.map_err(db_err)? != 1 {
-                    return Err(exhausted(activity_id));
-                }
-                Ok((n, left - 1))
-            }
-            None => {
-                if allowance <= 0 {
-                    return Err(exhausted(activity_id));
-                }
-                let q = Query::insert()
-                    .into_table(c(table))
-                    .columns([c("user_id"), c("activity_id"), c(key), c(count), c(surplus)])
-                    .values_panic([
-                        cmd.user_id.clone().into(),
-                        activity_id.into(),
-                        period.to_owned().into(),
-                        allowance.into(),
-                        (allowance - 1).into(),
-                    ])
-                    .to_owned();
-                Self::exec(tx, &q).await.map_err(db_err)?;
-                Ok((allowance, allowance - 1))
-            }
-        }
-    }
-
-    /// Reuses the unused ticket or pays a new one with quota; returns the partake facts and,
-    /// when quota was spent, the account snapshot event. A new ticket is inserted later,
-    /// already `used`, together with its award record.
-    async fn partake(
-        tx: &DatabaseTransaction,
-        cmd: &DrawCommand,
-        tickets: &str,
-    ) -> Result<(PartakeFacts, Option<OutboxMessage>), ActivityError> {
-        let activity_id = cmd.activity.activity_id;
-        let locked = Self::lock_for_draw(tx, cmd, tickets)
-            .await
-            .map_err(db_err)?
-            .ok_or(ActivityError::TotalQuotaExhausted(activity_id))?;
-        let account = locked.account;
-        if let Some(order_id) = locked.unused {
-            let facts = PartakeFacts {
-                order_id,
-                reused: true,
-                total_used: i64::from(account.total_count - account.total_count_surplus),
-                day_partake_count: locked.day.map_or(0, |(n, left)| u32::try_from(n - left).unwrap_or(0)),
-            };
-            return Ok((facts, None));
-        }
-        if account.total_count_surplus <= 0 {
-            return Err(ActivityError::TotalQuotaExhausted(activity_id));
-        }
-        let (month_count, month_left) = Self::spend_period(
-            tx,
-            "raffle_activity_account_month",
-            "month",
-            "month_count",
-            "month_count_surplus",
-            locked.month,
-            account.month_count,
-            cmd,
-            &cmd.month,
-            ActivityError::MonthQuotaExhausted,
-        )
-        .await?;
-        let (day_count, day_left) = Self::spend_period(
-            tx,
-            "raffle_activity_account_day",
-            "day",
-            "day_count",
-            "day_count_surplus",
-            locked.day,
-            account.day_count,
-            cmd,
-            &cmd.day,
-            ActivityError::DayQuotaExhausted,
-        )
-        .await?;
-        // Day/month rows are authoritative; the account's day/month surplus columns mirror them.
-        let q = Query::update()
-            .table(c("raffle_activity_account"))
-            .value(c("total_count_surplus"), Expr::col(c("total_count_surplus")).sub(1))
-            .value(c("version"), Expr::col(c("version")).add(1))
-            .value(c("day_count_surplus"), day_left)
-            .value(c("month_count_surplus"), month_left)
-            .and_where(Expr::col(c("user_id")).eq(cmd.user_id.as_str()))
-            .and_where(Expr::col(c("activity_id")).eq(activity_id))
-            .and_where(Expr::col(c("total_count_surplus")).gt(0))
-            .to_owned();
-        if Self::exec(tx, &q).await.map_err(db_err)? != 1 {
-            return Err(ActivityError::TotalQuotaExhausted(activity_id));
-        }
-        let after = Account {
-            total_count_surplus: account.total_count_surplus - 1,
-            version: account.version + 1,
-            ..account
-        };
-        let snapshot = Self::snapshot_message(
-            &cmd.user_id,
-            activity_id,
-            &after,
-            Some((cmd.day.clone(), day_count, day_left)),
-            Some((cmd.month.clone(), month_count, month_left)),
-            &cmd.account_event_id,
-            cmd.now.timestamp_millis(),
-        );
-        let facts = PartakeFacts {
-            order_id: cmd.new_order_id.clone(),
-            reused: false,
-            total_used: i64::from(account.total_count - account.total_count_surplus + 1),
-            day_partake_count: u32::try_from(day_count - day_left).unwrap_or(0),
-        };
-        Ok((facts, Some(snapshot)))
-    }
-
-    async fn draw_in(
-        tx: &DatabaseTransaction,
-        cmd: &DrawCommand,
-        suffix: &str,
-        decider: &dyn AwardDecider,
-    ) -> Result<DrawRecorded, ActivityError> {
-        let tickets = format!("user_raffle_order{suffix}");
-        let (facts, snapshot) = Self::partake(tx, cmd, &tickets).await?;
-        let mut decided = decider.decide(&facts).await?;
-        decided.outbox.extend(snapshot);
-        let record = Query::insert()
-            .into_table(Alias::new(format!("user_award_record{suffix}")))
-            .columns([
-                c("user_id"),
-                c("activity_id"),
-                c("strategy_id"),
-                c("order_id"),
-                c("award_id"),
-                c("award_title"),
-                c("award_time"),
-                c("award_state"),
-            ])
-            .values_panic([
-                cmd.user_id.clone().into(),
-                cmd.activity.activity_id.into(),
-                cmd.activity.strategy_id.into(),
-                facts.order_id.clone().into(),
-                decided.award.award_id.into(),
-                decided.award.award_title.clone().into(),
-                whole_seconds(cmd.now).into(),
-                "create".into(),
-            ])
-            .to_owned();
-        Self::exec(tx, &record).await.map_err(|e| {
-            if is_duplicate(&e) {
-                ActivityError::TicketUsed(facts.order_id.clone())
-            } else {
-                db_err(e)
-            }
-        })?;
-        if facts.reused {
-            let used = Query::update()
-                .table(Alias::new(tickets))
-                .value(c("order_state"), "used")
-                .and_where(Expr::col(c("user_id")).eq(cmd.user_id.as_str()))
-                .and_where(Expr::col(c("order_id")).eq(facts.order_id.as_str()))
-                .and_where(Expr::col(c("order_state")).eq("create"))
-                .to_owned();
-            if Self::exec(tx, &used).await.map_err(db_err)? != 1 {
-                return Err(ActivityError::TicketUsed(facts.order_id));
-            }
-        } else {
-            // The new ticket is born used: created and spent in this one transaction.
-            let ticket = Query::insert()
-                .into_table(Alias::new(tickets))
-                .columns([
-                    c("user_id"),
-                    c("activity_id"),
-                    c("activity_name"),
-                    c("strategy_id"),
-                    c("order_id"),
-                    c("order_time"),
-                    c("order_state"),
-                ])
-                .values_panic([
-                    cmd.user_id.clone().into(),
-                    cmd.activity.activity_id.into(),
-                    cmd.activity.activity_name.clone().into(),
-                    cmd.activity.strategy_id.into(),
-                    cmd.new_order_id.clone().into(),
-                    whole_seconds(cmd.now).into(),
-                    "used".into(),
-                ])
-                .to_owned();
-            Self::exec(tx, &ticket).await.map_err(|e| {
-                if is_duplicate(&e) {
-                    ActivityError::Duplicate(format!("ticket id {} already exists", cmd.new_order_id))
-                } else {
-                    db_err(e)
-                }
-            })?;
-        }
-        Self::insert_outbox(tx, &decided.outbox).await.map_err(db_err)?;
-        let message_id = decided
-            .outbox
-            .iter()
-            .find(|m| m.topic == TOPIC_SEND_AWARD)
-            .map(|m| m.message_id.clone())
-            .unwrap_or_default();
-        Ok(DrawRecorded {
-            order_id: facts.order_id,
-            award: decided.award,
-            message_id,
-        })
     }
 
     async fn save_recharge_in(
@@ -669,13 +363,22 @@ impl QuotaRepository for MySqlQuotaRepository {
         }
     }
 
-    async fn draw(&self, cmd: &DrawCommand, decider: &dyn AwardDecider) -> Result<DrawRecorded, ActivityError> {
-        let (db, route) = self.db.shard_of(&cmd.user_id);
-        let tx = Self::begin(db).await.map_err(db_err)?;
-        // Any error drops `tx`, which rolls the transaction back.
-        let recorded = Self::draw_in(&tx, cmd, &route.suffix(), decider).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(recorded)
+    async fn load_quota(
+        &self,
+        user_id: &str,
+        activity_id: ActivityId,
+        day: &str,
+        month: &str,
+    ) -> Result<Option<QuotaAccount>, PortError> {
+        let (db, route) = self.db.shard_of(user_id);
+        draw_save::load(db, &route.suffix(), user_id, activity_id, day, month)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn save_draw(&self, save: &DrawSave<'_>) -> Result<DrawSaved, SaveFailure> {
+        let (db, route) = self.db.shard_of(save.user_id);
+        draw_save::save(db, &route.suffix(), save).await
     }
 
     async fn sku_units_sold(&self, sku: i64) -> Result<i64, PortError> {

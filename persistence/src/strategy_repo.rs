@@ -135,8 +135,6 @@ impl MySqlStrategyRepository {
 #[async_trait::async_trait]
 impl StrategyRepository for MySqlStrategyRepository {
     async fn load_strategy(&self, strategy_id: StrategyId) -> Result<Option<StrategyConfig>, PortError> {
-        self.load(strategy_id)
-            .await
-            .map_err(|e| PortError(format!("mysql: {e}")))
+        self.load(strategy_id).await.map_err(|e| PortError::new("mysql", e))
     }
 }

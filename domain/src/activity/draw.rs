@@ -1,60 +1,33 @@
-//! The draw command: a ticket, a raffle, an award record and its `send_award` event.
+//! The `Draw` command: load the user's quota → decide (pay a ticket, raffle) → one save.
 //!
-//! The repository runs the whole draw in one shard transaction and calls back into the domain
-//! ([`AwardDecider`]) at the point where the ticket is paid and the user's account row is
-//! locked, so the raffle sees exact quota facts and nothing is half-written.
+//! The decision is made on a plain read of the account, with no row locked and no transaction
+//! open; award stock is taken in Redis meanwhile. The save then writes ticket, quota, award
+//! record and outbox events in one transaction on the user's shard, guarded so that it fails
+//! as a whole when the account moved since the read (another draw or a recharge of the same
+//! user committed first). A moved save gives the stock back and the command decides again on
+//! a fresh read: the user's own concurrent draws are serialised by those retries, and every
+//! other user's draws never wait on this one.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::account::{Partake, Ticket};
 use super::error::ActivityError;
 use super::model::Activity;
-use crate::outbox::{AwardStockZero, OutboxMessage, SendAward, TOPIC_AWARD_STOCK_ZERO, TOPIC_SEND_AWARD};
-use crate::ports::{AwardStockCounter, IdGenerator, RandomSource};
-use crate::strategy::{ArmedStrategy, RaffleAward, RaffleInput, TakenStock};
+use super::ports::{DrawSave, DrawSaved, SaveFailure};
+use super::service::ActivityService;
+use crate::events::{AwardStockZero, SendAward};
+use crate::ids::{ActivityId, UserId};
+use crate::outbox::{OutboxMessage, TOPIC_ACCOUNT_CHANGED, TOPIC_AWARD_STOCK_ZERO, TOPIC_SEND_AWARD};
+use crate::strategy::{ArmedStrategy, RaffleAward, RaffleInput};
 
-/// What the repository needs to run one draw.
-#[derive(Debug, Clone)]
-pub struct DrawCommand {
-    /// Drawing user (validated).
-    pub user_id: String,
-    /// The activity (checked open and running).
-    pub activity: Activity,
-    /// Now (UTC).
-    pub now: DateTime<Utc>,
-    /// Business day `yyyy-MM-dd`.
-    pub day: String,
-    /// Business month `yyyy-MM`.
-    pub month: String,
-    /// Id for the ticket if a new one is created.
-    pub new_order_id: String,
-    /// Message id of the `activity_account_changed` snapshot if quota is spent.
-    pub account_event_id: String,
-}
-
-/// Facts of the paid ticket, known inside the transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartakeFacts {
-    /// The ticket's order id.
-    pub order_id: String,
-    /// Whether an unused ticket was reused (no quota deducted).
-    pub reused: bool,
-    /// Total quota used in the activity, including this ticket (`rule_weight` score).
-    pub total_used: i64,
-    /// Today's partakes, including this ticket (`rule_lock`).
-    pub day_partake_count: u32,
-}
-
-/// The award decided for a ticket and the outbox rows that announce it.
-#[derive(Debug, Clone)]
-pub struct DecidedAward {
-    /// The raffle result.
-    pub award: RaffleAward,
-    /// Rows for the `task` table (`send_award`, maybe `strategy_award_stock_zero`).
-    pub outbox: Vec<OutboxMessage>,
-}
+/// How often a draw decides again because its own user's account moved under it. Each retry
+/// follows a commit of that same user (at most one per unit of quota spent), so this only
+/// bounds a user racing many draws of their own against each other.
+const MAX_MOVED_RETRIES: u32 = 256;
+/// Attempts of a save that lost a deadlock or a lock wait.
+const MAX_CONFLICT_ATTEMPTS: u32 = 3;
 
 /// The committed draw.
 #[derive(Debug, Clone)]
@@ -67,89 +40,156 @@ pub struct DrawRecorded {
     pub message_id: String,
 }
 
-/// Called by the repository inside the draw transaction.
-#[async_trait::async_trait]
-pub trait AwardDecider: Send + Sync {
-    /// Draws for the paid ticket.
-    ///
-    /// # Errors
-    /// [`ActivityError`] when the raffle fails; the transaction is then rolled back.
-    async fn decide(&self, facts: &PartakeFacts) -> Result<DecidedAward, ActivityError>;
-}
-
-/// The production decider: the armed strategy of the activity.
-pub struct StrategyDecider {
-    pub(crate) strategy: Arc<ArmedStrategy>,
-    pub(crate) random: Arc<dyn RandomSource>,
-    pub(crate) stock: Arc<dyn AwardStockCounter>,
-    pub(crate) ids: Arc<dyn IdGenerator>,
-    pub(crate) user_id: String,
-    pub(crate) now: DateTime<Utc>,
-    pub(crate) blacklist_enabled: bool,
-    pub(crate) lock_ttl: Option<Duration>,
-    /// Stock taken by the last decision: to give back if the transaction does not commit.
-    pub(crate) taken: Mutex<Option<TakenStock>>,
-}
-
-impl StrategyDecider {
-    /// Takes the unit of stock recorded by the last decision, if any (to give it back when
-    /// the draw does not commit).
-    pub fn take_taken(&self) -> Option<TakenStock> {
-        self.taken
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-    }
-}
-
-#[async_trait::async_trait]
-impl AwardDecider for StrategyDecider {
-    async fn decide(&self, facts: &PartakeFacts) -> Result<DecidedAward, ActivityError> {
-        let input = RaffleInput {
-            user_id: &self.user_id,
-            total_used: facts.total_used,
-            day_partake_count: facts.day_partake_count,
-            blacklist_enabled: self.blacklist_enabled,
-            lock_ttl: self.lock_ttl,
-        };
-        let award = self
-            .strategy
-            .raffle(&input, self.random.as_ref(), self.stock.as_ref())
-            .await
-            .map_err(crate::strategy::StrategyError::from)?;
-        *self.taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = award.taken;
-        let ts = self.now.timestamp_millis();
-        let mut outbox = vec![OutboxMessage::new(
-            &self.user_id,
-            TOPIC_SEND_AWARD,
-            self.ids.next_id(),
+/// The events a decided draw produces, written by the save with its rows.
+fn events(
+    user: &UserId,
+    partake: &Partake,
+    award: &RaffleAward,
+    at: DateTime<Utc>,
+    next_id: &mut dyn FnMut() -> String,
+) -> (String, Vec<OutboxMessage>) {
+    let ts = at.timestamp_millis();
+    let message_id = next_id();
+    let mut outbox = vec![OutboxMessage::new(
+        user.as_str(),
+        TOPIC_SEND_AWARD,
+        message_id.clone(),
+        ts,
+        &SendAward {
+            award_config: award.award_config.clone(),
+            award_id: award.award_id,
+            award_title: award.award_title.clone(),
+            order_id: partake.order_id().to_owned(),
+            user_id: user.as_str().to_owned(),
+        },
+    )];
+    if let Some(t) = award.taken.filter(|t| t.remaining == 0) {
+        outbox.push(OutboxMessage::new(
+            user.as_str(),
+            TOPIC_AWARD_STOCK_ZERO,
+            next_id(),
             ts,
-            &SendAward {
-                award_config: award.award_config.clone(),
-                award_id: award.award_id,
-                award_title: award.award_title.clone(),
-                order_id: facts.order_id.clone(),
-                user_id: self.user_id.clone(),
+            &AwardStockZero {
+                award_id: t.award_id,
+                strategy_id: t.strategy_id,
             },
-        )];
-        if let Some(t) = award.taken.filter(|t| t.remaining == 0) {
-            outbox.push(OutboxMessage::new(
-                &self.user_id,
-                TOPIC_AWARD_STOCK_ZERO,
-                self.ids.next_id(),
-                ts,
-                &AwardStockZero {
-                    award_id: t.award_id,
-                    strategy_id: t.strategy_id,
-                },
-            ));
-        }
-        Ok(DecidedAward { award, outbox })
+        ));
     }
+    if let Ticket::Paid { after, .. } = &partake.ticket {
+        outbox.push(OutboxMessage::new(
+            user.as_str(),
+            TOPIC_ACCOUNT_CHANGED,
+            next_id(),
+            ts,
+            &after.snapshot(),
+        ));
+    }
+    (message_id, outbox)
 }
 
 /// TTL of stock unit locks: until one day after the activity ends (spec §4.6).
 pub fn lock_ttl(activity: &Activity, now: DateTime<Utc>) -> Option<Duration> {
     let end = activity.end.and_utc() + chrono::Duration::days(1);
     (end - now).to_std().ok().filter(|d| !d.is_zero())
+}
+
+impl ActivityService {
+    /// Draws once for a user in an activity: pays a ticket (reused or with quota), raffles
+    /// and records the award with its `send_award` event in one transaction on the user's
+    /// shard. Award stock taken by a draw that does not commit is given back.
+    ///
+    /// # Errors
+    /// `0002`, `ERR_BIZ_002/003/004/006/007/008/009`, store failures.
+    pub async fn draw(
+        &self,
+        user_id: &str,
+        activity_id: ActivityId,
+        blacklist_enabled: bool,
+    ) -> Result<DrawRecorded, ActivityError> {
+        let user = UserId::parse(user_id)?;
+        let cfg = self.config(activity_id).await?;
+        let now = self.clock.now();
+        let activity = &cfg.activity;
+        self.check_running(activity, now)?;
+        let strategy = self.strategy.armed(activity.strategy_id).await?;
+        let (day, month) = (self.calendar.day(now), self.calendar.month(now));
+        let lock_ttl = lock_ttl(activity, now);
+        let (mut moved, mut conflicts) = (0, 0);
+        loop {
+            let account = self
+                .quota
+                .load_quota(user.as_str(), activity_id, &day, &month)
+                .await?
+                .ok_or(ActivityError::TotalQuotaExhausted(activity_id))?;
+            let partake = account.partake(&day, &month, self.ids.next_id())?;
+            let award = self
+                .raffle(&strategy, &user, &partake, blacklist_enabled, lock_ttl)
+                .await?;
+            let (message_id, outbox) = events(&user, &partake, &award, now, &mut || self.ids.next_id());
+            let save = DrawSave {
+                user_id: user.as_str(),
+                activity,
+                partake: &partake,
+                award: &award,
+                at: now,
+                outbox: &outbox,
+            };
+            let saved = self.quota.save_draw(&save).await;
+            if !matches!(saved, Ok(DrawSaved::Saved)) {
+                self.give_back_award(&award).await;
+            }
+            match saved {
+                Ok(DrawSaved::Saved) => {
+                    self.notifier.committed(user.as_str());
+                    return Ok(DrawRecorded {
+                        order_id: partake.order_id().to_owned(),
+                        award,
+                        message_id,
+                    });
+                }
+                Ok(DrawSaved::Moved) if moved < MAX_MOVED_RETRIES => moved += 1,
+                Ok(DrawSaved::Moved) => {
+                    return Err(ActivityError::Conflict(format!(
+                        "the quota of {user} moved under {moved} draws in a row"
+                    )));
+                }
+                Err(SaveFailure::AwardRecorded) => {
+                    return Err(ActivityError::TicketUsed(partake.order_id().to_owned()));
+                }
+                Err(SaveFailure::Conflict(_)) if conflicts + 1 < MAX_CONFLICT_ATTEMPTS => conflicts += 1,
+                Err(SaveFailure::Conflict(e)) => return Err(ActivityError::Conflict(e.to_string())),
+                Err(SaveFailure::Port(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Runs the strategy for a paid ticket (taking award stock in Redis if the tree says so).
+    async fn raffle(
+        &self,
+        strategy: &ArmedStrategy,
+        user: &UserId,
+        partake: &Partake,
+        blacklist_enabled: bool,
+        lock_ttl: Option<Duration>,
+    ) -> Result<RaffleAward, ActivityError> {
+        let input = RaffleInput {
+            user_id: user.as_str(),
+            total_used: partake.total_used,
+            day_partake_count: partake.day_partake_count,
+            blacklist_enabled,
+            lock_ttl,
+        };
+        Ok(strategy
+            .raffle(&input, self.strategy.random().as_ref(), self.strategy.stock().as_ref())
+            .await
+            .map_err(crate::strategy::StrategyError::from)?)
+    }
+
+    async fn give_back_award(&self, award: &RaffleAward) {
+        if let Some(t) = award.taken
+            && let Err(e) = self.strategy.stock().give_back(t.strategy_id, t.award_id).await
+        {
+            tracing::error!(strategy.id = t.strategy_id, award.id = t.award_id, error = %e, "could not give back award stock");
+        }
+    }
 }

@@ -4,10 +4,12 @@
 //! * [`error`] — [`ActivityError`] with the original codes.
 //! * [`ports`] — repositories and counters the service needs.
 //! * [`recharge`] — `RechargeQuota`: SKU stock → order + account credit, idempotent.
-//! * [`draw`] — `Draw`: ticket (reused or paid with quota) → raffle → award record + outbox,
-//!   one shard transaction.
+//! * [`account`] — the user's quota as a value and the pure `partake` rule.
+//! * [`draw`] — `Draw`: load quota → partake + raffle (pure decision, stock in Redis) → one
+//!   save of ticket, quota, award record and outbox.
 //! * [`service`] — [`ActivityService`], the orchestration over the ports.
 
+pub mod account;
 pub mod draw;
 pub mod error;
 pub mod model;

@@ -4,12 +4,15 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
-use super::draw::{AwardDecider, DrawCommand, DrawRecorded};
+use chrono::{DateTime, Utc};
+
+use super::account::{Partake, QuotaAccount};
 use super::error::ActivityError;
-use super::model::{ActivityConfig, ActivityCount};
+use super::model::{Activity, ActivityConfig, ActivityCount};
 use crate::ids::ActivityId;
 use crate::outbox::OutboxMessage;
 use crate::ports::{PortError, StockTake};
+use crate::strategy::RaffleAward;
 
 /// Reads activity configuration from the config database.
 #[async_trait::async_trait]
@@ -112,18 +115,74 @@ pub trait QuotaRepository: Send + Sync {
     /// (nothing written); [`ActivityError::Port`] on database failure.
     async fn save_recharge(&self, order: &RechargeOrder, outbox: &[OutboxMessage]) -> Result<(), ActivityError>;
 
-    /// One transaction on the user's shard: lock the account, reuse the unused ticket or pay a
-    /// new one with total/month/day quota, ask `decider` for the award, insert the award record
-    /// and the outbox rows it returns, and mark the ticket used. All or nothing.
+    /// The user's quota in an activity with the `day` / `month` rows and the oldest unused
+    /// ticket, in one plain read (no lock); `None` when the user has no account.
     ///
     /// # Errors
-    /// Quota errors (`ERR_BIZ_006/007/008`), [`ActivityError::TicketUsed`], the decider's
-    /// error, or [`ActivityError::Port`].
-    async fn draw(&self, cmd: &DrawCommand, decider: &dyn AwardDecider) -> Result<DrawRecorded, ActivityError>;
+    /// [`PortError`] when the shard cannot be read.
+    async fn load_quota(
+        &self,
+        user_id: &str,
+        activity_id: ActivityId,
+        day: &str,
+        month: &str,
+    ) -> Result<Option<QuotaAccount>, PortError>;
+
+    /// Saves a decided draw in one transaction on the user's shard: the ticket (reused or new,
+    /// born used) with the quota it spent, the award record and the outbox rows. The save
+    /// checks, under the account row's lock, that the account is still at
+    /// [`Partake::expected_version`] and a reused ticket still unused; otherwise it writes
+    /// nothing and answers [`DrawSaved::Moved`].
+    ///
+    /// # Errors
+    /// [`SaveFailure`]: the award record exists already, a lost deadlock, or a store failure;
+    /// nothing is written.
+    async fn save_draw(&self, save: &DrawSave<'_>) -> Result<DrawSaved, SaveFailure>;
 
     /// Units of `sku` sold according to durable orders on every shard.
     ///
     /// # Errors
     /// [`PortError`] when a shard cannot be read.
     async fn sku_units_sold(&self, sku: i64) -> Result<i64, PortError>;
+}
+
+/// A decided draw, to be saved as one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct DrawSave<'a> {
+    /// The drawing user (validated).
+    pub user_id: &'a str,
+    /// The activity (its name and strategy are denormalised into the ticket).
+    pub activity: &'a Activity,
+    /// How the ticket is paid, and the account version the decision was made on.
+    pub partake: &'a Partake,
+    /// The award won.
+    pub award: &'a RaffleAward,
+    /// When the draw happened (ticket and award time).
+    pub at: DateTime<Utc>,
+    /// Events to write with the rows.
+    pub outbox: &'a [OutboxMessage],
+}
+
+/// What a draw save did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrawSaved {
+    /// Committed.
+    Saved,
+    /// The account (or the reused ticket) changed since it was read: nothing was written;
+    /// decide again on a fresh read.
+    Moved,
+}
+
+/// Why a save wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveFailure {
+    /// An award record for this ticket exists already (`ERR_BIZ_009`).
+    #[error("an award record for this ticket exists already")]
+    AwardRecorded,
+    /// The transaction lost a deadlock or a lock wait and was rolled back; retrying may work.
+    #[error("transaction conflict")]
+    Conflict(#[source] PortError),
+    /// The store failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
 }

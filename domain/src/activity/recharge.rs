@@ -1,4 +1,15 @@
-//! The `RechargeQuota` command (spec §5.2, no-payment path).
+//! The `RechargeQuota` command (spec §5.2, no-payment path): SKU stock in Redis → one
+//! transaction with the order, the account credit and its events. Idempotent on
+//! `(user, outBusinessNo)`.
+
+use super::draw::lock_ttl;
+use super::error::ActivityError;
+use super::ports::RechargeOrder;
+use super::service::{ActivityService, MAX_ATTEMPTS};
+use crate::events::SkuStockZero;
+use crate::ids::UserId;
+use crate::outbox::{OutboxMessage, TOPIC_SKU_STOCK_ZERO};
+use crate::ports::StockTake;
 
 /// Recharge a user's quota by one purchase of a SKU.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,3 +35,118 @@ pub struct QuotaRecharged {
 
 /// Longest accepted `outBusinessNo` (the column is `varchar(64)`).
 pub const MAX_OUT_BUSINESS_NO: usize = 64;
+
+impl ActivityService {
+    /// Recharges quota by one SKU purchase (no payment). Idempotent on
+    /// `(user, outBusinessNo)`: a replay returns the first order and credits nothing.
+    ///
+    /// # Errors
+    /// `0002` bad arguments / unknown SKU, `ERR_BIZ_003/004/005`, `0003` when the
+    /// `outBusinessNo` was used for another SKU (or user in the same table).
+    pub async fn recharge(&self, cmd: RechargeQuota) -> Result<QuotaRecharged, ActivityError> {
+        let user = UserId::parse(&cmd.user_id)?;
+        let obn = cmd.out_business_no.trim();
+        if obn.is_empty() || obn.len() != cmd.out_business_no.len() || obn.chars().count() > MAX_OUT_BUSINESS_NO {
+            return Err(ActivityError::InvalidArgument(format!(
+                "outBusinessNo must be 1..{MAX_OUT_BUSINESS_NO} characters without surrounding whitespace"
+            )));
+        }
+        if let Some(done) = self.replayed(&user, cmd.sku, obn).await? {
+            return Ok(done);
+        }
+        let activity_id = self
+            .activities
+            .activity_of_sku(cmd.sku)
+            .await?
+            .ok_or_else(|| ActivityError::InvalidArgument(format!("SKU {} does not exist", cmd.sku)))?;
+        let cfg = self.config(activity_id).await?;
+        let sku = cfg
+            .skus
+            .iter()
+            .find(|s| s.sku == cmd.sku)
+            .ok_or_else(|| ActivityError::InvalidArgument(format!("SKU {} does not exist", cmd.sku)))?;
+        let now = self.clock.now();
+        self.check_running(&cfg.activity, now)?;
+        let remaining = match self.sku_stock.take(sku.sku, lock_ttl(&cfg.activity, now)).await? {
+            StockTake::Taken { remaining } => remaining,
+            StockTake::Exhausted => return Err(ActivityError::SkuStockEmpty(sku.sku)),
+            StockTake::Missing => return Err(ActivityError::SkuNotArmed(sku.sku)),
+        };
+        let order = RechargeOrder {
+            user_id: user.as_str().to_owned(),
+            sku: sku.sku,
+            activity_id,
+            activity_name: cfg.activity.activity_name.clone(),
+            strategy_id: cfg.activity.strategy_id,
+            order_id: self.ids.next_id(),
+            order_time: now.naive_utc(),
+            count: sku.count,
+            pay_amount: rust_decimal::Decimal::ZERO,
+            state: "completed",
+            out_business_no: obn.to_owned(),
+            day: self.calendar.day(now),
+            month: self.calendar.month(now),
+            account_event_id: self.ids.next_id(),
+        };
+        let outbox: Vec<OutboxMessage> = (remaining == 0)
+            .then(|| {
+                OutboxMessage::new(
+                    user.as_str(),
+                    TOPIC_SKU_STOCK_ZERO,
+                    self.ids.next_id(),
+                    now.timestamp_millis(),
+                    &SkuStockZero(sku.sku),
+                )
+            })
+            .into_iter()
+            .collect();
+        let mut attempt = 1;
+        let saved = loop {
+            match self.quota.save_recharge(&order, &outbox).await {
+                Err(ActivityError::Conflict(_)) if attempt < MAX_ATTEMPTS => attempt += 1,
+                other => break other,
+            }
+        };
+        match saved {
+            Ok(()) => {
+                self.notifier.committed(user.as_str());
+                Ok(QuotaRecharged {
+                    order_id: order.order_id,
+                    out_business_no: order.out_business_no,
+                    created: true,
+                })
+            }
+            Err(e) => {
+                self.give_back_sku(sku.sku).await;
+                match e {
+                    // A concurrent twin committed first: answer as its replay.
+                    ActivityError::Duplicate(_) => self.replayed(&user, cmd.sku, obn).await?.ok_or(e),
+                    e => Err(e),
+                }
+            }
+        }
+    }
+
+    async fn replayed(&self, user: &UserId, sku: i64, obn: &str) -> Result<Option<QuotaRecharged>, ActivityError> {
+        let Some(found) = self.quota.find_recharge(user.as_str(), obn).await? else {
+            return Ok(None);
+        };
+        if found.user_id != user.as_str() || found.sku != sku {
+            return Err(ActivityError::Duplicate(format!(
+                "outBusinessNo {obn} was already used for another order (SKU {})",
+                found.sku
+            )));
+        }
+        Ok(Some(QuotaRecharged {
+            order_id: found.order_id,
+            out_business_no: found.out_business_no,
+            created: false,
+        }))
+    }
+
+    async fn give_back_sku(&self, sku: i64) {
+        if let Err(e) = self.sku_stock.give_back(sku).await {
+            tracing::error!(sku, error = %e, "could not give back SKU stock: the unit stays unsold until the counter is re-derived (delete it, then armActivity)");
+        }
+    }
+}

@@ -81,7 +81,7 @@ impl ArmoryStore for RedisArmoryStore {
         let (Some(entity), Some(awards)) = (entity, awards) else {
             return Ok(None);
         };
-        let decode = |e: serde_json::Error| PortError(format!("strategy {strategy_id} read model is corrupt: {e}"));
+        let decode = |e: serde_json::Error| PortError::new(format!("strategy {strategy_id} read model is corrupt"), e);
         let entity: StrategyEntity = serde_json::from_str(&entity).map_err(decode)?;
         let mut awards: Vec<StrategyAwardView> = serde_json::from_str(&awards).map_err(decode)?;
         let rule_weights = weights
@@ -127,7 +127,7 @@ impl ArmoryStore for RedisArmoryStore {
             strategy_desc: view.strategy_desc.clone(),
             rule_models: (!view.rule_models.is_empty()).then(|| view.rule_models.join(",")),
         };
-        let encode = |e: serde_json::Error| PortError(format!("encoding strategy view: {e}"));
+        let encode = |e: serde_json::Error| PortError::new("encoding strategy view", e);
         let entity = serde_json::to_string(&entity).map_err(encode)?;
         let awards = serde_json::to_string(&view.awards).map_err(encode)?;
         let weights = serde_json::to_string(&view.rule_weights).map_err(encode)?;

@@ -24,5 +24,5 @@ pub async fn connect(url: &str) -> redis::RedisResult<redis::aio::ConnectionMana
 }
 
 pub(crate) fn port_err(e: redis::RedisError) -> PortError {
-    PortError(format!("redis: {e}"))
+    PortError::new("redis", e)
 }

@@ -1,0 +1,181 @@
+//! Shard databases, migration 6: the stored procedures that save a decided draw.
+//!
+//! The draw decides on a plain read of the user's quota (no lock held, no transaction open),
+//! then saves everything in one round trip: `CALL bm_save_draw_XXX(…)`, one procedure per split
+//! table suffix `_000` … `_003` (table names cannot be parameters without dynamic SQL, which
+//! would be re-prepared on every call). The procedure runs its own transaction:
+//!
+//! 1. lock the account row and check it is still at the version the decision was made on;
+//! 2. reused ticket: mark it `create → used`; paid ticket: spend total quota, spend or create
+//!    the month and day rows, insert the ticket born `used`;
+//! 3. insert the award record and up to three outbox rows (`task`);
+//! 4. commit and answer one row `outcome`: `saved`; `moved` when the account or the reused
+//!    ticket changed since the read (nothing written); `duplicate_<step>` when a unique key
+//!    refused a row (nothing written). Any other error rolls back and is raised as is, so a
+//!    deadlock keeps its error number 1213.
+//!
+//! The parameters that are compared with `user_id` / `order_id` columns are declared with the
+//! collation of those columns, read when the procedure is created, so the comparisons use the
+//! columns' indexes. A later migration that changes those columns' collation must re-create
+//! the procedures (run [`create_sql`] again).
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, Statement};
+
+use crate::support::{SPLIT_TABLE_COUNT, execute_all};
+
+/// The procedure of split table `index`: `bm_save_draw_000` … `bm_save_draw_003`.
+pub fn procedure_name(index: usize) -> String {
+    format!("bm_save_draw_{index:03}")
+}
+
+/// The migration.
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+/// `CHARACTER SET … COLLATE …` of a column, as declared.
+async fn column_charset(manager: &SchemaManager<'_>, table: &str, column: &str) -> Result<String, DbErr> {
+    let db = manager.get_connection();
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT CHARACTER_SET_NAME AS cs, COLLATION_NAME AS co FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+            [table.into(), column.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Migration(format!("column {table}.{column} is missing")))?;
+    let cs: String = row.try_get("", "cs")?;
+    let co: String = row.try_get("", "co")?;
+    Ok(format!("CHARACTER SET {cs} COLLATE {co}"))
+}
+
+/// The `CREATE PROCEDURE` of split table `index`; `user` and `order` are the character set
+/// clauses of the `user_id` and `order_id` columns.
+pub fn create_sql(index: usize, user: &str, order: &str) -> String {
+    let name = procedure_name(index);
+    let tb = format!("{index:03}");
+    format!(
+        r"CREATE PROCEDURE `{name}`(
+  IN p_user_id VARCHAR(128) {user}, IN p_activity_id BIGINT, IN p_version BIGINT,
+  IN p_reused TINYINT, IN p_order_id VARCHAR(64) {order},
+  IN p_day VARCHAR(16) {user}, IN p_day_count INT, IN p_day_left INT, IN p_new_day TINYINT,
+  IN p_month VARCHAR(16) {user}, IN p_month_count INT, IN p_month_left INT, IN p_new_month TINYINT,
+  IN p_activity_name VARCHAR(128) CHARACTER SET utf8mb4, IN p_strategy_id BIGINT,
+  IN p_award_id INT, IN p_award_title VARCHAR(256) CHARACTER SET utf8mb4, IN p_at DATETIME,
+  IN p_topic1 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message_id1 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message1 TEXT CHARACTER SET utf8mb4,
+  IN p_topic2 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message_id2 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message2 TEXT CHARACTER SET utf8mb4,
+  IN p_topic3 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message_id3 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message3 TEXT CHARACTER SET utf8mb4)
+  MODIFIES SQL DATA
+  COMMENT 'big-market: save a decided draw in one transaction'
+proc: BEGIN
+  DECLARE v_version BIGINT DEFAULT NULL;
+  DECLARE v_step VARCHAR(16) DEFAULT '';
+  DECLARE EXIT HANDLER FOR 1062
+  BEGIN
+    ROLLBACK;
+    SELECT CONCAT('duplicate_', v_step) AS outcome;
+  END;
+  DECLARE EXIT HANDLER FOR SQLEXCEPTION
+  BEGIN
+    ROLLBACK;
+    RESIGNAL;
+  END;
+  START TRANSACTION;
+  SELECT version INTO v_version FROM raffle_activity_account
+   WHERE user_id = p_user_id AND activity_id = p_activity_id FOR UPDATE;
+  IF v_version IS NULL OR v_version <> p_version THEN
+    ROLLBACK;
+    SELECT 'moved' AS outcome;
+    LEAVE proc;
+  END IF;
+  IF p_reused THEN
+    UPDATE `user_raffle_order_{tb}` SET order_state = 'used'
+     WHERE user_id = p_user_id AND order_id = p_order_id AND order_state = 'create';
+    IF ROW_COUNT() <> 1 THEN
+      ROLLBACK;
+      SELECT 'moved' AS outcome;
+      LEAVE proc;
+    END IF;
+  ELSE
+    UPDATE raffle_activity_account
+       SET total_count_surplus = total_count_surplus - 1, day_count_surplus = p_day_left,
+           month_count_surplus = p_month_left, version = version + 1
+     WHERE user_id = p_user_id AND activity_id = p_activity_id AND total_count_surplus > 0;
+    IF ROW_COUNT() <> 1 THEN
+      ROLLBACK;
+      SELECT 'moved' AS outcome;
+      LEAVE proc;
+    END IF;
+    SET v_step = 'month';
+    IF p_new_month THEN
+      INSERT INTO raffle_activity_account_month (user_id, activity_id, month, month_count, month_count_surplus)
+      VALUES (p_user_id, p_activity_id, p_month, p_month_count, p_month_left);
+    ELSE
+      UPDATE raffle_activity_account_month SET month_count_surplus = p_month_left
+       WHERE user_id = p_user_id AND activity_id = p_activity_id AND month = p_month
+         AND month_count_surplus = p_month_left + 1;
+      IF ROW_COUNT() <> 1 THEN
+        ROLLBACK;
+        SELECT 'moved' AS outcome;
+        LEAVE proc;
+      END IF;
+    END IF;
+    SET v_step = 'day';
+    IF p_new_day THEN
+      INSERT INTO raffle_activity_account_day (user_id, activity_id, day, day_count, day_count_surplus)
+      VALUES (p_user_id, p_activity_id, p_day, p_day_count, p_day_left);
+    ELSE
+      UPDATE raffle_activity_account_day SET day_count_surplus = p_day_left
+       WHERE user_id = p_user_id AND activity_id = p_activity_id AND day = p_day
+         AND day_count_surplus = p_day_left + 1;
+      IF ROW_COUNT() <> 1 THEN
+        ROLLBACK;
+        SELECT 'moved' AS outcome;
+        LEAVE proc;
+      END IF;
+    END IF;
+    SET v_step = 'ticket';
+    INSERT INTO `user_raffle_order_{tb}` (user_id, activity_id, activity_name, strategy_id, order_id, order_time, order_state)
+    VALUES (p_user_id, p_activity_id, p_activity_name, p_strategy_id, p_order_id, p_at, 'used');
+  END IF;
+  SET v_step = 'award';
+  INSERT INTO `user_award_record_{tb}` (user_id, activity_id, strategy_id, order_id, award_id, award_title, award_time, award_state)
+  VALUES (p_user_id, p_activity_id, p_strategy_id, p_order_id, p_award_id, p_award_title, p_at, 'create');
+  SET v_step = 'task';
+  INSERT INTO task (user_id, topic, message_id, message, state)
+  VALUES (p_user_id, p_topic1, p_message_id1, p_message1, 'create');
+  IF p_topic2 IS NOT NULL THEN
+    INSERT INTO task (user_id, topic, message_id, message, state)
+    VALUES (p_user_id, p_topic2, p_message_id2, p_message2, 'create');
+  END IF;
+  IF p_topic3 IS NOT NULL THEN
+    INSERT INTO task (user_id, topic, message_id, message, state)
+    VALUES (p_user_id, p_topic3, p_message_id3, p_message3, 'create');
+  END IF;
+  COMMIT;
+  SELECT 'saved' AS outcome;
+END"
+    )
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let user = column_charset(manager, "raffle_activity_account", "user_id").await?;
+        let order = column_charset(manager, "user_raffle_order_000", "order_id").await?;
+        let mut sql = Vec::new();
+        for index in 0..SPLIT_TABLE_COUNT {
+            sql.push(format!("DROP PROCEDURE IF EXISTS `{}`", procedure_name(index)));
+            sql.push(create_sql(index, &user, &order));
+        }
+        execute_all(manager, sql).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let sql = (0..SPLIT_TABLE_COUNT)
+            .map(|index| format!("DROP PROCEDURE IF EXISTS `{}`", procedure_name(index)))
+            .collect();
+        execute_all(manager, sql).await
+    }
+}

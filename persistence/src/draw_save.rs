@@ -1,0 +1,173 @@
+//! The draw's two statements on the user's shard: the quota read and the one-call save.
+//!
+//! * [`LOAD_SQL`] reads the account with the day and month rows and the oldest unused ticket
+//!   in one plain (non-locking) statement.
+//! * [`save`] calls `bm_save_draw_XXX` (migration `m20261130_000001_draw_save_procedure`),
+//!   which checks the version under the account row lock and writes ticket, quota, award
+//!   record and outbox rows in its own transaction: one round trip for the whole save.
+//!
+//! The statements are public so the benchmark's raw baseline sends exactly these.
+
+use domain::activity::account::{PeriodQuota, QuotaAccount, Ticket};
+use domain::activity::ports::{DrawSave, DrawSaved, SaveFailure};
+use domain::ids::ActivityId;
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
+
+use crate::db::{is_conflict, port_err};
+use crate::quota_repo::whole_seconds;
+
+/// The quota read; `{tickets}` is the routed `user_raffle_order_XXX`. Parameters: day, month,
+/// user id, activity id.
+pub const LOAD_SQL: &str = "SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count, a.version, \
+        d.day_count AS d_count, d.day_count_surplus AS d_left, \
+        m.month_count AS m_count, m.month_count_surplus AS m_left, \
+        (SELECT t.order_id FROM `{tickets}` t WHERE t.user_id = a.user_id AND t.activity_id = a.activity_id \
+           AND t.order_state = 'create' ORDER BY t.id LIMIT 1) AS unused \
+     FROM raffle_activity_account a \
+     LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = ? \
+     LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = ? \
+     WHERE a.user_id = ? AND a.activity_id = ?";
+
+/// The quota read for the split table `suffix` (`_001`).
+pub fn load_sql(suffix: &str) -> String {
+    LOAD_SQL.replace("{tickets}", &format!("user_raffle_order{suffix}"))
+}
+
+/// The save call for the split table `suffix`, with its 27 placeholders.
+pub fn save_sql(suffix: &str) -> String {
+    format!("CALL bm_save_draw{suffix}({})", ["?"; 27].join(", "))
+}
+
+/// Reads the user's quota (see [`LOAD_SQL`]); `None` without an account.
+///
+/// # Errors
+/// The driver's error.
+pub async fn load(
+    db: &impl ConnectionTrait,
+    suffix: &str,
+    user_id: &str,
+    activity_id: ActivityId,
+    day: &str,
+    month: &str,
+) -> Result<Option<QuotaAccount>, DbErr> {
+    let stmt = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        load_sql(suffix),
+        [day.into(), month.into(), user_id.into(), activity_id.into()],
+    );
+    let Some(r) = db.query_one(stmt).await? else {
+        return Ok(None);
+    };
+    let period = |p: &str, count: &str, left: &str| -> Result<Option<PeriodQuota>, DbErr> {
+        Ok(
+            match (
+                r.try_get::<Option<i32>>("", count)?,
+                r.try_get::<Option<i32>>("", left)?,
+            ) {
+                (Some(count), Some(surplus)) => Some(PeriodQuota {
+                    period: p.to_owned(),
+                    count,
+                    surplus,
+                }),
+                _ => None,
+            },
+        )
+    };
+    Ok(Some(QuotaAccount {
+        user_id: user_id.to_owned(),
+        activity_id,
+        total_count: r.try_get("", "total_count")?,
+        total_count_surplus: r.try_get("", "total_count_surplus")?,
+        day_count: r.try_get("", "day_count")?,
+        month_count: r.try_get("", "month_count")?,
+        version: r.try_get("", "version")?,
+        day: period(day, "d_count", "d_left")?,
+        month: period(month, "m_count", "m_left")?,
+        unused_ticket: r.try_get("", "unused")?,
+    }))
+}
+
+/// The 27 arguments of `bm_save_draw_XXX`, in order.
+pub fn save_values(save: &DrawSave<'_>) -> Vec<Value> {
+    let p = save.partake;
+    let at = whole_seconds(save.at);
+    let (reused, day, month) = match &p.ticket {
+        Ticket::Reused { .. } => (true, None, None),
+        Ticket::Paid {
+            after,
+            new_day,
+            new_month,
+            ..
+        } => (
+            false,
+            after.day.as_ref().map(|d| (d, *new_day)),
+            after.month.as_ref().map(|m| (m, *new_month)),
+        ),
+    };
+    let period = |row: Option<(&PeriodQuota, bool)>| -> [Value; 4] {
+        match row {
+            Some((r, new)) => [r.period.clone().into(), r.count.into(), r.surplus.into(), new.into()],
+            None => [Value::String(None), Value::Int(None), Value::Int(None), false.into()],
+        }
+    };
+    let mut v: Vec<Value> = vec![
+        save.user_id.into(),
+        save.activity.activity_id.into(),
+        p.expected_version.into(),
+        reused.into(),
+        p.order_id().into(),
+    ];
+    v.extend(period(day));
+    v.extend(period(month));
+    v.extend([
+        save.activity.activity_name.clone().into(),
+        save.activity.strategy_id.into(),
+        save.award.award_id.into(),
+        save.award.award_title.clone().into(),
+        at.into(),
+    ]);
+    for i in 0..3 {
+        match save.outbox.get(i) {
+            Some(m) => v.extend([m.topic.into(), m.message_id.clone().into(), m.message.clone().into()]),
+            None => v.extend([Value::String(None), Value::String(None), Value::String(None)]),
+        }
+    }
+    v
+}
+
+/// Calls the save procedure and reads its outcome.
+///
+/// # Errors
+/// [`SaveFailure`] for a duplicate award record, a lost deadlock or a driver error.
+pub async fn save(db: &impl ConnectionTrait, suffix: &str, save: &DrawSave<'_>) -> Result<DrawSaved, SaveFailure> {
+    if save.outbox.is_empty() || save.outbox.len() > 3 {
+        return Err(SaveFailure::Port(domain::ports::PortError::new(
+            "draw save",
+            format!("a draw writes 1 to 3 outbox rows, not {}", save.outbox.len()),
+        )));
+    }
+    let stmt = Statement::from_sql_and_values(db.get_database_backend(), save_sql(suffix), save_values(save));
+    let outcome = match db.query_one(stmt).await {
+        Ok(row) => outcome(row).map_err(|e| SaveFailure::Port(port_err(e)))?,
+        Err(e) if is_conflict(&e) => return Err(SaveFailure::Conflict(port_err(e))),
+        Err(e) => return Err(SaveFailure::Port(port_err(e))),
+    };
+    match outcome.as_str() {
+        "saved" => Ok(DrawSaved::Saved),
+        "duplicate_award" => Err(SaveFailure::AwardRecorded),
+        // The account moved, or a row this decision meant to create exists already: the
+        // decision is stale either way, and nothing was written.
+        "moved" | "duplicate_month" | "duplicate_day" | "duplicate_ticket" | "duplicate_task" => Ok(DrawSaved::Moved),
+        other => Err(SaveFailure::Port(domain::ports::PortError::new(
+            "draw save",
+            format!("unexpected outcome {other:?} of bm_save_draw{suffix}"),
+        ))),
+    }
+}
+
+fn outcome(row: Option<QueryResult>) -> Result<String, DbErr> {
+    // By position: the column names of a result set sent from inside a procedure are not
+    // reliably reported through the prepared-statement protocol.
+    row.ok_or_else(|| DbErr::RecordNotFound("bm_save_draw answered no outcome".into()))?
+        .try_get_by_index(0)
+}
