@@ -1,23 +1,27 @@
-//! User quota on the shards: recharge orders, the one-transaction draw, durable stock ledgers.
+//! User quota on the shards: the draw's load and save (statements in [`crate::draw_save`]),
+//! the recharge save, and the durable stock ledgers.
 //!
-//! Every user's rows live on one shard (the router), so each command is a single local
+//! Every user's rows live on one shard (the router), so each save is a single local
 //! transaction there. Split tables (`_000.._003`) are addressed by the routed suffix with
-//! sea-query. Concurrency: the user's account row is locked (`SELECT … FOR UPDATE`) first,
-//! serialising that user's draws; every decrement is additionally guarded in SQL
-//! (`… AND surplus > 0`, exactly-one-row checks), so no quota goes negative or is spent twice.
+//! sea-query. The adapter stores what the domain decided and holds no business rule:
+//! concurrency is handled by optimistic guards (the account `version` the decision was made
+//! on, exactly-one-row checks), and a failed guard is reported as an outcome (`Moved`,
+//! `OutBusinessNoUsed`) for the command to act on. Duplicate keys and lost deadlocks are
+//! recognised by their MySQL error numbers.
 
 use std::collections::HashMap;
 
-use domain::activity::ActivityError;
 use domain::activity::account::QuotaAccount;
-use domain::activity::ports::{DrawSave, DrawSaved, ExistingRecharge, QuotaRepository, RechargeOrder, SaveFailure};
+use domain::activity::ports::{
+    DrawSave, DrawSaved, ExistingRecharge, QuotaRepository, RechargeSave, RechargeSaved, SaveFailure,
+};
 use domain::ids::{ActivityId, AwardId, StrategyId};
-use domain::outbox::{AccountSnapshot, OutboxMessage, PeriodSnapshot, TOPIC_ACCOUNT_CHANGED};
+use domain::outbox::{OutboxMessage, TaskState};
 use domain::ports::{AwardLedger, PortError};
-use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
+use sea_orm::sea_query::{Alias, Expr, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
 
-use crate::db::{Databases, is_duplicate, port_err};
+use crate::db::{Databases, is_conflict, is_duplicate, port_err};
 use crate::draw_save;
 
 fn c(name: &'static str) -> Alias {
@@ -31,27 +35,24 @@ pub(crate) fn whole_seconds(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDa
     t.naive_utc().with_nanosecond(0).unwrap_or(t.naive_utc())
 }
 
-fn db_err(e: DbErr) -> ActivityError {
-    if crate::db::is_conflict(&e) {
-        ActivityError::Conflict(e.to_string())
-    } else {
-        ActivityError::Port(port_err(e))
-    }
-}
-
 /// [`QuotaRepository`] and [`AwardLedger`] over the shard databases.
 #[derive(Debug, Clone)]
 pub struct MySqlQuotaRepository {
     db: Databases,
 }
 
-/// The account row.
-struct Account {
-    total_count: i32,
-    total_count_surplus: i32,
-    day_count: i32,
-    month_count: i32,
-    version: i64,
+/// Why a recharge transaction stopped early (everything it wrote is rolled back).
+enum Stop {
+    /// The guard failed: report this outcome.
+    Outcome(RechargeSaved),
+    /// The driver failed.
+    Db(DbErr),
+}
+
+impl From<DbErr> for Stop {
+    fn from(e: DbErr) -> Self {
+        Self::Db(e)
+    }
 }
 
 impl MySqlQuotaRepository {
@@ -71,13 +72,7 @@ impl MySqlQuotaRepository {
         Ok(tx.execute(tx.get_database_backend().build(stmt)).await?.rows_affected())
     }
 
-    /// READ COMMITTED (every connection of [`Databases`] runs it): locking reads of absent
-    /// rows take no gap locks, so concurrent users' inserts into the same split table do not
-    /// deadlock; per-user serialisation comes from the account row lock.
-    async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-        db.begin().await
-    }
-
+    /// `task` rows in one `INSERT`.
     async fn insert_outbox(tx: &DatabaseTransaction, outbox: &[OutboxMessage]) -> Result<(), DbErr> {
         if outbox.is_empty() {
             return Ok(());
@@ -91,70 +86,24 @@ impl MySqlQuotaRepository {
                 m.topic.into(),
                 m.message_id.clone().into(),
                 m.message.clone().into(),
-                "create".into(),
+                TaskState::Created.column_value().into(),
             ]);
         }
         Self::exec(tx, &q).await.map(|_| ())
     }
 
-    /// The account row (inside a transaction that already holds its lock).
-    async fn read_account(tx: &DatabaseTransaction, user: &str, activity_id: i64) -> Result<Option<Account>, DbErr> {
-        let mut q = Query::select();
-        q.columns([
-            c("total_count"),
-            c("total_count_surplus"),
-            c("day_count"),
-            c("month_count"),
-            c("version"),
-        ])
-        .from(c("raffle_activity_account"))
-        .and_where(Expr::col(c("user_id")).eq(user))
-        .and_where(Expr::col(c("activity_id")).eq(activity_id));
-        let Some(r) = Self::one(tx, &q).await? else {
-            return Ok(None);
+    /// The recharge transaction: order, account (inserted, or updated at the expected
+    /// version), the current day / month rows, outbox. Stops with an outcome when a guard
+    /// fails; the caller then rolls back.
+    async fn save_recharge_in(tx: &DatabaseTransaction, save: &RechargeSave<'_>, suffix: &str) -> Result<(), Stop> {
+        let o = save.order;
+        let guard = |e: DbErr, outcome| {
+            if is_duplicate(&e) {
+                Stop::Outcome(outcome)
+            } else {
+                Stop::Db(e)
+            }
         };
-        Ok(Some(Account {
-            total_count: r.try_get("", "total_count")?,
-            total_count_surplus: r.try_get("", "total_count_surplus")?,
-            day_count: r.try_get("", "day_count")?,
-            month_count: r.try_get("", "month_count")?,
-            version: r.try_get("", "version")?,
-        }))
-    }
-
-    /// The `activity_account_changed` outbox row for the account's current state.
-    #[allow(clippy::too_many_arguments)]
-    fn snapshot_message(
-        user: &str,
-        activity_id: i64,
-        account: &Account,
-        day: Option<(String, i32, i32)>,
-        month: Option<(String, i32, i32)>,
-        message_id: &str,
-        at_ms: i64,
-    ) -> OutboxMessage {
-        let period =
-            |p: Option<(String, i32, i32)>| p.map(|(period, count, surplus)| PeriodSnapshot { period, count, surplus });
-        let snapshot = AccountSnapshot {
-            activity_id,
-            day: period(day),
-            day_count: account.day_count,
-            month: period(month),
-            month_count: account.month_count,
-            total_count: account.total_count,
-            total_count_surplus: account.total_count_surplus,
-            user_id: user.to_owned(),
-            version: account.version,
-        };
-        OutboxMessage::new(user, TOPIC_ACCOUNT_CHANGED, message_id.to_owned(), at_ms, &snapshot)
-    }
-
-    async fn save_recharge_in(
-        tx: &DatabaseTransaction,
-        o: &RechargeOrder,
-        suffix: &str,
-        outbox: &[OutboxMessage],
-    ) -> Result<(), DbErr> {
         let order = Query::insert()
             .into_table(Alias::new(format!("raffle_activity_order{suffix}")))
             .columns([
@@ -188,114 +137,96 @@ impl MySqlQuotaRepository {
                 o.out_business_no.clone().into(),
             ])
             .to_owned();
-        Self::exec(tx, &order).await?;
+        Self::exec(tx, &order)
+            .await
+            .map_err(|e| guard(e, RechargeSaved::OutBusinessNoUsed))?;
+        let a = save.after;
         let (t, d, m) = (o.count.total_count, o.count.day_count, o.count.month_count);
-        let add = |col: &'static str, n: i32| (c(col), Expr::col((c("raffle_activity_account"), c(col))).add(n));
-        let columns = [
-            "user_id",
-            "activity_id",
-            "total_count",
-            "total_count_surplus",
-            "day_count",
-            "day_count_surplus",
-            "month_count",
-            "month_count_surplus",
-            "version",
-        ];
-        let account = Query::insert()
-            .into_table(c("raffle_activity_account"))
-            .columns(columns.map(c))
-            .values_panic([
-                o.user_id.clone().into(),
-                o.activity_id.into(),
-                t.into(),
-                t.into(),
-                d.into(),
-                d.into(),
-                m.into(),
-                m.into(),
-                1.into(),
-            ])
-            .on_conflict(
-                OnConflict::new()
-                    .values([
-                        add("total_count", t),
-                        add("total_count_surplus", t),
-                        add("day_count", d),
-                        add("day_count_surplus", d),
-                        add("month_count", m),
-                        add("month_count_surplus", m),
-                        (
-                            c("version"),
-                            Expr::col((c("raffle_activity_account"), c("version"))).add(1),
-                        ),
-                    ])
-                    .to_owned(),
-            )
-            .to_owned();
-        Self::exec(tx, &account).await?;
-        let mut periods = Vec::with_capacity(2);
-        for (table, key, period, count, surplus, n) in [
+        if save.expected_version == 0 {
+            let account = Query::insert()
+                .into_table(c("raffle_activity_account"))
+                .columns(
+                    [
+                        "user_id",
+                        "activity_id",
+                        "total_count",
+                        "total_count_surplus",
+                        "day_count",
+                        "day_count_surplus",
+                        "month_count",
+                        "month_count_surplus",
+                        "version",
+                    ]
+                    .map(c),
+                )
+                .values_panic([
+                    o.user_id.clone().into(),
+                    o.activity_id.into(),
+                    a.total_count.into(),
+                    a.total_count_surplus.into(),
+                    a.day_count.into(),
+                    a.day_count.into(),
+                    a.month_count.into(),
+                    a.month_count.into(),
+                    a.version.into(),
+                ])
+                .to_owned();
+            Self::exec(tx, &account)
+                .await
+                .map_err(|e| guard(e, RechargeSaved::Moved))?;
+        } else {
+            // Relative adds keep the account's day/month surplus mirrors in step; the version
+            // guard makes the result exactly the decided state.
+            let add = |col: &'static str, n: i32| (c(col), Expr::col(c(col)).add(n));
+            let account = Query::update()
+                .table(c("raffle_activity_account"))
+                .values([
+                    add("total_count", t),
+                    add("total_count_surplus", t),
+                    add("day_count", d),
+                    add("day_count_surplus", d),
+                    add("month_count", m),
+                    add("month_count_surplus", m),
+                ])
+                .value(c("version"), a.version)
+                .and_where(Expr::col(c("user_id")).eq(o.user_id.as_str()))
+                .and_where(Expr::col(c("activity_id")).eq(o.activity_id))
+                .and_where(Expr::col(c("version")).eq(save.expected_version))
+                .to_owned();
+            if Self::exec(tx, &account).await? != 1 {
+                return Err(Stop::Outcome(RechargeSaved::Moved));
+            }
+        }
+        for (table, key, count, surplus, row) in [
             (
                 "raffle_activity_account_day",
                 "day",
-                &o.day,
                 "day_count",
                 "day_count_surplus",
-                d,
+                &a.day,
             ),
             (
                 "raffle_activity_account_month",
                 "month",
-                &o.month,
                 "month_count",
                 "month_count_surplus",
-                m,
+                &a.month,
             ),
         ] {
+            let Some(row) = row else { continue };
             let q = Query::update()
                 .table(c(table))
-                .value(c(count), Expr::col(c(count)).add(n))
-                .value(c(surplus), Expr::col(c(surplus)).add(n))
+                .value(c(count), row.count)
+                .value(c(surplus), row.surplus)
                 .and_where(Expr::col(c("user_id")).eq(o.user_id.as_str()))
                 .and_where(Expr::col(c("activity_id")).eq(o.activity_id))
-                .and_where(Expr::col(c(key)).eq(period.as_str()))
+                .and_where(Expr::col(c(key)).eq(row.period.as_str()))
                 .to_owned();
-            let touched = Self::exec(tx, &q).await? == 1;
-            let row = if touched {
-                let q = Query::select()
-                    .columns([c(count), c(surplus)])
-                    .from(c(table))
-                    .and_where(Expr::col(c("user_id")).eq(o.user_id.as_str()))
-                    .and_where(Expr::col(c("activity_id")).eq(o.activity_id))
-                    .and_where(Expr::col(c(key)).eq(period.as_str()))
-                    .to_owned();
-                Self::one(tx, &q)
-                    .await?
-                    .map(|r| Ok::<_, DbErr>((period.clone(), r.try_get("", count)?, r.try_get("", surplus)?)))
-                    .transpose()?
-            } else {
-                None
-            };
-            periods.push(row);
+            if Self::exec(tx, &q).await? != 1 {
+                return Err(Stop::Outcome(RechargeSaved::Moved));
+            }
         }
-        let account = Self::read_account(tx, &o.user_id, o.activity_id)
-            .await?
-            .ok_or_else(|| DbErr::RecordNotFound("account vanished inside its transaction".into()))?;
-        let month = periods.pop().flatten();
-        let day = periods.pop().flatten();
-        let snapshot = Self::snapshot_message(
-            &o.user_id,
-            o.activity_id,
-            &account,
-            day,
-            month,
-            &o.account_event_id,
-            o.order_time.and_utc().timestamp_millis(),
-        );
-        let mut rows = outbox.to_vec();
-        rows.push(snapshot);
-        Self::insert_outbox(tx, &rows).await
+        Ok(Self::insert_outbox(tx, save.outbox).await?)
     }
 
     /// `SELECT … FROM every split table of every shard`, summed per key.
@@ -350,16 +281,24 @@ impl QuotaRepository for MySqlQuotaRepository {
         }))
     }
 
-    async fn save_recharge(&self, order: &RechargeOrder, outbox: &[OutboxMessage]) -> Result<(), ActivityError> {
-        let (db, route) = self.db.shard_of(&order.user_id);
-        let tx = Self::begin(db).await.map_err(db_err)?;
-        match Self::save_recharge_in(&tx, order, &route.suffix(), outbox).await {
-            Ok(()) => tx.commit().await.map_err(db_err),
-            Err(e) if is_duplicate(&e) => Err(ActivityError::Duplicate(format!(
-                "outBusinessNo {} was already used",
-                order.out_business_no
-            ))),
-            Err(e) => Err(db_err(e)),
+    async fn save_recharge(&self, save: &RechargeSave<'_>) -> Result<RechargeSaved, SaveFailure> {
+        let (db, route) = self.db.shard_of(&save.order.user_id);
+        let failure = |e: DbErr| {
+            if is_conflict(&e) {
+                SaveFailure::Conflict(port_err(e))
+            } else {
+                SaveFailure::Port(port_err(e))
+            }
+        };
+        let tx = db.begin().await.map_err(failure)?;
+        // An early return drops `tx`, which rolls the transaction back.
+        match Self::save_recharge_in(&tx, save, &route.suffix()).await {
+            Ok(()) => {
+                tx.commit().await.map_err(failure)?;
+                Ok(RechargeSaved::Saved)
+            }
+            Err(Stop::Outcome(outcome)) => Ok(outcome),
+            Err(Stop::Db(e)) => Err(failure(e)),
         }
     }
 

@@ -12,6 +12,7 @@
 //! fail as a whole when the account moved meanwhile (see `ports::QuotaRepository::save_draw`).
 
 use super::error::ActivityError;
+use super::model::ActivityCount;
 use crate::events::{AccountSnapshot, PeriodSnapshot};
 use crate::ids::ActivityId;
 
@@ -176,6 +177,46 @@ impl QuotaAccount {
         })
     }
 
+    /// An account that does not exist yet (version 0): what a first recharge credits.
+    pub fn empty(user_id: &str, activity_id: ActivityId) -> Self {
+        Self {
+            user_id: user_id.to_owned(),
+            activity_id,
+            total_count: 0,
+            total_count_surplus: 0,
+            day_count: 0,
+            month_count: 0,
+            version: 0,
+            day: None,
+            month: None,
+            unused_ticket: None,
+        }
+    }
+
+    /// The account after one package is credited: the package is added to the total, to the
+    /// day and month allowances and to the period rows of `today` / `month` that exist (rows
+    /// of other periods are dropped from the value: they no longer matter). The version
+    /// increments.
+    pub fn credit(&self, package: &ActivityCount, today: &str, month: &str) -> QuotaAccount {
+        let add = |row: Option<&PeriodQuota>, n: i32| {
+            row.map(|r| PeriodQuota {
+                period: r.period.clone(),
+                count: r.count + n,
+                surplus: r.surplus + n,
+            })
+        };
+        QuotaAccount {
+            total_count: self.total_count + package.total_count,
+            total_count_surplus: self.total_count_surplus + package.total_count,
+            day_count: self.day_count + package.day_count,
+            month_count: self.month_count + package.month_count,
+            version: self.version + 1,
+            day: add(Self::row_of(&self.day, today), package.day_count),
+            month: add(Self::row_of(&self.month, month), package.month_count),
+            ..self.clone()
+        }
+    }
+
     /// The `activity_account_changed` payload of this state.
     pub fn snapshot(&self) -> AccountSnapshot {
         AccountSnapshot {
@@ -321,6 +362,26 @@ mod tests {
         let s = paid(&p).0.snapshot();
         assert_eq!((s.version, s.total_count_surplus), (8, 9));
         assert_eq!(s.day.map(|d| (d.period, d.surplus)), Some((TODAY.to_owned(), 2)));
+    }
+
+    #[test]
+    fn a_credit_adds_the_package_to_the_account_and_to_the_current_rows_only() {
+        let mut a = account((10, 4), 3, 5);
+        a.day = period(TODAY, 3, 1);
+        a.month = period("2024-04", 5, 0);
+        let package = ActivityCount {
+            activity_count_id: 1,
+            total_count: 50,
+            day_count: 5,
+            month_count: 20,
+        };
+        let after = a.credit(&package, TODAY, MONTH);
+        assert_eq!((after.total_count, after.total_count_surplus), (60, 54));
+        assert_eq!((after.day_count, after.month_count, after.version), (8, 25, 8));
+        assert_eq!(after.day, period(TODAY, 8, 6));
+        assert_eq!(after.month, None, "last month's row is not this month's");
+        let first = QuotaAccount::empty("u", 1).credit(&package, TODAY, MONTH);
+        assert_eq!((first.total_count_surplus, first.version), (50, 1));
     }
 
     fn arb_period(p: &'static str) -> impl Strategy<Value = Option<PeriodQuota>> {

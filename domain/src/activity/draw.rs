@@ -16,18 +16,11 @@ use super::account::{Partake, Ticket};
 use super::error::ActivityError;
 use super::model::Activity;
 use super::ports::{DrawSave, DrawSaved, SaveFailure};
-use super::service::ActivityService;
+use super::service::{ActivityService, MAX_ATTEMPTS, MAX_MOVED_RETRIES};
 use crate::events::{AwardStockZero, SendAward};
 use crate::ids::{ActivityId, UserId};
 use crate::outbox::{OutboxMessage, TOPIC_ACCOUNT_CHANGED, TOPIC_AWARD_STOCK_ZERO, TOPIC_SEND_AWARD};
 use crate::strategy::{ArmedStrategy, RaffleAward, RaffleInput};
-
-/// How often a draw decides again because its own user's account moved under it. Each retry
-/// follows a commit of that same user (at most one per unit of quota spent), so this only
-/// bounds a user racing many draws of their own against each other.
-const MAX_MOVED_RETRIES: u32 = 256;
-/// Attempts of a save that lost a deadlock or a lock wait.
-const MAX_CONFLICT_ATTEMPTS: u32 = 3;
 
 /// The committed draw.
 #[derive(Debug, Clone)]
@@ -156,7 +149,7 @@ impl ActivityService {
                 Err(SaveFailure::AwardRecorded) => {
                     return Err(ActivityError::TicketUsed(partake.order_id().to_owned()));
                 }
-                Err(SaveFailure::Conflict(_)) if conflicts + 1 < MAX_CONFLICT_ATTEMPTS => conflicts += 1,
+                Err(SaveFailure::Conflict(_)) if conflicts + 1 < MAX_ATTEMPTS => conflicts += 1,
                 Err(SaveFailure::Conflict(e)) => return Err(ActivityError::Conflict(e.to_string())),
                 Err(SaveFailure::Port(e)) => return Err(e.into()),
             }

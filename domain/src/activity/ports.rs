@@ -7,7 +7,6 @@ use rust_decimal::Decimal;
 use chrono::{DateTime, Utc};
 
 use super::account::{Partake, QuotaAccount};
-use super::error::ActivityError;
 use super::model::{Activity, ActivityConfig, ActivityCount};
 use crate::ids::ActivityId;
 use crate::outbox::OutboxMessage;
@@ -77,12 +76,6 @@ pub struct RechargeOrder {
     pub state: &'static str,
     /// Idempotency key.
     pub out_business_no: String,
-    /// Business day, to credit today's row if it exists.
-    pub day: String,
-    /// Business month, to credit this month's row if it exists.
-    pub month: String,
-    /// Message id of the `activity_account_changed` snapshot.
-    pub account_event_id: String,
 }
 
 /// An order found by its `out_business_no`.
@@ -107,13 +100,14 @@ pub trait QuotaRepository: Send + Sync {
     /// [`PortError`] when the shard cannot be read.
     async fn find_recharge(&self, user_id: &str, out_business_no: &str) -> Result<Option<ExistingRecharge>, PortError>;
 
-    /// One transaction on the user's shard: insert the order, credit the account (created on
-    /// first recharge) and the current day/month rows if they exist, insert `outbox`.
+    /// Saves a decided recharge in one transaction on the user's shard: the order, the
+    /// account as credited (inserted when [`RechargeSave::expected_version`] is 0, else updated
+    /// only if still at that version), the current day / month rows it credits, and the
+    /// outbox rows. Nothing is written unless everything is.
     ///
     /// # Errors
-    /// [`ActivityError::Duplicate`] when the order id or `out_business_no` exists already
-    /// (nothing written); [`ActivityError::Port`] on database failure.
-    async fn save_recharge(&self, order: &RechargeOrder, outbox: &[OutboxMessage]) -> Result<(), ActivityError>;
+    /// [`SaveFailure`] for a lost deadlock or a store failure.
+    async fn save_recharge(&self, save: &RechargeSave<'_>) -> Result<RechargeSaved, SaveFailure>;
 
     /// The user's quota in an activity with the `day` / `month` rows and the oldest unused
     /// ticket, in one plain read (no lock); `None` when the user has no account.
@@ -185,4 +179,28 @@ pub enum SaveFailure {
     /// The store failed.
     #[error(transparent)]
     Port(#[from] PortError),
+}
+
+/// A decided recharge, to be saved as one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct RechargeSave<'a> {
+    /// The order.
+    pub order: &'a RechargeOrder,
+    /// The account version the credit was decided on; 0 when the user had no account.
+    pub expected_version: i64,
+    /// The account after the credit (its day / month rows are the current ones that exist).
+    pub after: &'a QuotaAccount,
+    /// Events to write with the rows.
+    pub outbox: &'a [OutboxMessage],
+}
+
+/// What a recharge save did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RechargeSaved {
+    /// Committed.
+    Saved,
+    /// The account changed since it was read: nothing was written; decide again.
+    Moved,
+    /// An order with this `out_business_no` exists already: nothing was written.
+    OutBusinessNoUsed,
 }

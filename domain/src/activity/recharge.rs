@@ -2,13 +2,14 @@
 //! transaction with the order, the account credit and its events. Idempotent on
 //! `(user, outBusinessNo)`.
 
+use super::account::QuotaAccount;
 use super::draw::lock_ttl;
 use super::error::ActivityError;
-use super::ports::RechargeOrder;
-use super::service::{ActivityService, MAX_ATTEMPTS};
+use super::ports::{RechargeOrder, RechargeSave, RechargeSaved, SaveFailure};
+use super::service::{ActivityService, MAX_ATTEMPTS, MAX_MOVED_RETRIES};
 use crate::events::SkuStockZero;
 use crate::ids::UserId;
-use crate::outbox::{OutboxMessage, TOPIC_SKU_STOCK_ZERO};
+use crate::outbox::{OutboxMessage, TOPIC_ACCOUNT_CHANGED, TOPIC_SKU_STOCK_ZERO};
 use crate::ports::StockTake;
 
 /// Recharge a user's quota by one purchase of a SKU.
@@ -84,31 +85,9 @@ impl ActivityService {
             pay_amount: rust_decimal::Decimal::ZERO,
             state: "completed",
             out_business_no: obn.to_owned(),
-            day: self.calendar.day(now),
-            month: self.calendar.month(now),
-            account_event_id: self.ids.next_id(),
         };
-        let outbox: Vec<OutboxMessage> = (remaining == 0)
-            .then(|| {
-                OutboxMessage::new(
-                    user.as_str(),
-                    TOPIC_SKU_STOCK_ZERO,
-                    self.ids.next_id(),
-                    now.timestamp_millis(),
-                    &SkuStockZero(sku.sku),
-                )
-            })
-            .into_iter()
-            .collect();
-        let mut attempt = 1;
-        let saved = loop {
-            match self.quota.save_recharge(&order, &outbox).await {
-                Err(ActivityError::Conflict(_)) if attempt < MAX_ATTEMPTS => attempt += 1,
-                other => break other,
-            }
-        };
-        match saved {
-            Ok(()) => {
+        match self.save_recharge(&user, &order, remaining == 0, now).await {
+            Ok(RechargeSaved::Saved) => {
                 self.notifier.committed(user.as_str());
                 Ok(QuotaRecharged {
                     order_id: order.order_id,
@@ -116,13 +95,73 @@ impl ActivityService {
                     created: true,
                 })
             }
-            Err(e) => {
+            other => {
                 self.give_back_sku(sku.sku).await;
-                match e {
+                match other {
                     // A concurrent twin committed first: answer as its replay.
-                    ActivityError::Duplicate(_) => self.replayed(&user, cmd.sku, obn).await?.ok_or(e),
-                    e => Err(e),
+                    Ok(_) => self
+                        .replayed(&user, cmd.sku, obn)
+                        .await?
+                        .ok_or_else(|| ActivityError::Duplicate(format!("outBusinessNo {obn} was already used"))),
+                    Err(e) => Err(e),
                 }
+            }
+        }
+    }
+
+    /// Load → credit (pure) → save, again on a fresh read while the account moves under it.
+    async fn save_recharge(
+        &self,
+        user: &UserId,
+        order: &RechargeOrder,
+        sold_out: bool,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<RechargeSaved, ActivityError> {
+        let (day, month) = (self.calendar.day(now), self.calendar.month(now));
+        let (mut moved, mut conflicts) = (0, 0);
+        loop {
+            let before = self
+                .quota
+                .load_quota(user.as_str(), order.activity_id, &day, &month)
+                .await?
+                .unwrap_or_else(|| QuotaAccount::empty(user.as_str(), order.activity_id));
+            let after = before.credit(&order.count, &day, &month);
+            let ts = now.timestamp_millis();
+            let mut outbox = Vec::with_capacity(2);
+            if sold_out {
+                outbox.push(OutboxMessage::new(
+                    user.as_str(),
+                    TOPIC_SKU_STOCK_ZERO,
+                    self.ids.next_id(),
+                    ts,
+                    &SkuStockZero(order.sku),
+                ));
+            }
+            outbox.push(OutboxMessage::new(
+                user.as_str(),
+                TOPIC_ACCOUNT_CHANGED,
+                self.ids.next_id(),
+                ts,
+                &after.snapshot(),
+            ));
+            let save = RechargeSave {
+                order,
+                expected_version: before.version,
+                after: &after,
+                outbox: &outbox,
+            };
+            match self.quota.save_recharge(&save).await {
+                Ok(RechargeSaved::Moved) if moved < MAX_MOVED_RETRIES => moved += 1,
+                Ok(RechargeSaved::Moved) => {
+                    return Err(ActivityError::Conflict(format!(
+                        "the quota of {user} moved under {moved} recharges in a row"
+                    )));
+                }
+                Err(SaveFailure::Conflict(_)) if conflicts + 1 < MAX_ATTEMPTS => conflicts += 1,
+                Err(SaveFailure::Conflict(e)) => return Err(ActivityError::Conflict(e.to_string())),
+                Err(SaveFailure::Port(e)) => return Err(e.into()),
+                Err(e @ SaveFailure::AwardRecorded) => return Err(ActivityError::Conflict(e.to_string())),
+                Ok(done) => return Ok(done),
             }
         }
     }

@@ -132,5 +132,10 @@ impl ActivityService {
     }
 }
 
-/// Attempts of a command whose transaction lost a deadlock.
+/// Attempts of a command whose transaction lost a deadlock or a lock wait.
 pub(super) const MAX_ATTEMPTS: u32 = 3;
+
+/// How often a command decides again because its own user's account moved under it. Each
+/// retry follows a commit of that same user (a draw spends one unit of quota, a recharge is
+/// one order), so this only bounds a user racing many commands of their own.
+pub(super) const MAX_MOVED_RETRIES: u32 = 256;

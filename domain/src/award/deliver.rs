@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde::Deserialize;
 
 use crate::error::{ErrorCode, HasErrorCode};
+use crate::events::{SendAward, decode};
 use crate::ids::AwardId;
 use crate::ports::{PortError, RandomSource};
 use crate::strategy::AwardCatalogEntry;
@@ -99,21 +99,6 @@ impl HasErrorCode for DeliverError {
     }
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    data: Data,
-    id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Data {
-    award_config: Option<String>,
-    award_id: AwardId,
-    order_id: String,
-    user_id: String,
-}
-
 /// A random credit amount in `range` (`min,max`): `min + r × (max − min)`, rounded half-up to
 /// three significant digits (spec §7.4 with the §8.4 item 26 formula fix), kept inside the
 /// range and to the account's two decimals.
@@ -164,7 +149,7 @@ impl DeliverAward {
     /// # Errors
     /// [`DeliverError`]; see [`DeliverError::is_transient`] for what to retry.
     pub async fn deliver(&self, message: &[u8]) -> Result<Option<(Delivery, Option<CreditBalance>)>, DeliverError> {
-        let env: Envelope = serde_json::from_slice(message).map_err(|e| DeliverError::Malformed(e.to_string()))?;
+        let env = decode::<SendAward>(message).map_err(|e| DeliverError::Malformed(e.to_string()))?;
         let award = self
             .repo
             .award(env.data.award_id)

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use domain::award::DeliverAward;
+use domain::events::{AwardStockZero, SkuStockZero, decode};
 use domain::outbox::TaskState;
 use domain::outbox::{TOPIC_AWARD_STOCK_ZERO, TOPIC_SEND_AWARD, TOPIC_SKU_STOCK_ZERO};
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
-use serde::Deserialize;
 
 use super::consumer::{HandleError, Handler};
 use crate::redis::views::CreditView;
@@ -75,22 +75,10 @@ impl Handler for SendAwardHandler {
     }
 }
 
-#[derive(Deserialize)]
-struct Envelope<T> {
-    data: T,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AwardZero {
-    strategy_id: i64,
-    award_id: i32,
-}
-
-fn parse<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, HandleError> {
-    serde_json::from_slice::<Envelope<T>>(payload)
+fn parse<'a, T: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<T, HandleError> {
+    decode::<T>(payload)
         .map(|e| e.data)
-        .map_err(|e| HandleError::Poison(format!("malformed message: {e}")))
+        .map_err(|e| HandleError::Poison(e.to_string()))
 }
 
 /// `strategy_award_stock_zero` / `activity_sku_stock_zero` → durable surplus set to 0.
@@ -126,7 +114,7 @@ impl Handler for StockZeroHandler {
 
     async fn handle(&self, payload: &[u8]) -> Result<(), HandleError> {
         let q = if self.topic == TOPIC_AWARD_STOCK_ZERO {
-            let z: AwardZero = parse(payload)?;
+            let z: AwardStockZero = parse(payload)?;
             Query::update()
                 .table(Alias::new("strategy_award"))
                 .value(Alias::new("award_count_surplus"), 0)
@@ -134,7 +122,7 @@ impl Handler for StockZeroHandler {
                 .and_where(Expr::col(Alias::new("award_id")).eq(z.award_id))
                 .to_owned()
         } else {
-            let sku: i64 = parse(payload)?;
+            let SkuStockZero(sku) = parse(payload)?;
             Query::update()
                 .table(Alias::new("raffle_activity_sku"))
                 .value(Alias::new("stock_count_surplus"), 0)

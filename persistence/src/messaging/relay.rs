@@ -26,7 +26,8 @@ use super::publisher::{Outgoing, Published, Publisher};
 use crate::db::Databases;
 use crate::redis::views::AwardEntry;
 use crate::redis::{TaskEvent, TaskStream, UserViews};
-use domain::outbox::{AccountSnapshot, INTERNAL_TOPICS, TOPIC_SEND_AWARD, TaskState};
+use domain::events::{AccountSnapshot, SendAward, decode};
+use domain::outbox::{INTERNAL_TOPICS, TOPIC_SEND_AWARD, TaskState};
 
 /// Tuning of the relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,11 +209,7 @@ impl Relay {
         let Some(views) = &self.views else {
             return Published::Confirmed;
         };
-        #[derive(serde::Deserialize)]
-        struct Env {
-            data: AccountSnapshot,
-        }
-        match serde_json::from_str::<Env>(&row.message) {
+        match decode::<AccountSnapshot>(row.message.as_bytes()) {
             Ok(env) => match views.apply_account(&env.data).await {
                 Ok(_) => Published::Confirmed,
                 Err(e) => Published::Failed(format!("read model: {e}")),
@@ -223,25 +220,12 @@ impl Relay {
 
     async fn record_awards(&self, rows: &[Claimed], results: &[Published]) {
         let Some(views) = &self.views else { return };
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Data {
-            award_id: i32,
-            award_title: String,
-            order_id: String,
-            user_id: String,
-        }
-        #[derive(serde::Deserialize)]
-        struct Env {
-            data: Data,
-            timestamp: i64,
-        }
         let mut won: Vec<(String, AwardEntry)> = Vec::new();
         for (row, result) in rows.iter().zip(results) {
             if row.topic != TOPIC_SEND_AWARD || *result != Published::Confirmed {
                 continue;
             }
-            let Ok(env) = serde_json::from_str::<Env>(&row.message) else {
+            let Ok(env) = decode::<SendAward>(row.message.as_bytes()) else {
                 continue;
             };
             let entry = AwardEntry {
