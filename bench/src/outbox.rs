@@ -16,7 +16,7 @@ use persistence::messaging::relay::{RelayObserver, RelayedRow};
 use sea_orm::sqlx::mysql::MySqlPool;
 use sea_orm::sqlx::{self, MySql, QueryBuilder};
 
-use super::env::{ACTIVITY_ID, BenchUser};
+use crate::env::{ACTIVITY_ID, BenchUser};
 
 /// What one paced commit writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use sea_orm::sqlx::mysql::{MySqlConnection, MySqlPool};
 use sea_orm::sqlx::{self, Row as _};
 use serde_json::json;
 
-use super::env::{ACTIVITY_ID, BenchEnv, BenchUser};
+use crate::env::{ACTIVITY_ID, BenchEnv, BenchUser};
 
 const SPEND_ACCOUNT: &str = "UPDATE `raffle_activity_account` SET `total_count_surplus` = `total_count_surplus` - ?, \
      `version` = `version` + ?, `day_count_surplus` = ?, `month_count_surplus` = ? \
@@ -112,7 +112,7 @@ impl RawDriver {
         let mut shards = Vec::new();
         for url in &s.database.shard_urls {
             shards.push(
-                super::env::read_committed()
+                crate::env::read_committed()
                     .max_connections(s.database.max_connections)
                     .min_connections(0)
                     .acquire_timeout(std::time::Duration::from_millis(

@@ -1,4 +1,4 @@
-//! `big-market bench read`: the read side against the real services.
+//! `bench read`: the read side against the real services.
 //!
 //! - **queries**: `activityAccount` over keep-alive HTTP/1.1 against the real application
 //!   (its routes, middleware, schema and limits; answered from the Redis read model), and in
@@ -30,15 +30,15 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use super::cpu::{self, CpuSnap, CpuUse};
-use super::env::{ACTIVITY_ID, BenchUser, World};
-use super::outbox::{self, Commits, LagReport, Paced, Recorder, Shape, Written};
-use super::relay::{self, Mode, Stores};
-use super::wire::{find, response};
-use crate::settings::Settings;
-use crate::startup::Application;
+use crate::cpu::{self, CpuSnap, CpuUse};
+use crate::env::{ACTIVITY_ID, BenchUser, World};
+use crate::outbox::{self, Commits, LagReport, Paced, Recorder, Shape, Written};
+use crate::relay::{self, Mode, Stores};
+use crate::wire::{find, response};
+use api::settings::Settings;
+use api::startup::Application;
 
-/// Options of `big-market bench read`.
+/// Options of `bench read`.
 #[derive(Debug, Clone, Args)]
 pub struct ReadBenchArgs {
     /// Concurrent connections for the query measurement, comma separated.
