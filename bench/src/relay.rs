@@ -119,7 +119,7 @@ impl Mode {
 /// The stores a relay needs.
 pub(crate) struct Stores {
     pub(crate) db: Databases,
-    pub(crate) redis: redis::aio::ConnectionManager,
+    pub(crate) redis: persistence::redis::Connection,
     pub(crate) pools: Vec<MySqlPool>,
 }
 

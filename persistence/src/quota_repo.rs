@@ -87,22 +87,7 @@ impl MySqlQuotaRepository {
     }
 
     async fn insert_outbox(tx: &DatabaseTransaction, outbox: &[OutboxMessage]) -> Result<(), DbErr> {
-        if outbox.is_empty() {
-            return Ok(());
-        }
-        let mut q = Query::insert();
-        q.into_table(c("task"))
-            .columns([c("user_id"), c("topic"), c("message_id"), c("message"), c("state")]);
-        for m in outbox {
-            q.values_panic([
-                m.user_id.clone().into(),
-                m.topic.into(),
-                m.message_id.clone().into(),
-                m.message.clone().into(),
-                "create".into(),
-            ]);
-        }
-        Self::exec(tx, &q).await.map(|_| ())
+        crate::task_repo::insert_outbox(tx, outbox).await
     }
 
     /// The account row (inside a transaction that already holds its lock).
