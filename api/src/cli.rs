@@ -30,6 +30,4 @@ pub enum Command {
     RebuildProjections,
     /// Print the GraphQL schema (SDL) to stdout.
     ExportSchema,
-    /// Benchmarks against the real services (`bench draw`: draw over HTTP vs. raw SQL + Redis).
-    Bench(crate::bench::BenchArgs),
 }

@@ -3,7 +3,6 @@
 //! The GraphQL edge (async-graphql on poem), configuration, wiring and the CLI of the
 //! `big-market` binary. The only crate that knows HTTP and GraphQL.
 
-pub mod bench;
 pub mod cli;
 pub mod graphql;
 pub mod routes;

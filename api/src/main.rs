@@ -24,6 +24,5 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", api::graphql::sdl());
             Ok(())
         }
-        Command::Bench(args) => api::bench::run(settings, args).await,
     }
 }

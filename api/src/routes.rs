@@ -40,8 +40,7 @@ pub async fn ready(state: Data<&Arc<AppState>>) -> impl IntoResponse {
         ok &= up;
         checks.insert(format!("mysql_shard_{:02}", i + 1), json!(up));
     }
-    let mut conn = state.redis.clone();
-    let redis_up = redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok();
+    let redis_up = persistence::redis::ping(&state.redis).await;
     ok &= redis_up;
     checks.insert("redis".into(), json!(redis_up));
     let status = if ok {

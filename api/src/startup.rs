@@ -139,7 +139,7 @@ pub async fn rebuild_projections(settings: &Settings) -> anyhow::Result<()> {
     let redis = persistence::redis::connect(&settings.redis.url).await?;
     let keys = persistence::redis::Keys::new(settings.redis.key_prefix.clone());
     let views = persistence::redis::UserViews::new(redis.clone(), keys.clone());
-    let tasks = persistence::redis::TaskStream::new(redis, redis::Client::open(settings.redis.url.as_str())?, keys);
+    let tasks = persistence::redis::TaskStream::open(redis, &settings.redis.url, keys)?;
     let calendar = domain::activity::BusinessCalendar::new(settings.business.utc_offset_minutes)
         .ok_or_else(|| anyhow::anyhow!("business.utc_offset_minutes must be within ±23:59"))?;
     let now = chrono::Utc::now();

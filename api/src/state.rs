@@ -6,7 +6,7 @@ use domain::activity::service::ActivityDeps;
 use domain::activity::{ActivityService, BusinessCalendar};
 use domain::strategy::StrategyService;
 use persistence::messaging::relay::RelayNudge;
-use persistence::redis::{Keys, RedisArmoryStore, RedisAwardStock, RedisSkuStock, TaskStream, UserViews};
+use persistence::redis::{Connection, Keys, RedisArmoryStore, RedisAwardStock, RedisSkuStock, TaskStream, UserViews};
 use persistence::task_repo::MySqlTaskAdmin;
 use persistence::{Databases, MySqlActivityRepository, MySqlQuotaRepository, SnowflakeIds, SystemClock};
 
@@ -21,7 +21,7 @@ pub struct AppState {
     /// Database pools (config + shards).
     pub db: Databases,
     /// Redis connection.
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: Connection,
     /// Operational switches.
     pub switches: Switches,
     /// Wakes the relay after commits.
@@ -77,11 +77,11 @@ impl AppState {
         });
         tracing::info!(id.worker = worker, "id generator leased");
         let views = UserViews::new(redis.clone(), Keys::new(settings.redis.key_prefix.clone()));
-        let task_stream = TaskStream::new(
+        let task_stream = TaskStream::open(
             redis.clone(),
-            redis::Client::open(settings.redis.url.as_str())?,
+            &settings.redis.url,
             Keys::new(settings.redis.key_prefix.clone()),
-        );
+        )?;
         Ok(Arc::new(Self {
             strategy,
             activity,

@@ -9,7 +9,7 @@ use persistence::messaging::consumer::{self, Handler};
 use persistence::messaging::handlers::{SendAwardHandler, StockZeroHandler};
 use persistence::messaging::publisher::Publisher;
 use persistence::messaging::relay::{Relay, RelayNudge, RelayStats};
-use persistence::redis::{Keys, TaskStream, UserViews};
+use persistence::redis::{Connection, Keys, TaskStream, UserViews};
 use persistence::stock_sync::StockSync;
 use persistence::{Databases, MySqlAwardDelivery, OsRandom};
 use tokio::sync::watch;
@@ -18,20 +18,18 @@ use tokio::task::JoinHandle;
 use crate::settings::Settings;
 
 /// The task-status stream writer of `settings` (`None` when the Redis URL does not parse).
-fn task_stream(settings: &Settings, redis: &redis::aio::ConnectionManager) -> Option<TaskStream> {
-    redis::Client::open(settings.redis.url.as_str())
-        .ok()
-        .map(|client| TaskStream::new(redis.clone(), client, Keys::new(settings.redis.key_prefix.clone())))
+fn task_stream(settings: &Settings, redis: &Connection) -> Option<TaskStream> {
+    TaskStream::open(
+        redis.clone(),
+        &settings.redis.url,
+        Keys::new(settings.redis.key_prefix.clone()),
+    )
+    .ok()
 }
 
 /// The outbox relay as `serve` and `relay` run it: publishing to the configured broker and
 /// maintaining the task-status streams and the user read models.
-pub fn build_relay(
-    settings: &Settings,
-    db: &Databases,
-    redis: &redis::aio::ConnectionManager,
-    nudge: Arc<RelayNudge>,
-) -> Relay {
+pub fn build_relay(settings: &Settings, db: &Databases, redis: &Connection, nudge: Arc<RelayNudge>) -> Relay {
     let topology = Topology::new(settings.rabbitmq.queue_prefix.clone());
     let publisher = Arc::new(Publisher::new(settings.rabbitmq.url.clone(), topology));
     let mut relay = Relay::new(db.clone(), publisher, settings.relay.relay_settings(), nudge);
@@ -56,7 +54,7 @@ impl Workers {
     pub fn start(
         settings: &Settings,
         db: &Databases,
-        redis: &redis::aio::ConnectionManager,
+        redis: &Connection,
         nudge: Arc<RelayNudge>,
         relay: bool,
         consumers: bool,

@@ -16,7 +16,6 @@ use domain::activity::ports::{
     DrawSave, DrawSaved, ExistingRecharge, QuotaRepository, RechargeSave, RechargeSaved, SaveFailure,
 };
 use domain::ids::{ActivityId, AwardId, StrategyId};
-use domain::outbox::{OutboxMessage, TaskState};
 use domain::ports::{AwardLedger, PortError};
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
@@ -70,26 +69,6 @@ impl MySqlQuotaRepository {
 
     async fn exec(tx: &impl ConnectionTrait, stmt: &impl sea_orm::StatementBuilder) -> Result<u64, DbErr> {
         Ok(tx.execute(tx.get_database_backend().build(stmt)).await?.rows_affected())
-    }
-
-    /// `task` rows in one `INSERT`.
-    async fn insert_outbox(tx: &DatabaseTransaction, outbox: &[OutboxMessage]) -> Result<(), DbErr> {
-        if outbox.is_empty() {
-            return Ok(());
-        }
-        let mut q = Query::insert();
-        q.into_table(c("task"))
-            .columns([c("user_id"), c("topic"), c("message_id"), c("message"), c("state")]);
-        for m in outbox {
-            q.values_panic([
-                m.user_id.clone().into(),
-                m.topic.into(),
-                m.message_id.clone().into(),
-                m.message.clone().into(),
-                TaskState::Created.column_value().into(),
-            ]);
-        }
-        Self::exec(tx, &q).await.map(|_| ())
     }
 
     /// The recharge transaction: order, account (inserted, or updated at the expected
@@ -226,7 +205,7 @@ impl MySqlQuotaRepository {
                 return Err(Stop::Outcome(RechargeSaved::Moved));
             }
         }
-        Ok(Self::insert_outbox(tx, save.outbox).await?)
+        Ok(crate::task_repo::insert_outbox(tx, save.outbox).await?)
     }
 
     /// `SELECT … FROM every split table of every shard`, summed per key.

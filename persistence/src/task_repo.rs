@@ -4,7 +4,7 @@
 //! serves clients).
 
 use chrono::NaiveDateTime;
-use domain::outbox::TaskState;
+use domain::outbox::{OutboxMessage, TaskState};
 use sea_orm::sea_query::{Alias, Expr, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 
@@ -12,6 +12,30 @@ use crate::db::Databases;
 
 fn c(name: &'static str) -> Alias {
     Alias::new(name)
+}
+
+/// Inserts `rows` into the outbox (`task`, state `create`) in one statement on `db` (the
+/// transaction that commits them with their business rows, or a shard connection).
+///
+/// # Errors
+/// The database error.
+pub async fn insert_outbox(db: &impl ConnectionTrait, rows: &[OutboxMessage]) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut q = Query::insert();
+    q.into_table(c("task"))
+        .columns([c("user_id"), c("topic"), c("message_id"), c("message"), c("state")]);
+    for m in rows {
+        q.values_panic([
+            m.user_id.clone().into(),
+            m.topic.into(),
+            m.message_id.clone().into(),
+            m.message.clone().into(),
+            TaskState::Created.column_value().into(),
+        ]);
+    }
+    db.execute(db.get_database_backend().build(&q)).await.map(|_| ())
 }
 
 /// One outbox row with its shard.

@@ -35,7 +35,7 @@ pub struct ActivityAccount {
 
 impl ActivityAccount {
     /// Today's view of a snapshot: period rows of other days/months fall back to the allowance.
-    fn of(s: &AccountSnapshot, day: &str, month: &str) -> Self {
+    pub fn of(s: &AccountSnapshot, day: &str, month: &str) -> Self {
         let (day_count, day_left) = match &s.day {
             Some(d) if d.period == day => (d.count, d.surplus),
             _ => (s.day_count, s.day_count),

@@ -119,6 +119,14 @@ impl TaskStream {
         }
     }
 
+    /// Streams under `keys`, the blocking readers connecting to `url`.
+    ///
+    /// # Errors
+    /// When `url` is not a valid Redis URL.
+    pub fn open(conn: ConnectionManager, url: &str, keys: Keys) -> redis::RedisResult<Self> {
+        Ok(Self::new(conn, redis::Client::open(url)?, keys))
+    }
+
     /// Appends events (one pipeline).
     ///
     /// # Errors

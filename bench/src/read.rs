@@ -1,9 +1,11 @@
-//! `big-market bench read`: the read side against the real services.
+//! `bench read`: the read side against the real services.
 //!
 //! - **queries**: `activityAccount` over keep-alive HTTP/1.1 against the real application
 //!   (its routes, middleware, schema and limits; answered from the Redis read model), and in
 //!   the same run against a minimal poem + async-graphql server whose one resolver does the
-//!   same Redis `GET` and the same day/month arithmetic. Both are driven by the same lean
+//!   same Redis `GET` (`UserViews::account`) and the same day/month arithmetic
+//!   (`ActivityAccount::of`), without the application's state, middleware and fallback to
+//!   MySQL. Both are driven by the same lean
 //!   client (pre-built requests, one connection per client), on its own runtime threads.
 //! - **projection lag**: writers commit the outbox rows of a draw (`send_award` and the
 //!   `activity_account_changed` snapshot, one transaction) at a fixed rate while the
@@ -16,12 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use async_graphql::{Context, EmptyMutation, EmptySubscription, Object, Schema, SimpleObject};
+use api::graphql::account::ActivityAccount;
+use async_graphql::{Context, EmptyMutation, EmptySubscription, Object, Schema};
 use async_graphql_poem::GraphQL;
 use chrono::Utc;
 use clap::Args;
 use domain::activity::BusinessCalendar;
-use domain::outbox::{AccountSnapshot, TOPIC_ACCOUNT_CHANGED};
+use domain::outbox::TOPIC_ACCOUNT_CHANGED;
 use persistence::redis::{Keys, TaskStream, UserViews};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{Route, Server, post};
@@ -30,15 +33,15 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use super::cpu::{self, CpuSnap, CpuUse};
-use super::env::{ACTIVITY_ID, BenchUser, World};
-use super::outbox::{self, Commits, LagReport, Paced, Recorder, Shape, Written};
-use super::relay::{self, Mode, Stores};
-use super::wire::{find, response};
-use crate::settings::Settings;
-use crate::startup::Application;
+use crate::cpu::{self, CpuSnap, CpuUse};
+use crate::env::{ACTIVITY_ID, BenchUser, World};
+use crate::outbox::{self, Commits, LagReport, Paced, Recorder, Shape, Written};
+use crate::relay::{self, Mode, Stores};
+use crate::wire::{find, response};
+use api::settings::Settings;
+use api::startup::Application;
 
-/// Options of `big-market bench read`.
+/// Options of `bench read`.
 #[derive(Debug, Clone, Args)]
 pub struct ReadBenchArgs {
     /// Concurrent connections for the query measurement, comma separated.
@@ -69,20 +72,8 @@ pub struct ReadBenchArgs {
 
 const SELECTION: &str = "totalCount totalCountSurplus dayCount dayCountSurplus monthCount monthCountSurplus";
 
-/// The baseline's answer: the same six fields.
-#[derive(SimpleObject)]
-struct BaseAccount {
-    total_count: i32,
-    total_count_surplus: i32,
-    day_count: i32,
-    day_count_surplus: i32,
-    month_count: i32,
-    month_count_surplus: i32,
-}
-
 struct BaseState {
-    redis: redis::aio::ConnectionManager,
-    keys: Keys,
+    views: UserViews,
     calendar: BusinessCalendar,
 }
 
@@ -96,32 +87,12 @@ impl BaseQuery {
         ctx: &Context<'_>,
         user_id: String,
         activity_id: i64,
-    ) -> async_graphql::Result<BaseAccount> {
+    ) -> async_graphql::Result<ActivityAccount> {
         let st = ctx.data::<BaseState>()?;
         let now = Utc::now();
         let (day, month) = (st.calendar.day(now), st.calendar.month(now));
-        let mut conn = st.redis.clone();
-        let raw: Option<String> = redis::cmd("GET")
-            .arg(st.keys.view(&user_id, &format!("acct:{activity_id}")))
-            .query_async(&mut conn)
-            .await?;
-        let s: AccountSnapshot = serde_json::from_str(&raw.ok_or("no view")?)?;
-        let (day_count, day_left) = match &s.day {
-            Some(d) if d.period == day => (d.count, d.surplus),
-            _ => (s.day_count, s.day_count),
-        };
-        let (month_count, month_left) = match &s.month {
-            Some(m) if m.period == month => (m.count, m.surplus),
-            _ => (s.month_count, s.month_count),
-        };
-        Ok(BaseAccount {
-            total_count: s.total_count,
-            total_count_surplus: s.total_count_surplus,
-            day_count,
-            day_count_surplus: day_left,
-            month_count,
-            month_count_surplus: month_left,
-        })
+        let s = st.views.account(&user_id, activity_id).await?.ok_or("no view")?;
+        Ok(ActivityAccount::of(&s, &day, &month))
     }
 }
 
@@ -129,8 +100,10 @@ impl BaseQuery {
 async fn baseline(settings: &Settings) -> anyhow::Result<(u16, JoinHandle<()>)> {
     let schema = Schema::build(BaseQuery, EmptyMutation, EmptySubscription)
         .data(BaseState {
-            redis: persistence::redis::connect(&settings.redis.url).await?,
-            keys: Keys::new(settings.redis.key_prefix.clone()),
+            views: UserViews::new(
+                persistence::redis::connect(&settings.redis.url).await?,
+                Keys::new(settings.redis.key_prefix.clone()),
+            ),
             calendar: BusinessCalendar::new(settings.business.utc_offset_minutes)
                 .context("business.utc_offset_minutes")?,
         })
@@ -307,11 +280,7 @@ async fn measure(world: &World, args: &ReadBenchArgs) -> anyhow::Result<(Vec<Que
     let stores = Stores::open(world, args.writers).await?;
     let keys = Keys::new(settings.redis.key_prefix.clone());
     let views = UserViews::new(stores.redis.clone(), keys.clone());
-    let tasks = TaskStream::new(
-        stores.redis.clone(),
-        redis::Client::open(settings.redis.url.as_str())?,
-        keys,
-    );
+    let tasks = TaskStream::open(stores.redis.clone(), &settings.redis.url, keys)?;
     let calendar = BusinessCalendar::new(settings.business.utc_offset_minutes).context("business calendar")?;
     let now = Utc::now();
     let report =

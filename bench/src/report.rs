@@ -4,9 +4,9 @@ use std::fmt::Write as _;
 
 use sea_orm::sqlx::{self, Row as _};
 
-use super::DrawBenchArgs;
-use super::env::BenchEnv;
-use super::load::Sample;
+use crate::DrawBenchArgs;
+use crate::env::BenchEnv;
+use crate::load::Sample;
 
 /// Target of the issue: draws/s over HTTP at concurrency 32 on a 2-core machine.
 const TARGET_RATE_AT_32: f64 = 1_500.0;
@@ -109,7 +109,7 @@ fn verdict(ok: bool) -> &'static str {
 pub(crate) fn render(args: &DrawBenchArgs, m: &Machine, samples: &[Sample]) -> String {
     let mut o = String::new();
     let command: Vec<String> = std::env::args().collect();
-    let _ = writeln!(o, "big-market bench draw");
+    let _ = writeln!(o, "bench draw");
     let _ = writeln!(o, "command:  {}", command.join(" "));
     let _ = writeln!(
         o,

@@ -7,11 +7,11 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
-use super::env::BenchUser;
-use super::wire::response;
+use crate::env::BenchUser;
+use crate::wire::response;
 
 /// A keep-alive client for the application's `/graphql` endpoint: idle connections are kept
-/// in a stack, so each concurrent client reuses one (the lean client of [`super::wire`], so
+/// in a stack, so each concurrent client reuses one (the lean client of [`crate::wire`], so
 /// the load generator's CPU stays small beside the server on the same cores).
 pub(crate) struct HttpDriver {
     addr: String,

@@ -1,4 +1,5 @@
-//! `big-market bench`: load benchmarks against the real services.
+//! `bench`: load benchmarks of big-market against the real services, run as
+//! `cargo run --release -p bench -- draw|relay|read`. Not part of the `big-market` binary.
 //!
 //! `bench draw` measures the `draw` mutation end to end — HTTP, GraphQL, the domain service,
 //! SeaORM, MariaDB and Redis — with concurrent keep-alive clients, and in the same run a raw
@@ -8,7 +9,7 @@
 //!
 //! Everything runs against a world of its own: fresh databases `bmbench_<pid>_cfg/_01/_02`
 //! on the configured MySQL server, the Redis key prefix `bmbench:<pid>:`, the real
-//! [`Application`](crate::startup::Application) started in-process on a free port. The
+//! [`Application`](api::startup::Application) started in-process on a free port. The
 //! databases and keys are dropped at the end unless `--keep` is given. See
 //! `docs/BENCHMARKS.md`.
 
@@ -18,30 +19,37 @@ mod http;
 mod load;
 mod outbox;
 mod raw;
-pub mod read;
-pub mod relay;
+mod read;
+mod relay;
 mod report;
 mod wire;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand};
+use api::settings::Settings;
+use clap::{Args, Parser, Subcommand};
 
 use self::cpu::CpuSnap;
 use self::env::{BenchEnv, BenchUser};
 use self::http::HttpDriver;
 use self::load::{Driver, Sample};
 use self::raw::RawDriver;
-use crate::settings::Settings;
 
-/// Arguments of `big-market bench`.
-#[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
+/// Load benchmarks of big-market against the real MariaDB, Redis and RabbitMQ.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "bench", version, about)]
+struct Cli {
+    /// Configuration file (TOML), as for `big-market`: its MySQL server, Redis, RabbitMQ, pool
+    /// sizes and business calendar are used. Defaults to `big-market.toml` when it exists;
+    /// every value can also be set with `BIG_MARKET_<SECTION>__<KEY>` environment variables.
+    #[arg(long, short, env = "BIG_MARKET_CONFIG", global = true)]
+    config: Option<PathBuf>,
     /// What to benchmark.
     #[command(subcommand)]
-    pub target: BenchTarget,
+    target: BenchTarget,
 }
 
 /// The benchmarks.
@@ -58,7 +66,7 @@ pub enum BenchTarget {
     Read(read::ReadBenchArgs),
 }
 
-/// Options of `big-market bench draw`.
+/// Options of `bench draw`.
 #[derive(Debug, Clone, Args)]
 pub struct DrawBenchArgs {
     /// Concurrency levels (concurrent clients), comma separated.
@@ -79,13 +87,15 @@ pub struct DrawBenchArgs {
     pub keep: bool,
 }
 
-/// Runs a benchmark with the loaded `settings` (whose MySQL server, Redis, pool size and
+/// Runs a benchmark with the loaded settings (whose MySQL server, Redis, pool size and
 /// business calendar are used; database names, key prefix and port are the benchmark's own).
-///
-/// # Errors
-/// When the services cannot be reached, setup fails, or a mode fails on every call.
-pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
-    match args.target {
+/// Fails when the services cannot be reached, setup fails, or a mode fails on every call.
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref())?;
+    api::telemetry::init(&settings.log);
+    match cli.target {
         BenchTarget::Draw(a) => draw(settings, a).await,
         BenchTarget::Relay(a) => relay::run(settings, a).await,
         BenchTarget::Read(a) => read::run(settings, a).await,

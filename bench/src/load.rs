@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::cpu::{CpuUse, ServerPerDraw};
-use super::env::BenchUser;
-use super::http::HttpDriver;
-use super::raw::RawDriver;
+use crate::cpu::{CpuUse, ServerPerDraw};
+use crate::env::BenchUser;
+use crate::http::HttpDriver;
+use crate::raw::RawDriver;
 
 /// One way of performing a draw.
 pub(crate) enum Driver {

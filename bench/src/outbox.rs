@@ -13,10 +13,10 @@ use domain::outbox::{
     AccountSnapshot, OutboxMessage, PeriodSnapshot, SendAward, TOPIC_ACCOUNT_CHANGED, TOPIC_SEND_AWARD,
 };
 use persistence::messaging::relay::{RelayObserver, RelayedRow};
-use sea_orm::sqlx::mysql::MySqlPool;
-use sea_orm::sqlx::{self, MySql, QueryBuilder};
+use sea_orm::sqlx::{self, mysql::MySqlPool};
+use sea_orm::{DbErr, SqlxMySqlConnector};
 
-use super::env::{ACTIVITY_ID, BenchUser};
+use crate::env::{ACTIVITY_ID, BenchUser};
 
 /// What one paced commit writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,18 +72,11 @@ fn rows(tag: &str, i: u64, user: &str, shape: Shape) -> Vec<OutboxMessage> {
     ]
 }
 
-/// Inserts `rows` into `task` in one statement (one transaction with autocommit).
-async fn insert(pool: &MySqlPool, rows: &[OutboxMessage]) -> sqlx::Result<()> {
-    let mut q: QueryBuilder<'_, MySql> =
-        QueryBuilder::new("INSERT INTO task (user_id, topic, message_id, message, state) ");
-    q.push_values(rows, |mut b, m| {
-        b.push_bind(m.user_id.as_str())
-            .push_bind(m.topic)
-            .push_bind(m.message_id.as_str())
-            .push_bind(m.message.as_str())
-            .push_bind("create");
-    });
-    q.build().execute(pool).await.map(|_| ())
+/// Inserts `rows` into `task` with the application's outbox statement, in one statement (one
+/// transaction with autocommit).
+async fn insert(pool: &MySqlPool, rows: &[OutboxMessage]) -> Result<(), DbErr> {
+    let db = SqlxMySqlConnector::from_sqlx_mysql_pool(pool.clone());
+    persistence::task_repo::insert_outbox(&db, rows).await
 }
 
 /// Commit instants of every row a paced run wrote: message id → (instant, measured).

@@ -14,13 +14,15 @@
 use anyhow::Context as _;
 use chrono::{NaiveDateTime, Timelike as _, Utc};
 use domain::activity::BusinessCalendar;
+use domain::outbox::{
+    AccountSnapshot, OutboxMessage, PeriodSnapshot, SendAward, TOPIC_ACCOUNT_CHANGED, TOPIC_SEND_AWARD,
+};
 use persistence::SnowflakeIds;
 use persistence::redis::Keys;
 use sea_orm::sqlx::mysql::{MySqlConnection, MySqlPool};
 use sea_orm::sqlx::{self, Row as _};
-use serde_json::json;
 
-use super::env::{ACTIVITY_ID, BenchEnv, BenchUser};
+use crate::env::{ACTIVITY_ID, BenchEnv, BenchUser};
 
 const SPEND_ACCOUNT: &str = "UPDATE `raffle_activity_account` SET `total_count_surplus` = `total_count_surplus` - ?, \
      `version` = `version` + ?, `day_count_surplus` = ?, `month_count_surplus` = ? \
@@ -112,7 +114,7 @@ impl RawDriver {
         let mut shards = Vec::new();
         for url in &s.database.shard_urls {
             shards.push(
-                super::env::read_committed()
+                crate::env::read_committed()
                     .max_connections(s.database.max_connections)
                     .min_connections(0)
                     .acquire_timeout(std::time::Duration::from_millis(
@@ -302,48 +304,56 @@ impl RawDriver {
             .execute(&mut *tx)
             .await?;
 
-        let message_id = self.ids.next_i64().to_string();
+        // The payloads are the application's (`domain::outbox`), byte for byte.
         let ts = now.timestamp_millis();
-        let send_award = json!({
-            "data": {
-                "awardId": self.award_id,
-                "awardTitle": self.award_title,
-                "orderId": order_id,
-                "userId": uid,
+        let send_award = OutboxMessage::new(
+            uid,
+            TOPIC_SEND_AWARD,
+            self.ids.next_i64().to_string(),
+            ts,
+            &SendAward {
+                award_config: None,
+                award_id: self.award_id,
+                award_title: self.award_title.clone(),
+                order_id,
+                user_id: uid.to_owned(),
             },
-            "id": message_id,
-            "timestamp": ts,
-        })
-        .to_string();
-        let snapshot = json!({
-            "data": {
-                "activityId": ACTIVITY_ID,
-                "day": { "period": day, "count": day_count, "surplus": day_left },
-                "dayCount": day_allowance,
-                "month": { "period": month, "count": month_count, "surplus": month_left },
-                "monthCount": month_allowance,
-                "totalCount": total,
-                "totalCountSurplus": total_left - 1,
-                "userId": uid,
-                "version": version + 1,
+        );
+        let snapshot = OutboxMessage::new(
+            uid,
+            TOPIC_ACCOUNT_CHANGED,
+            account_event_id,
+            ts,
+            &AccountSnapshot {
+                activity_id: ACTIVITY_ID,
+                day: Some(PeriodSnapshot {
+                    period: day,
+                    count: day_count,
+                    surplus: day_left,
+                }),
+                day_count: day_allowance,
+                month: Some(PeriodSnapshot {
+                    period: month,
+                    count: month_count,
+                    surplus: month_left,
+                }),
+                month_count: month_allowance,
+                total_count: total,
+                total_count_surplus: total_left - 1,
+                user_id: uid.to_owned(),
+                version: version + 1,
             },
-            "id": account_event_id,
-            "timestamp": ts,
-        })
-        .to_string();
-        sqlx::query(INSERT_TASKS)
-            .bind(uid)
-            .bind("send_award")
-            .bind(message_id.as_str())
-            .bind(send_award)
-            .bind("create")
-            .bind(uid)
-            .bind("activity_account_changed")
-            .bind(account_event_id.as_str())
-            .bind(snapshot)
-            .bind("create")
-            .execute(&mut *tx)
-            .await?;
+        );
+        let mut insert = sqlx::query(INSERT_TASKS);
+        for m in [&send_award, &snapshot] {
+            insert = insert
+                .bind(m.user_id.as_str())
+                .bind(m.topic)
+                .bind(m.message_id.as_str())
+                .bind(m.message.as_str())
+                .bind("create");
+        }
+        insert.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! `big-market bench relay`: the outbox relay against the real MariaDB, Redis and RabbitMQ.
+//! `bench relay`: the outbox relay against the real MariaDB, Redis and RabbitMQ.
 //!
 //! Two measurements, each run first by a raw baseline and then by the relay `serve` runs:
 //!
@@ -28,11 +28,11 @@ use sea_orm::sqlx::{self, MySql, QueryBuilder, Row as _};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use super::env::World;
-use super::outbox::{self, Commits, LagReport, Paced, Recorder, Shape, Written};
-use crate::settings::Settings;
+use crate::env::World;
+use crate::outbox::{self, Commits, LagReport, Paced, Recorder, Shape, Written};
+use api::settings::Settings;
 
-/// Options of `big-market bench relay`.
+/// Options of `bench relay`.
 #[derive(Debug, Clone, Args)]
 pub struct RelayBenchArgs {
     /// Outbox commits per second during the lag measurement.
@@ -119,7 +119,7 @@ impl Mode {
 /// The stores a relay needs.
 pub(crate) struct Stores {
     pub(crate) db: Databases,
-    pub(crate) redis: redis::aio::ConnectionManager,
+    pub(crate) redis: persistence::redis::Connection,
     pub(crate) pools: Vec<MySqlPool>,
 }
 
@@ -148,7 +148,7 @@ pub(crate) async fn start(
         Mode::Ours => {
             let nudge = Arc::new(RelayNudge::new(&stores.db));
             let relay =
-                crate::workers::build_relay(settings, &stores.db, &stores.redis, nudge.clone()).with_observer(recorder);
+                api::workers::build_relay(settings, &stores.db, &stores.redis, nudge.clone()).with_observer(recorder);
             let task = tokio::spawn(Arc::new(relay).run(rx));
             Running::Ours { nudge, stop, task }
         }
@@ -439,7 +439,7 @@ impl RawRelay {
         let mut pools = Vec::new();
         for url in &settings.database.shard_urls {
             pools.push(
-                super::env::read_committed()
+                crate::env::read_committed()
                     .max_connections(u32::try_from(settings.relay.loops_per_shard.clamp(1, 16)).unwrap_or(2) + 1)
                     .connect(url)
                     .await

@@ -13,8 +13,8 @@ use sea_orm::sqlx::{self, MySql, QueryBuilder};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::settings::Settings;
-use crate::startup::Application;
+use api::settings::Settings;
+use api::startup::Application;
 
 /// The seeded activity the benchmark draws in.
 pub(crate) const ACTIVITY_ID: i64 = 100_301;
