@@ -6,14 +6,16 @@ use std::time::{Duration, Instant};
 use crate::cpu::{CpuUse, ServerPerDraw};
 use crate::env::BenchUser;
 use crate::http::HttpDriver;
-use crate::raw::RawDriver;
+use crate::raw::{FloorDriver, RawDriver};
 
 /// One way of performing a draw.
 pub(crate) enum Driver {
     /// `POST /graphql` `draw` against the in-process application.
     Http(HttpDriver),
-    /// The same SQL and Redis calls, issued directly.
+    /// The pre-redesign draw's SQL and Redis calls, issued directly.
     Raw(Box<RawDriver>),
+    /// One autocommitted single-row `INSERT` and one stock `EVALSHA`: the commit floor.
+    Floor(Box<FloorDriver>),
 }
 
 impl Driver {
@@ -22,13 +24,16 @@ impl Driver {
         match self {
             Driver::Http(_) => "graphql-http",
             Driver::Raw(_) => "raw",
+            Driver::Floor(_) => "floor",
         }
     }
 
     /// Closes the raw baseline's pools (nothing to do for HTTP).
     pub(crate) async fn close(&self) {
-        if let Driver::Raw(d) = self {
-            d.close().await;
+        match self {
+            Driver::Raw(d) => d.close().await,
+            Driver::Floor(d) => d.close().await,
+            Driver::Http(_) => {}
         }
     }
 
@@ -36,6 +41,7 @@ impl Driver {
         match self {
             Driver::Http(d) => d.draw(user).await,
             Driver::Raw(d) => d.draw(user).await,
+            Driver::Floor(d) => d.draw(user).await,
         }
     }
 }

@@ -36,7 +36,7 @@ use self::cpu::CpuSnap;
 use self::env::{BenchEnv, BenchUser};
 use self::http::HttpDriver;
 use self::load::{Driver, Sample};
-use self::raw::RawDriver;
+use self::raw::{FloorDriver, RawDriver};
 
 /// Load benchmarks of big-market against the real MariaDB, Redis and RabbitMQ.
 #[derive(Debug, Clone, Parser)]
@@ -239,6 +239,12 @@ async fn measure(env: &BenchEnv, args: &DrawBenchArgs) -> anyhow::Result<(Vec<Sa
         let raw = Arc::new(Driver::Raw(Box::new(RawDriver::new(env).await?)));
         let sample = run_one(env, raw.clone(), &main, &users, c, args).await;
         raw.close().await;
+        samples.push(sample?);
+    }
+    for &c in &args.concurrency {
+        let floor = Arc::new(Driver::Floor(Box::new(FloorDriver::new(env).await?)));
+        let sample = run_one(env, floor.clone(), &main, &users, c, args).await;
+        floor.close().await;
         samples.push(sample?);
     }
     for &c in &args.concurrency {

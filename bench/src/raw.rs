@@ -1,6 +1,12 @@
-//! The raw baseline: the statements of `MySqlQuotaRepository::draw` (fresh-ticket path) and
-//! the award stock script, issued directly with sqlx and a multiplexed Redis connection — no
-//! HTTP, GraphQL, domain service or ORM.
+//! The raw baselines, issued directly with sqlx and a multiplexed Redis connection — no HTTP,
+//! GraphQL, domain service or ORM:
+//!
+//! * [`RawDriver`]: the draw as the application did it until the write-model redesign
+//!   (2026-11-30) — the statements of the old `MySqlQuotaRepository::draw` (fresh-ticket path)
+//!   and the award stock script, all inside one locked transaction;
+//! * [`FloorDriver`]: the physical floor of any draw that commits durably and takes stock —
+//!   one single-row `INSERT` committed on its own (autocommit: one round trip, one redo-log
+//!   flush) on the user's shard, plus one `EVALSHA` of the stock script.
 //!
 //! Per draw, on the user's shard, in one READ COMMITTED transaction (9 statements; the
 //! connections run READ COMMITTED from the start, as the application's do): `BEGIN` → one
@@ -64,16 +70,10 @@ impl SplitSql {
         let tickets = format!("user_raffle_order_{table:03}");
         let records = format!("user_award_record_{table:03}");
         Self {
+            // Today's path locked the production quota read (`persistence::draw_save`).
             lock_for_draw: format!(
-                "SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count, a.version, \
-                        d.day_count AS d_count, d.day_count_surplus AS d_left, \
-                        m.month_count AS m_count, m.month_count_surplus AS m_left, \
-                        (SELECT t.order_id FROM `{tickets}` t WHERE t.user_id = a.user_id AND t.activity_id = a.activity_id \
-                           AND t.order_state = 'create' ORDER BY t.id LIMIT 1) AS unused \
-                 FROM raffle_activity_account a \
-                 LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = ? \
-                 LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = ? \
-                 WHERE a.user_id = ? AND a.activity_id = ? FOR UPDATE"
+                "{} FOR UPDATE",
+                persistence::draw_save::load_sql(&format!("_{table:03}"))
             ),
             insert_ticket: format!(
                 "INSERT INTO `{tickets}` (`user_id`, `activity_id`, `activity_name`, `strategy_id`, `order_id`, \
@@ -87,7 +87,7 @@ impl SplitSql {
     }
 }
 
-/// Direct connections and the precomputed statements.
+/// The pre-redesign draw: direct connections and the precomputed statements.
 pub(crate) struct RawDriver {
     shards: Vec<MySqlPool>,
     redis: redis::aio::MultiplexedConnection,
@@ -358,3 +358,68 @@ impl RawDriver {
         Ok(())
     }
 }
+
+/// The commit floor: per draw, one `EVALSHA` of the stock script and one autocommitted
+/// single-row `INSERT` of the draw's `send_award` outbox row, on the same shard pools as
+/// [`RawDriver`]. Nothing that saves a draw durably can do less.
+pub(crate) struct FloorDriver {
+    raw: RawDriver,
+}
+
+impl FloorDriver {
+    /// Opens the same pools and Redis connection as [`RawDriver::new`].
+    pub(crate) async fn new(env: &BenchEnv) -> anyhow::Result<Self> {
+        Ok(Self {
+            raw: RawDriver::new(env).await?,
+        })
+    }
+
+    /// Closes the pools.
+    pub(crate) async fn close(&self) {
+        self.raw.close().await;
+    }
+
+    /// One floor "draw" for `user`.
+    pub(crate) async fn draw(&self, user: &BenchUser) -> anyhow::Result<()> {
+        let r = &self.raw;
+        let now = Utc::now();
+        let pool = r.shards.get(user.route.db).context("route outside the shards")?;
+        let uid = user.id.as_str();
+        let ttl_ms = (r.activity_end.and_utc() + chrono::Duration::days(1) - now)
+            .num_milliseconds()
+            .max(0);
+        let remaining: i64 = r
+            .take
+            .key(&r.stock_key)
+            .arg(ttl_ms)
+            .invoke_async(&mut r.redis.clone())
+            .await?;
+        anyhow::ensure!(remaining >= 0, "award stock take returned {remaining}");
+        let send_award = OutboxMessage::new(
+            uid,
+            TOPIC_SEND_AWARD,
+            r.ids.next_i64().to_string(),
+            now.timestamp_millis(),
+            &SendAward {
+                award_config: None,
+                award_id: r.award_id,
+                award_title: r.award_title.clone(),
+                order_id: r.ids.next_i64().to_string(),
+                user_id: uid.to_owned(),
+            },
+        );
+        sqlx::query(INSERT_TASK)
+            .bind(send_award.user_id.as_str())
+            .bind(send_award.topic)
+            .bind(send_award.message_id.as_str())
+            .bind(send_award.message.as_str())
+            .bind("create")
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The floor's one row.
+const INSERT_TASK: &str =
+    "INSERT INTO `task` (`user_id`, `topic`, `message_id`, `message`, `state`) VALUES (?, ?, ?, ?, ?)";
