@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::helpers::{CONFIG, SHARD_01, SHARD_02, TestApp, spawn_app, spawn_app_with};
+use test_support::app::{CONFIG, SHARD_01, SHARD_02, TestApp, spawn_app, spawn_app_with};
 
 const DRAW: &str = "awardId awardTitle awardIndex orderId messageId";
 

@@ -1,4 +1,4 @@
-use crate::helpers::spawn_app;
+use test_support::app::spawn_app;
 
 #[tokio::test]
 async fn health_and_readiness_answer() {

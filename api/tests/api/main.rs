@@ -3,7 +3,6 @@
 
 mod draw;
 mod health;
-mod helpers;
 mod read_side;
 mod recharge;
 mod relay;

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{SHARD_01, TestApp, spawn_app_with};
+use test_support::app::{SHARD_01, TestApp, spawn_app_with};
 
 fn account_query(user: &str) -> String {
     format!(

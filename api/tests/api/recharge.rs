@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::helpers::{CONFIG, SHARD_01, TestApp, spawn_app};
+use test_support::app::{CONFIG, SHARD_01, TestApp, spawn_app};
 
 fn recharge(user: &str, sku: i64, obn: &str) -> String {
     format!(
@@ -141,7 +141,7 @@ async fn sku_stock_sells_out_emits_its_event_and_survives_a_redis_loss() {
         .await
         + app
             .int(
-                crate::helpers::SHARD_02,
+                test_support::app::SHARD_02,
                 "SELECT COUNT(*) FROM task WHERE topic = 'activity_sku_stock_zero'",
             )
             .await;

@@ -12,7 +12,7 @@ use persistence::messaging::relay::{Relay, RelayNudge};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::helpers::{CONFIG, SHARD_01, SHARD_02, TestApp, spawn_app_with};
+use test_support::app::{CONFIG, SHARD_01, SHARD_02, TestApp, spawn_app_with};
 
 fn recharge(user: &str, sku: i64, obn: &str) -> String {
     format!(r#"mutation {{ rechargeQuota(userId: "{user}", sku: {sku}, outBusinessNo: "{obn}") {{ orderId }} }}"#)

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use test_support::app::spawn_app;
 
 #[tokio::test]
 async fn arm_then_query_then_draw_strategy_100006() {

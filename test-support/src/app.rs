@@ -1,57 +1,57 @@
-//! `spawn_app()`: the real server on a free port, with its own databases and Redis prefix.
+//! `spawn_app()`: the real server on a free port, with its own databases, Redis prefix and queue
+//! prefix, and [`TestApp`], the handle the API tests drive it with.
 //!
 //! The services are real; a missing one fails the test with a message saying how to start it.
-//! Endpoints can be overridden with `BIG_MARKET_TEST_MYSQL_URL` and `BIG_MARKET_TEST_REDIS_URL`.
-
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+// A test fixture: failing loudly (panicking with the reason) is the point.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
 use api::settings::Settings;
 use api::startup::Application;
 use serde_json::{Value, json};
 
+use crate::mysql::TestDatabases;
+use crate::services::DEFAULT_AMQP_URL;
+
+/// Index of the config database in [`TestApp::dbs`].
+pub const CONFIG: usize = 0;
+/// Index of shard 01 in [`TestApp::dbs`].
+pub const SHARD_01: usize = 1;
+/// Index of shard 02 in [`TestApp::dbs`].
+pub const SHARD_02: usize = 2;
+
+/// A running app of one test and direct connections to its stores.
 pub struct TestApp {
+    /// `http://127.0.0.1:<port>` of the server.
     pub address: String,
+    /// An HTTP client for the server.
     pub client: reqwest::Client,
+    /// The settings the app runs with (database URLs, Redis prefix, queue prefix, …).
     pub settings: Settings,
     /// Direct connections for assertions: `[config, shard 01, shard 02]`.
     pub dbs: Vec<sea_orm::DatabaseConnection>,
+    /// A direct Redis connection for assertions.
     pub redis: redis::aio::MultiplexedConnection,
+    databases: TestDatabases,
 }
 
-/// Database indexes of [`TestApp::dbs`].
-pub const CONFIG: usize = 0;
-pub const SHARD_01: usize = 1;
-pub const SHARD_02: usize = 2;
-
-fn unique_name() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() % 1_000_000_000)
-        .unwrap_or(0);
-    format!(
-        "bmt_{}_{}_{}",
-        std::process::id(),
-        nanos,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
+/// Starts the app with the test settings (see [`spawn_app_with`]).
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Like [`spawn_app`], with settings adjusted by `tweak` before the app starts.
+/// Like [`spawn_app`], with settings adjusted by `tweak` before the app starts: fresh config and
+/// shard databases (migrated), a fresh Redis key prefix and queue prefix, port 0, short relay and
+/// consumer delays.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let name = unique_name();
-    let server = std::env::var("BIG_MARKET_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+    let mut databases = TestDatabases::new().await.unwrap_or_else(|e| panic!("{e:#}"));
+    let urls = databases.sharded();
+    let name = databases.prefix().to_owned();
     let mut settings = Settings::default();
     settings.http.port = 0;
-    settings.database.config_url = format!("{server}/{name}_cfg");
-    settings.database.shard_urls = vec![format!("{server}/{name}_01"), format!("{server}/{name}_02")];
+    settings.database.config_url = urls.config_url;
+    settings.database.shard_urls = urls.shard_urls;
     settings.database.max_connections = 8;
-    settings.redis.url = std::env::var("BIG_MARKET_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    settings.redis.url = crate::services::redis_url();
     settings.redis.key_prefix = format!("{name}:");
     settings.rabbitmq.queue_prefix = format!("{name}.");
     settings.relay.poll_interval_ms = 100;
@@ -62,12 +62,15 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         filter: "warn".into(),
         json: false,
     });
+    let redis = crate::redis::connect_url(&settings.redis.url)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
     api::startup::migrate(&settings)
         .await
-        .unwrap_or_else(|e| panic!("MariaDB at {server} is required (start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd): {e}"));
-    let app = Application::build(settings.clone()).await.unwrap_or_else(|e| {
-        panic!("the application could not start (is Redis running? redis-server --daemonize yes): {e:#}")
-    });
+        .unwrap_or_else(|e| panic!("migrating the test databases {name}_*: {e:#}"));
+    let app = Application::build(settings.clone())
+        .await
+        .unwrap_or_else(|e| panic!("the application could not start: {e:#}"));
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let mut dbs = Vec::new();
@@ -78,17 +81,13 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
                 .expect("connect to a test database"),
         );
     }
-    let redis = redis::Client::open(settings.redis.url.as_str())
-        .expect("redis url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
     TestApp {
         address,
         client: reqwest::Client::new(),
         settings,
         dbs,
         redis,
+        databases,
     }
 }
 
@@ -177,25 +176,17 @@ impl TestApp {
     /// Deletes every Redis key of this test (a Redis loss).
     pub async fn flush_redis(&self) {
         let mut conn = self.redis.clone();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.settings.redis.key_prefix))
-            .query_async(&mut conn)
+        crate::redis::delete_prefix(&mut conn, &self.settings.redis.key_prefix)
             .await
-            .expect("keys");
-        for chunk in keys.chunks(500) {
-            let _: () = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await.expect("del");
-        }
+            .unwrap_or_else(|e| panic!("{e:#}"));
     }
 
-    /// A channel to the test broker.
+    /// A channel to the test broker ([`DEFAULT_AMQP_URL`], whatever broker URL the app was
+    /// given: some tests start the app with an unreachable one).
     pub async fn amqp(&self) -> lapin::Channel {
-        let conn = lapin::Connection::connect(
-            "amqp://guest:guest@127.0.0.1:5672/%2f",
-            lapin::ConnectionProperties::default(),
-        )
-        .await
-        .expect("RabbitMQ at 127.0.0.1:5672 is required (rabbitmq-server -detached)");
-        conn.create_channel().await.expect("channel")
+        crate::rabbitmq::channel(DEFAULT_AMQP_URL)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// The test's queue of `topic`.
@@ -203,15 +194,14 @@ impl TestApp {
         format!("{}{topic}", self.settings.rabbitmq.queue_prefix)
     }
 
-    async fn delete_queues(&self) {
-        let ch = self.amqp().await;
-        for topic in domain::outbox::TOPICS.iter().copied().chain(["no_such_topic"]) {
-            for q in [self.queue(topic), format!("{}.dead", self.queue(topic))] {
-                let _ = ch
-                    .queue_delete(q.as_str().into(), lapin::options::QueueDeleteOptions::default())
-                    .await;
-            }
-        }
+    /// Every queue this test may have declared: each topic's queue and its dead-letter queue.
+    fn queues(&self) -> Vec<String> {
+        domain::outbox::TOPICS
+            .iter()
+            .copied()
+            .chain(["no_such_topic"])
+            .flat_map(|topic| [self.queue(topic), format!("{}.dead", self.queue(topic))])
+            .collect()
     }
 
     /// Polls `query` every 50 ms until `done` accepts its data, or fails after `secs`.
@@ -230,17 +220,15 @@ impl TestApp {
         }
     }
 
-    /// Drops the test databases and Redis keys.
+    /// Deletes the test's Redis keys and queues and drops its databases.
     pub async fn cleanup(self) {
-        let mut urls = vec![self.settings.database.config_url.clone()];
-        urls.extend(self.settings.database.shard_urls.clone());
         self.flush_redis().await;
-        self.delete_queues().await;
-        for db in &self.dbs {
-            let _ = db.clone().close().await;
+        crate::rabbitmq::delete_queues(DEFAULT_AMQP_URL, self.queues())
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        for db in self.dbs {
+            let _ = db.close().await;
         }
-        for url in urls {
-            migration::drop_database(&url).await.expect("drop test database");
-        }
+        self.databases.drop_all().await.expect("drop test databases");
     }
 }
