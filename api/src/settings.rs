@@ -131,7 +131,7 @@ pub struct RelaySection {
 
 impl Default for RelaySection {
     fn default() -> Self {
-        let d = persistence::messaging::relay::RelaySettings::default();
+        let d = persistence::outbox::relay::RelaySettings::default();
         Self {
             enabled: true,
             batch_size: d.batch_size,
@@ -145,8 +145,8 @@ impl Default for RelaySection {
 
 impl RelaySection {
     /// The relay's settings.
-    pub fn relay_settings(&self) -> persistence::messaging::relay::RelaySettings {
-        persistence::messaging::relay::RelaySettings {
+    pub fn relay_settings(&self) -> persistence::outbox::relay::RelaySettings {
+        persistence::outbox::relay::RelaySettings {
             batch_size: self.batch_size.max(1),
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
             max_attempts: self.max_attempts.max(1),
@@ -187,8 +187,8 @@ impl Default for ConsumerSection {
 
 impl ConsumerSection {
     /// The consumers' settings.
-    pub fn consumer_settings(&self) -> persistence::messaging::consumer::ConsumerSettings {
-        persistence::messaging::consumer::ConsumerSettings {
+    pub fn consumer_settings(&self) -> persistence::rabbit::consumer::ConsumerSettings {
+        persistence::rabbit::consumer::ConsumerSettings {
             prefetch: self.prefetch.max(1),
             max_attempts: self.max_attempts.max(1),
             retry_delay: Duration::from_millis(self.retry_delay_ms),

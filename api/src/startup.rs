@@ -121,7 +121,7 @@ async fn shutdown_signal() {
 /// When the databases cannot be reached.
 pub async fn run_relay(settings: &Settings) -> anyhow::Result<()> {
     let db = persistence::Databases::connect(&settings.database_settings()).await?;
-    let nudge = Arc::new(persistence::messaging::relay::RelayNudge::new(&db));
+    let nudge = Arc::new(persistence::outbox::relay::RelayNudge::new(&db));
     let redis = persistence::redis::connect(&settings.redis.url).await?;
     let workers = Workers::start(settings, &db, &redis, nudge, true, settings.consumers.enabled);
     tracing::info!("relay running");
@@ -143,7 +143,8 @@ pub async fn rebuild_projections(settings: &Settings) -> anyhow::Result<()> {
     let calendar = domain::activity::BusinessCalendar::new(settings.business.utc_offset_minutes)
         .ok_or_else(|| anyhow::anyhow!("business.utc_offset_minutes must be within ±23:59"))?;
     let now = chrono::Utc::now();
-    let report = persistence::read_side::rebuild(&db, &views, &tasks, &calendar.day(now), &calendar.month(now)).await?;
+    let report =
+        persistence::mysql::read_side::rebuild(&db, &views, &tasks, &calendar.day(now), &calendar.month(now)).await?;
     tracing::info!(?report, "read models rebuilt");
     println!("{report:?}");
     Ok(())

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use domain::activity::service::ActivityDeps;
 use domain::activity::{ActivityService, BusinessCalendar};
 use domain::strategy::StrategyService;
-use persistence::messaging::relay::RelayNudge;
+use persistence::outbox::relay::RelayNudge;
+use persistence::outbox::store::MySqlTaskAdmin;
 use persistence::redis::{Connection, Keys, RedisArmoryStore, RedisAwardStock, RedisSkuStock, TaskStream, UserViews};
-use persistence::task_repo::MySqlTaskAdmin;
 use persistence::{Databases, MySqlActivityRepository, MySqlQuotaRepository, SnowflakeIds, SystemClock};
 
 use crate::settings::{Settings, Switches};

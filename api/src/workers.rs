@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::award::DeliverAward;
-use persistence::messaging::Topology;
-use persistence::messaging::consumer::{self, Handler};
-use persistence::messaging::handlers::{SendAwardHandler, StockZeroHandler};
-use persistence::messaging::publisher::Publisher;
-use persistence::messaging::relay::{Relay, RelayNudge, RelayStats};
+use persistence::outbox::relay::{Relay, RelayNudge, RelayStats};
+use persistence::rabbit::Topology;
+use persistence::rabbit::consumer::{self, Handler};
+use persistence::rabbit::handlers::{SendAwardHandler, StockZeroHandler};
+use persistence::rabbit::publisher::Publisher;
 use persistence::redis::{Connection, Keys, TaskStream, UserViews};
 use persistence::stock_sync::StockSync;
-use persistence::{Databases, MySqlAwardDelivery, OsRandom};
+use persistence::{Databases, MySqlAwardDelivery, OsRandom, SystemClock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -72,7 +72,7 @@ impl Workers {
         }
         if consumers {
             let deliver = Arc::new(DeliverAward::new(
-                Arc::new(MySqlAwardDelivery::new(db.clone())),
+                Arc::new(MySqlAwardDelivery::new(db.clone(), Arc::new(SystemClock))),
                 Arc::new(OsRandom),
             ));
             let handlers: Vec<Arc<dyn Handler>> = vec![
@@ -80,6 +80,7 @@ impl Workers {
                     deliver,
                     events: events.clone(),
                     views: Some(views.clone()),
+                    clock: Arc::new(SystemClock),
                 }),
                 Arc::new(StockZeroHandler::award(db.config.clone())),
                 Arc::new(StockZeroHandler::sku(db.config.clone())),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use lapin::options::QueueDeleteOptions;
-use persistence::messaging::Topology;
+use persistence::rabbit::Topology;
 use persistence::{Route, ShardRouter};
 use sea_orm::sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use sea_orm::sqlx::{self, MySql, QueryBuilder};
@@ -244,7 +244,7 @@ impl World {
         }
         let n = delete_keys(&self.settings.redis.url, &self.settings.redis.key_prefix).await?;
         let topology = Topology::new(self.settings.rabbitmq.queue_prefix.clone());
-        let conn = persistence::messaging::connect(&self.settings.rabbitmq.url).await?;
+        let conn = persistence::rabbit::connect(&self.settings.rabbitmq.url).await?;
         let ch = conn.create_channel().await?;
         for topic in domain::outbox::TOPICS {
             for q in [topology.queue(topic), topology.dead_queue(topic)] {

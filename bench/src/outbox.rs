@@ -12,7 +12,7 @@ use chrono::Utc;
 use domain::outbox::{
     AccountSnapshot, OutboxMessage, PeriodSnapshot, SendAward, TOPIC_ACCOUNT_CHANGED, TOPIC_SEND_AWARD,
 };
-use persistence::messaging::relay::{RelayObserver, RelayedRow};
+use persistence::outbox::relay::{RelayObserver, RelayedRow};
 use sea_orm::sqlx::{self, mysql::MySqlPool};
 use sea_orm::{DbErr, SqlxMySqlConnector};
 
@@ -76,7 +76,7 @@ fn rows(tag: &str, i: u64, user: &str, shape: Shape) -> Vec<OutboxMessage> {
 /// transaction with autocommit).
 async fn insert(pool: &MySqlPool, rows: &[OutboxMessage]) -> Result<(), DbErr> {
     let db = SqlxMySqlConnector::from_sqlx_mysql_pool(pool.clone());
-    persistence::task_repo::insert_outbox(&db, rows).await
+    persistence::outbox::store::insert_outbox(&db, rows).await
 }
 
 /// Commit instants of every row a paced run wrote: message id → (instant, measured).

@@ -70,10 +70,10 @@ impl SplitSql {
         let tickets = format!("user_raffle_order_{table:03}");
         let records = format!("user_award_record_{table:03}");
         Self {
-            // Today's path locked the production quota read (`persistence::draw_save`).
+            // Today's path locked the production quota read (`persistence::mysql::draw_save`).
             lock_for_draw: format!(
                 "{} FOR UPDATE",
-                persistence::draw_save::load_sql(&format!("_{table:03}"))
+                persistence::mysql::draw_save::load_sql(&format!("_{table:03}"))
             ),
             insert_ticket: format!(
                 "INSERT INTO `{tickets}` (`user_id`, `activity_id`, `activity_name`, `strategy_id`, `order_id`, \

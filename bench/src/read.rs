@@ -284,7 +284,8 @@ async fn measure(world: &World, args: &ReadBenchArgs) -> anyhow::Result<(Vec<Que
     let calendar = BusinessCalendar::new(settings.business.utc_offset_minutes).context("business calendar")?;
     let now = Utc::now();
     let report =
-        persistence::read_side::rebuild(&stores.db, &views, &tasks, &calendar.day(now), &calendar.month(now)).await?;
+        persistence::mysql::read_side::rebuild(&stores.db, &views, &tasks, &calendar.day(now), &calendar.month(now))
+            .await?;
     eprintln!("bench: read models rebuilt: {} accounts", report.accounts);
 
     let client_rt = tokio::runtime::Builder::new_multi_thread()

@@ -21,8 +21,8 @@ use clap::Args;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueuePurgeOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use persistence::Databases;
-use persistence::messaging::Topology;
-use persistence::messaging::relay::{RelayNudge, RelayObserver, RelayedRow};
+use persistence::outbox::relay::{RelayNudge, RelayObserver, RelayedRow};
+use persistence::rabbit::Topology;
 use sea_orm::sqlx::mysql::MySqlPool;
 use sea_orm::sqlx::{self, MySql, QueryBuilder, Row as _};
 use tokio::sync::{Notify, watch};
@@ -229,7 +229,7 @@ pub async fn run(settings: Settings, args: RelayBenchArgs) -> anyhow::Result<()>
 }
 
 async fn purge(settings: &Settings) -> anyhow::Result<()> {
-    let conn = persistence::messaging::connect(&settings.rabbitmq.url).await?;
+    let conn = persistence::rabbit::connect(&settings.rabbitmq.url).await?;
     let ch = conn.create_channel().await?;
     let topology = Topology::new(settings.rabbitmq.queue_prefix.clone());
     topology.declare(&ch).await?;
@@ -446,7 +446,7 @@ impl RawRelay {
                     .with_context(|| format!("connecting to {url}"))?,
             );
         }
-        let conn = persistence::messaging::connect(&settings.rabbitmq.url).await?;
+        let conn = persistence::rabbit::connect(&settings.rabbitmq.url).await?;
         let channel = conn.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         let topology = Topology::new(settings.rabbitmq.queue_prefix.clone());

@@ -1,32 +1,31 @@
 //! # big-market persistence
 //!
-//! Adapters behind the domain's ports: SeaORM repositories over the config database and the
-//! user shards (routed exactly like the original), Redis stores (rate tables, stock counters,
-//! read models), and — in later modules — the outbox relay and RabbitMQ.
+//! Adapters behind the domain's ports. They store what the domain decided and hold no
+//! business rule; one folder per technology:
+//!
+//! * [`mysql`] — SeaORM over the config database and the user shards (routed exactly like the
+//!   original): configuration reads, the quota saves of draw and recharge, award delivery;
+//! * [`redis`] — stock counters, rate tables, read models, task-status streams;
+//! * [`rabbit`] — the RabbitMQ topology, publisher with confirms, consumers and handlers;
+//! * [`outbox`] — the `task` table's statements, the relay loop and its projector;
+//! * [`stock_sync`] — lowers durable stock surpluses to the live Redis counters;
+//! * [`clock`], [`ids`], [`random`] — the system clock, snowflake ids, OS randomness.
 
-pub mod activity_repo;
 pub mod clock;
-pub mod db;
-pub mod delivery_repo;
-pub mod draw_save;
-pub mod entity;
 pub mod ids;
-pub mod messaging;
-pub mod quota_repo;
+pub mod mysql;
+pub mod outbox;
+pub mod rabbit;
 pub mod random;
-pub mod read_side;
 pub mod redis;
-pub mod router;
 pub mod stock_sync;
-pub mod strategy_repo;
-pub mod task_repo;
 
-pub use activity_repo::MySqlActivityRepository;
 pub use clock::SystemClock;
-pub use db::{DatabaseSettings, Databases, SESSION_ISOLATION};
-pub use delivery_repo::MySqlAwardDelivery;
 pub use ids::SnowflakeIds;
-pub use quota_repo::MySqlQuotaRepository;
+pub use mysql::activity::MySqlActivityRepository;
+pub use mysql::db::{DatabaseSettings, Databases, SESSION_ISOLATION};
+pub use mysql::delivery::MySqlAwardDelivery;
+pub use mysql::quota::MySqlQuotaRepository;
+pub use mysql::router::{Route, ShardRouter};
+pub use mysql::strategy::MySqlStrategyRepository;
 pub use random::OsRandom;
-pub use router::{Route, ShardRouter};
-pub use strategy_repo::MySqlStrategyRepository;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use domain::ErrorCode;
 use domain::ids::UserId;
 use domain::outbox::AccountSnapshot;
-use persistence::read_side;
+use persistence::mysql::read_side;
 use rust_decimal::Decimal;
 
 use super::error::with_code;

@@ -11,7 +11,7 @@ use domain::activity::ActivityConfig;
 use domain::ids::UserId;
 use domain::outbox::AccountSnapshot;
 use domain::strategy::StrategyView;
-use persistence::read_side;
+use persistence::mysql::read_side;
 use rust_decimal::Decimal;
 
 use super::error::{to_gql, with_code};

@@ -7,8 +7,8 @@ use async_graphql::{ComplexObject, Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use domain::ErrorCode;
 use domain::outbox::TaskState as DomainState;
+use persistence::outbox::store::{Replay, TaskRow};
 use persistence::redis::task_stream::TaskStatus;
-use persistence::task_repo::{Replay, TaskRow};
 
 use super::error::with_code;
 use crate::state::AppState;

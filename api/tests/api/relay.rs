@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use persistence::messaging::Topology;
-use persistence::messaging::publisher::Publisher;
-use persistence::messaging::relay::{Relay, RelayNudge};
+use persistence::outbox::relay::{Relay, RelayNudge};
+use persistence::rabbit::Topology;
+use persistence::rabbit::publisher::Publisher;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -148,7 +148,7 @@ async fn a_delivered_credit_award_completes_the_record_and_credits_once() {
         app.queue("send_award").as_str().into(),
         Default::default(),
         message.as_bytes(),
-        persistence::messaging::consumer::persistent_json(),
+        persistence::rabbit::consumer::persistent_json(),
     )
     .await
     .unwrap();

@@ -7,7 +7,9 @@ use domain::ports::{PortError, StrategyRepository};
 use domain::strategy::{AwardCatalogEntry, RuleTreeConfig, StrategyAwardConfig, StrategyConfig};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
-use crate::entity::{award, rule_tree, rule_tree_node, rule_tree_node_line, strategy, strategy_award, strategy_rule};
+use crate::mysql::entity::{
+    award, rule_tree, rule_tree_node, rule_tree_node_line, strategy, strategy_award, strategy_rule,
+};
 
 /// [`StrategyRepository`] on MySQL (SeaORM).
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! RabbitMQ: the outbox relay (publisher side) and the consumers.
+//! RabbitMQ: the topology, the publisher the outbox relay sends through, and the consumers.
 //!
 //! Transport as in the original: the default exchange with routing key = queue name = topic
 //! (optionally prefixed, so test runs and tenants never share queues). Queues are durable and
@@ -8,7 +8,6 @@
 pub mod consumer;
 pub mod handlers;
 pub mod publisher;
-pub mod relay;
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;

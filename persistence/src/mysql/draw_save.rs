@@ -13,8 +13,8 @@ use domain::activity::ports::{DrawSave, DrawSaved, SaveFailure};
 use domain::ids::ActivityId;
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
 
-use crate::db::{is_conflict, port_err};
-use crate::quota_repo::whole_seconds;
+use crate::mysql::db::{is_conflict, port_err};
+use crate::mysql::quota::whole_seconds;
 
 /// The quota read; `{tickets}` is the routed `user_raffle_order_XXX`. Parameters: day, month,
 /// user id, activity id.

@@ -6,7 +6,7 @@ use domain::ids::ActivityId;
 use domain::ports::PortError;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
-use crate::entity::{raffle_activity, raffle_activity_count, raffle_activity_sku};
+use crate::mysql::entity::{raffle_activity, raffle_activity_count, raffle_activity_sku};
 
 /// [`ActivityRepository`] on MySQL (SeaORM).
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ impl MySqlActivityRepository {
 #[async_trait::async_trait]
 impl ActivityRepository for MySqlActivityRepository {
     async fn load_activity(&self, activity_id: ActivityId) -> Result<Option<ActivityConfig>, PortError> {
-        self.load(activity_id).await.map_err(crate::db::port_err)
+        self.load(activity_id).await.map_err(crate::mysql::db::port_err)
     }
 
     async fn activity_of_sku(&self, sku: i64) -> Result<Option<ActivityId>, PortError> {
@@ -89,6 +89,6 @@ impl ActivityRepository for MySqlActivityRepository {
             .one(&self.db)
             .await
             .map(|s| s.map(|s| s.activity_id))
-            .map_err(crate::db::port_err)
+            .map_err(crate::mysql::db::port_err)
     }
 }

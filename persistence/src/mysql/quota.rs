@@ -1,4 +1,4 @@
-//! User quota on the shards: the draw's load and save (statements in [`crate::draw_save`]),
+//! User quota on the shards: the draw's load and save (statements in [`crate::mysql::draw_save`]),
 //! the recharge save, and the durable stock ledgers.
 //!
 //! Every user's rows live on one shard (the router), so each save is a single local
@@ -20,8 +20,8 @@ use domain::ports::{AwardLedger, PortError};
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
 
-use crate::db::{Databases, is_conflict, is_duplicate, port_err};
-use crate::draw_save;
+use crate::mysql::db::{Databases, is_conflict, is_duplicate, port_err};
+use crate::mysql::draw_save;
 
 fn c(name: &'static str) -> Alias {
     Alias::new(name)
@@ -205,7 +205,7 @@ impl MySqlQuotaRepository {
                 return Err(Stop::Outcome(RechargeSaved::Moved));
             }
         }
-        Ok(crate::task_repo::insert_outbox(tx, save.outbox).await?)
+        Ok(crate::outbox::store::insert_outbox(tx, save.outbox).await?)
     }
 
     /// `SELECT … FROM every split table of every shard`, summed per key.

@@ -1,33 +1,42 @@
 //! Award delivery on the shards: inbox + award record + credit + task stamp in one transaction.
 
+use std::sync::Arc;
+
 use domain::award::{AwardDeliveryRepository, CreditBalance, Delivery, DeliveryOutcome};
 use domain::ids::AwardId;
 use domain::outbox::TOPIC_SEND_AWARD;
+use domain::ports::Clock;
 use domain::ports::PortError;
 use domain::strategy::AwardCatalogEntry;
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 
-use crate::db::{Databases, is_duplicate, port_err};
-use crate::entity::award;
+use crate::mysql::db::{Databases, is_duplicate, port_err};
+use crate::mysql::entity::award;
 
 fn c(name: &'static str) -> Alias {
     Alias::new(name)
 }
 
 /// [`AwardDeliveryRepository`] over the shards (and the config DB for the catalogue).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MySqlAwardDelivery {
     db: Databases,
+    clock: Arc<dyn Clock>,
 }
 
 impl MySqlAwardDelivery {
-    /// A repository over `db`.
-    pub fn new(db: Databases) -> Self {
-        Self { db }
+    /// A repository over `db`; `clock` stamps `task.delivered_at`.
+    pub fn new(db: Databases, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
     }
 
-    async fn apply(tx: &DatabaseTransaction, d: &Delivery, suffix: &str) -> Result<Option<CreditBalance>, DbErr> {
+    async fn apply(
+        tx: &DatabaseTransaction,
+        d: &Delivery,
+        suffix: &str,
+        now: chrono::NaiveDateTime,
+    ) -> Result<Option<CreditBalance>, DbErr> {
         let b = tx.get_database_backend();
         let inbox = Query::insert()
             .into_table(c("inbox"))
@@ -94,7 +103,7 @@ impl MySqlAwardDelivery {
         }
         let task = Query::update()
             .table(c("task"))
-            .value(c("delivered_at"), chrono::Utc::now().naive_utc())
+            .value(c("delivered_at"), now)
             .and_where(Expr::col(c("message_id")).eq(d.message_id.as_str()))
             .to_owned();
         tx.execute(b.build(&task)).await?;
@@ -108,7 +117,7 @@ impl AwardDeliveryRepository for MySqlAwardDelivery {
         let (db, route) = self.db.shard_of(&d.user_id);
         // READ COMMITTED, as every connection of `Databases`.
         let tx = db.begin().await.map_err(port_err)?;
-        match Self::apply(&tx, d, &route.suffix()).await {
+        match Self::apply(&tx, d, &route.suffix(), self.clock.now().naive_utc()).await {
             Ok(credit) => {
                 tx.commit().await.map_err(port_err)?;
                 Ok(DeliveryOutcome { applied: true, credit })

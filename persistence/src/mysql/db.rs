@@ -8,7 +8,7 @@ use sea_orm::sqlx::ConnectOptions as _;
 use sea_orm::sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sea_orm::{DatabaseConnection, DbErr, SqlxMySqlConnector};
 
-use crate::router::{Route, ShardRouter};
+use crate::mysql::router::{Route, ShardRouter};
 
 /// How to reach the databases.
 #[derive(Debug, Clone, PartialEq, Eq)]

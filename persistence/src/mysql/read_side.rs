@@ -8,7 +8,7 @@ use domain::outbox::{AccountSnapshot, INTERNAL_TOPICS, PeriodSnapshot, TaskState
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
-use crate::db::Databases;
+use crate::mysql::db::Databases;
 use crate::redis::views::{AwardEntry, CreditView};
 use crate::redis::{TaskEvent, TaskStream, UserViews};
 

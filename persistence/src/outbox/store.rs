@@ -1,14 +1,15 @@
-//! Admin access to the outbox: list tasks across shards, find one, replay a dead one.
+//! Every statement on the outbox table `task`: the insert that commands run in their
+//! transaction, the relay's claim and settle statements, and the admin list / find / replay.
 //!
-//! An admin path, not a user query: it reads MySQL directly (the task-status read model
-//! serves clients).
+//! The admin path is not a user query: it reads MySQL directly (the task-status read model
+//! serves clients). States are written through [`TaskState::column_value`], never as literals.
 
 use chrono::NaiveDateTime;
 use domain::outbox::{OutboxMessage, TaskState};
-use sea_orm::sea_query::{Alias, Expr, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Cond, Expr, LockBehavior, LockType, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 
-use crate::db::Databases;
+use crate::mysql::db::Databases;
 
 fn c(name: &'static str) -> Alias {
     Alias::new(name)
@@ -211,12 +212,12 @@ impl MySqlTaskAdmin {
         let db = &self.db.shards[task.shard];
         let q = Query::update()
             .table(c("task"))
-            .value(c("state"), "create")
+            .value(c("state"), TaskState::Created.column_value())
             .value(c("attempts"), 0)
             .value(c("next_attempt_at"), Option::<NaiveDateTime>::None)
             .value(c("last_error"), Option::<String>::None)
             .and_where(Expr::col(c("id")).eq(task.id))
-            .and_where(Expr::col(c("state")).is_in(["dead", "fail"]))
+            .and_where(Expr::col(c("state")).is_in([TaskState::Dead.column_value(), TaskState::Failed.column_value()]))
             .to_owned();
         db.execute(db.get_database_backend().build(&q)).await?;
         Ok(match self.find(message_id).await? {
@@ -224,4 +225,116 @@ impl MySqlTaskAdmin {
             None => Replay::NotFound,
         })
     }
+}
+
+/// A `task` row claimed by the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// Row id within its shard.
+    pub id: u64,
+    /// Routing user.
+    pub user_id: String,
+    /// Claimed for the first time (`create`, no attempt yet): its `CREATED` is announced.
+    pub fresh: bool,
+    /// Topic.
+    pub topic: String,
+    /// Message id (`task-{id}` for rows of the original written without one).
+    pub message_id: String,
+    /// The envelope JSON.
+    pub message: String,
+    /// Publish attempts so far.
+    pub attempts: u32,
+}
+
+/// Claims up to `limit` due rows (`create`, or `fail` whose retry time has come), oldest first,
+/// locking them with `FOR UPDATE SKIP LOCKED` inside `tx`, so concurrent loops and processes
+/// never claim the same row.
+///
+/// # Errors
+/// The driver's error.
+pub async fn claim(tx: &impl ConnectionTrait, limit: u64, now: NaiveDateTime) -> Result<Vec<Claimed>, DbErr> {
+    let q = Query::select()
+        .columns([
+            c("id"),
+            c("user_id"),
+            c("topic"),
+            c("message_id"),
+            c("message"),
+            c("attempts"),
+            c("state"),
+        ])
+        .from(c("task"))
+        .and_where(Expr::col(c("state")).is_in([TaskState::Created.column_value(), TaskState::Failed.column_value()]))
+        .cond_where(
+            Cond::any()
+                .add(Expr::col(c("next_attempt_at")).is_null())
+                .add(Expr::col(c("next_attempt_at")).lte(now)),
+        )
+        .order_by(c("id"), Order::Asc)
+        .limit(limit)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .to_owned();
+    let rows = tx.query_all(tx.get_database_backend().build(&q)).await?;
+    rows.into_iter()
+        .map(|r| {
+            let id: u64 = r.try_get("", "id")?;
+            let attempts: i32 = r.try_get("", "attempts")?;
+            Ok(Claimed {
+                id,
+                user_id: r.try_get("", "user_id")?,
+                fresh: attempts == 0 && r.try_get::<String>("", "state")? == TaskState::Created.column_value(),
+                topic: r.try_get("", "topic")?,
+                message_id: r
+                    .try_get::<Option<String>>("", "message_id")?
+                    .unwrap_or_else(|| format!("task-{id}")),
+                message: r.try_get("", "message")?,
+                attempts: u32::try_from(attempts).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// Marks confirmed rows published (`completed`, `published_at`, one more attempt).
+///
+/// # Errors
+/// The driver's error.
+pub async fn mark_published(tx: &impl ConnectionTrait, ids: &[u64], now: NaiveDateTime) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let q = Query::update()
+        .table(c("task"))
+        .value(c("state"), TaskState::Published.column_value())
+        .value(c("published_at"), now)
+        .value(c("last_error"), Option::<String>::None)
+        .value(c("attempts"), Expr::col(c("attempts")).add(1))
+        .and_where(Expr::col(c("id")).is_in(ids.iter().copied()))
+        .to_owned();
+    tx.execute(tx.get_database_backend().build(&q)).await.map(|_| ())
+}
+
+/// Records a failed publish attempt: `fail` with the next attempt's time, or `dead` when
+/// `dead` is set; the reason is kept (first 500 characters).
+///
+/// # Errors
+/// The driver's error.
+pub async fn mark_failed(
+    tx: &impl ConnectionTrait,
+    id: u64,
+    attempts: u32,
+    dead: bool,
+    next_attempt_at: NaiveDateTime,
+    reason: &str,
+) -> Result<(), DbErr> {
+    let reason: String = reason.chars().take(500).collect();
+    let state = if dead { TaskState::Dead } else { TaskState::Failed };
+    let q = Query::update()
+        .table(c("task"))
+        .value(c("state"), state.column_value())
+        .value(c("attempts"), attempts)
+        .value(c("next_attempt_at"), next_attempt_at)
+        .value(c("last_error"), reason)
+        .and_where(Expr::col(c("id")).eq(id))
+        .to_owned();
+    tx.execute(tx.get_database_backend().build(&q)).await.map(|_| ())
 }

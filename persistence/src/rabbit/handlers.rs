@@ -21,6 +21,8 @@ pub struct SendAwardHandler {
     pub events: Option<TaskStream>,
     /// The award-history and credit views, if maintained.
     pub views: Option<UserViews>,
+    /// Time of the `DELIVERED` announcement.
+    pub clock: Arc<dyn domain::ports::Clock>,
 }
 
 #[async_trait::async_trait]
@@ -57,7 +59,7 @@ impl Handler for SendAwardHandler {
                         topic: TOPIC_SEND_AWARD.into(),
                         state: TaskState::Delivered,
                         attempts: 0,
-                        occurred_at_ms: chrono::Utc::now().timestamp_millis(),
+                        occurred_at_ms: self.clock.now().timestamp_millis(),
                     };
                     if let Err(e) = stream.append(&[event]).await {
                         tracing::warn!(error = %e, "could not append the delivered event (read model; rebuildable)");

@@ -1,11 +1,13 @@
 //! The outbox relay: committed `task` rows → RabbitMQ, with publisher confirms.
 //!
-//! Per shard, a loop claims due rows with `SELECT … FOR UPDATE SKIP LOCKED` (so several relay
-//! processes share the work without publishing a row twice), publishes them as persistent,
-//! mandatory messages, waits for the confirms of the whole batch, and only then marks each
-//! confirmed row `completed`, all in the claiming transaction. A returned, nacked or
-//! unconfirmed message is not marked sent: it counts an attempt and is retried after an
-//! exponential backoff, and after `max_attempts` it becomes `dead` (visible, replayable).
+//! Per shard, `loops_per_shard` loops each claim due rows ([`store::claim`]: `FOR UPDATE SKIP
+//! LOCKED`, so several loops and relay processes share the work without publishing a row
+//! twice), publish them as persistent, mandatory messages, wait for the confirms of the whole
+//! batch, and only then mark each confirmed row `completed`, all in the claiming transaction.
+//! A returned, nacked or unconfirmed message is not marked sent: it counts an attempt and is
+//! retried after an exponential backoff, and after `max_attempts` it becomes `dead` (visible,
+//! replayable). Each batch answers a [`BatchOutcome`]; its read-side effects belong to the
+//! [`Projector`].
 //!
 //! Latency: the API nudges the shard's loop right after a commit; polling every
 //! `poll_interval` is the fallback after crashes and for other processes' commits. While the
@@ -17,17 +19,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
-use sea_orm::sea_query::{Alias, Cond, Expr, LockBehavior, LockType, Order, Query};
+use domain::outbox::INTERNAL_TOPICS;
+use domain::ports::Clock;
 use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
 use tokio::sync::{Notify, watch};
 
-use super::publisher::{Outgoing, Published, Publisher};
-use crate::db::Databases;
-use crate::redis::views::AwardEntry;
-use crate::redis::{TaskEvent, TaskStream, UserViews};
-use domain::events::{AccountSnapshot, SendAward, decode};
-use domain::outbox::{INTERNAL_TOPICS, TOPIC_SEND_AWARD, TaskState};
+use super::projector::Projector;
+use super::store::{self, Claimed};
+use crate::SystemClock;
+use crate::mysql::db::Databases;
+use crate::rabbit::publisher::{Outgoing, Published, Publisher};
+use crate::redis::{TaskStream, UserViews};
 
 /// Tuning of the relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +67,7 @@ impl Default for RelaySettings {
 #[derive(Debug)]
 pub struct RelayNudge {
     shards: Vec<Notify>,
-    router: crate::router::ShardRouter,
+    router: crate::mysql::router::ShardRouter,
 }
 
 impl RelayNudge {
@@ -130,8 +132,7 @@ pub trait RelayObserver: Send + Sync {
 /// The relay over every shard.
 pub struct Relay {
     observer: Option<Arc<dyn RelayObserver>>,
-    events: Option<TaskStream>,
-    views: Option<UserViews>,
+    projector: Projector,
     db: Databases,
     publisher: Arc<Publisher>,
     settings: RelaySettings,
@@ -139,31 +140,42 @@ pub struct Relay {
     stats: Arc<RelayStats>,
 }
 
-struct Claimed {
-    id: u64,
-    user_id: String,
-    fresh: bool,
-    topic: String,
-    message_id: String,
-    message: String,
-    attempts: u32,
-}
-
-fn c(name: &'static str) -> Alias {
-    Alias::new(name)
+/// What one batch did, so the loop decides without guessing from a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// No row was due.
+    Idle,
+    /// A batch was claimed and settled.
+    Handled {
+        /// Rows claimed.
+        claimed: usize,
+        /// Rows confirmed by the broker (or applied to the read model) and marked published.
+        published: usize,
+        /// Rows that failed and will be retried.
+        failed: usize,
+        /// Rows that failed for the last time and are now dead.
+        dead: usize,
+        /// The batch was full: more rows may be due right away.
+        more: bool,
+    },
 }
 
 impl Relay {
     /// A relay publishing through `publisher`, woken by `nudge`.
     pub fn new(db: Databases, publisher: Arc<Publisher>, settings: RelaySettings, nudge: Arc<RelayNudge>) -> Self {
+        let max_attempts = settings.max_attempts;
         Self {
             db,
             publisher,
             settings,
             nudge,
             stats: Arc::default(),
-            events: None,
-            views: None,
+            projector: Projector {
+                events: None,
+                views: None,
+                max_attempts,
+                clock: Arc::new(SystemClock),
+            },
             observer: None,
         }
     }
@@ -194,89 +206,22 @@ impl Relay {
 
     /// Also appends every state change to the task-status streams.
     pub fn with_events(mut self, events: TaskStream) -> Self {
-        self.events = Some(events);
+        self.projector.events = Some(events);
+        self
+    }
+
+    /// Takes the time of claims, settlements and announcements from `clock` (the system
+    /// clock by default).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.projector.clock = clock;
         self
     }
 
     /// Also maintains the user read models (accounts from projection-only events, award
     /// history from `send_award`).
     pub fn with_views(mut self, views: UserViews) -> Self {
-        self.views = Some(views);
+        self.projector.views = Some(views);
         self
-    }
-
-    async fn apply_internal(&self, row: &Claimed) -> Published {
-        let Some(views) = &self.views else {
-            return Published::Confirmed;
-        };
-        match decode::<AccountSnapshot>(row.message.as_bytes()) {
-            Ok(env) => match views.apply_account(&env.data).await {
-                Ok(_) => Published::Confirmed,
-                Err(e) => Published::Failed(format!("read model: {e}")),
-            },
-            Err(e) => Published::Failed(format!("malformed {}: {e}", row.topic)),
-        }
-    }
-
-    async fn record_awards(&self, rows: &[Claimed], results: &[Published]) {
-        let Some(views) = &self.views else { return };
-        let mut won: Vec<(String, AwardEntry)> = Vec::new();
-        for (row, result) in rows.iter().zip(results) {
-            if row.topic != TOPIC_SEND_AWARD || *result != Published::Confirmed {
-                continue;
-            }
-            let Ok(env) = decode::<SendAward>(row.message.as_bytes()) else {
-                continue;
-            };
-            let entry = AwardEntry {
-                order_id: env.data.order_id,
-                award_id: env.data.award_id,
-                award_title: env.data.award_title,
-                // The record's `award_time` has whole seconds.
-                award_time_ms: env.timestamp - env.timestamp.rem_euclid(1000),
-                delivered: false,
-            };
-            won.push((env.data.user_id, entry));
-        }
-        let batch: Vec<(&str, &AwardEntry)> = won.iter().map(|(u, e)| (u.as_str(), e)).collect();
-        if let Err(e) = views.add_awards(&batch).await {
-            tracing::warn!(error = %e, "could not record awards in the history view (rebuildable)");
-        }
-    }
-
-    async fn emit(&self, rows: &[Claimed], results: &[Published]) {
-        let Some(stream) = &self.events else { return };
-        let at = Utc::now().timestamp_millis();
-        let mut events = Vec::with_capacity(rows.len() * 2);
-        for (row, result) in rows
-            .iter()
-            .zip(results)
-            .filter(|(r, _)| !INTERNAL_TOPICS.contains(&r.topic.as_str()))
-        {
-            let event = |state, attempts| TaskEvent {
-                cursor: String::new(),
-                message_id: row.message_id.clone(),
-                user_id: row.user_id.clone(),
-                topic: row.topic.clone(),
-                state,
-                attempts,
-                occurred_at_ms: at,
-            };
-            if row.fresh {
-                events.push(event(TaskState::Created, 0));
-            }
-            let attempts = i32::try_from(row.attempts + 1).unwrap_or(i32::MAX);
-            events.push(match result {
-                Published::Confirmed => event(TaskState::Published, attempts),
-                Published::Failed(_) if row.attempts + 1 >= self.settings.max_attempts => {
-                    event(TaskState::Dead, attempts)
-                }
-                Published::Failed(_) => event(TaskState::Failed, attempts),
-            });
-        }
-        if let Err(e) = stream.append(&events).await {
-            tracing::warn!(error = %e, "could not append task-status events (read model; rebuildable)");
-        }
     }
 
     /// The counters.
@@ -305,7 +250,7 @@ impl Relay {
         let mut error_pause = self.settings.poll_interval;
         while !*shutdown.borrow() {
             let pause = match self.pump(shard).await {
-                Ok(n) if n >= self.settings.batch_size => {
+                Ok(BatchOutcome::Handled { more: true, .. }) => {
                     error_pause = self.settings.poll_interval;
                     continue;
                 }
@@ -314,7 +259,7 @@ impl Relay {
                     self.settings.poll_interval
                 }
                 Err(e) => {
-                    tracing::warn!(shard, error = %e, "relay batch failed; retrying");
+                    tracing::warn!(shard, error = format!("{e:#}"), "relay batch failed; retrying");
                     error_pause = (error_pause * 2).min(Duration::from_secs(10));
                     error_pause
                 }
@@ -328,12 +273,12 @@ impl Relay {
         }
     }
 
-    /// Claims, publishes and settles one batch of `shard`; returns the rows claimed.
+    /// Claims, publishes and settles one batch of `shard`.
     ///
     /// # Errors
     /// When the broker or the shard cannot be reached (nothing is marked in that case).
     #[tracing::instrument(name = "relay.batch", skip(self), fields(rows))]
-    pub async fn pump(&self, shard: usize) -> anyhow::Result<u64> {
+    pub async fn pump(&self, shard: usize) -> anyhow::Result<BatchOutcome> {
         // Reach the broker before claiming: while it is down, rows stay pending untouched.
         self.publisher.channel().await?;
         let db = self
@@ -343,17 +288,18 @@ impl Relay {
             .ok_or_else(|| anyhow::anyhow!("no shard {shard}"))?;
         // READ COMMITTED, as every connection of `Databases`.
         let tx = db.begin().await?;
-        let rows = Self::claim(&tx, self.settings.batch_size).await?;
+        let now = self.projector.clock.now().naive_utc();
+        let rows = store::claim(&tx, self.settings.batch_size, now).await?;
         if rows.is_empty() {
             tx.commit().await?;
-            return Ok(0);
+            return Ok(BatchOutcome::Idle);
         }
         tracing::Span::current().record("rows", rows.len());
         // Projection-only events are applied to the read model, not sent to the broker.
         let mut results: Vec<Option<Published>> = Vec::with_capacity(rows.len());
         for r in &rows {
             results.push(if INTERNAL_TOPICS.contains(&r.topic.as_str()) {
-                Some(self.apply_internal(r).await)
+                Some(self.projector.apply_internal(r).await)
             } else {
                 None
             });
@@ -374,89 +320,48 @@ impl Relay {
             .map(|done| done.unwrap_or_else(|| published.next().unwrap_or(Published::Failed("no confirm".into()))))
             .collect();
         self.observe(shard, &rows, &results, false);
-        let now = Utc::now().naive_utc();
         let confirmed: Vec<u64> = rows
             .iter()
             .zip(&results)
             .filter(|(_, p)| **p == Published::Confirmed)
             .map(|(r, _)| r.id)
             .collect();
-        if !confirmed.is_empty() {
-            let q = Query::update()
-                .table(c("task"))
-                .value(c("state"), "completed")
-                .value(c("published_at"), now)
-                .value(c("last_error"), Option::<String>::None)
-                .value(c("attempts"), Expr::col(c("attempts")).add(1))
-                .and_where(Expr::col(c("id")).is_in(confirmed.clone()))
-                .to_owned();
-            tx.execute(tx.get_database_backend().build(&q)).await?;
-        }
+        store::mark_published(&tx, &confirmed, now).await?;
+        let (mut failed, mut dead) = (0, 0);
         for (row, result) in rows.iter().zip(&results) {
             if let Published::Failed(reason) = result {
-                self.settle_failure(&tx, row, reason, now).await?;
+                if self.settle_failure(&tx, row, reason, now).await? {
+                    dead += 1;
+                } else {
+                    failed += 1;
+                }
             }
         }
         tx.commit().await?;
         self.stats
             .published
             .fetch_add(confirmed.len() as u64, Ordering::Relaxed);
-        self.emit(&rows, &results).await;
-        self.record_awards(&rows, &results).await;
+        self.projector.announce(&rows, &results).await;
+        self.projector.record_awards(&rows, &results).await;
         self.observe(shard, &rows, &results, true);
-        Ok(rows.len() as u64)
+        Ok(BatchOutcome::Handled {
+            claimed: rows.len(),
+            published: confirmed.len(),
+            failed,
+            dead,
+            more: rows.len() as u64 >= self.settings.batch_size,
+        })
     }
 
-    async fn claim(tx: &impl ConnectionTrait, limit: u64) -> Result<Vec<Claimed>, DbErr> {
-        let now = Utc::now().naive_utc();
-        let q = Query::select()
-            .columns([
-                c("id"),
-                c("user_id"),
-                c("topic"),
-                c("message_id"),
-                c("message"),
-                c("attempts"),
-                c("state"),
-            ])
-            .from(c("task"))
-            .and_where(Expr::col(c("state")).is_in(["create", "fail"]))
-            .cond_where(
-                Cond::any()
-                    .add(Expr::col(c("next_attempt_at")).is_null())
-                    .add(Expr::col(c("next_attempt_at")).lte(now)),
-            )
-            .order_by(c("id"), Order::Asc)
-            .limit(limit)
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-            .to_owned();
-        let rows = tx.query_all(tx.get_database_backend().build(&q)).await?;
-        rows.into_iter()
-            .map(|r| {
-                let id: u64 = r.try_get("", "id")?;
-                let attempts: i32 = r.try_get("", "attempts")?;
-                Ok(Claimed {
-                    id,
-                    user_id: r.try_get("", "user_id")?,
-                    fresh: attempts == 0 && r.try_get::<String>("", "state")? == "create",
-                    topic: r.try_get("", "topic")?,
-                    message_id: r
-                        .try_get::<Option<String>>("", "message_id")?
-                        .unwrap_or_else(|| format!("task-{id}")),
-                    message: r.try_get("", "message")?,
-                    attempts: u32::try_from(attempts).unwrap_or(0),
-                })
-            })
-            .collect()
-    }
-
+    /// Counts a failed attempt of `row`, with a backoff before the next; returns whether the
+    /// row is now dead.
     async fn settle_failure(
         &self,
         tx: &impl ConnectionTrait,
         row: &Claimed,
         reason: &str,
         now: chrono::NaiveDateTime,
-    ) -> Result<(), DbErr> {
+    ) -> Result<bool, DbErr> {
         let attempts = row.attempts + 1;
         let dead = attempts >= self.settings.max_attempts;
         let backoff = self
@@ -465,7 +370,6 @@ impl Relay {
             .saturating_mul(1 << (attempts - 1).min(20))
             .min(self.settings.backoff_max);
         let next = now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::seconds(1));
-        let reason: String = reason.chars().take(500).collect();
         if dead {
             tracing::error!(task.message_id = %row.message_id, task.topic = %row.topic, attempts, error = %reason, "outbox row dead-lettered");
             self.stats.dead.fetch_add(1, Ordering::Relaxed);
@@ -473,14 +377,7 @@ impl Relay {
             tracing::warn!(task.message_id = %row.message_id, task.topic = %row.topic, attempts, error = %reason, "publish failed; will retry");
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
         }
-        let q = Query::update()
-            .table(c("task"))
-            .value(c("state"), if dead { "dead" } else { "fail" })
-            .value(c("attempts"), attempts)
-            .value(c("next_attempt_at"), next)
-            .value(c("last_error"), reason)
-            .and_where(Expr::col(c("id")).eq(row.id))
-            .to_owned();
-        tx.execute(tx.get_database_backend().build(&q)).await.map(|_| ())
+        store::mark_failed(tx, row.id, attempts, dead, next, reason).await?;
+        Ok(dead)
     }
 }

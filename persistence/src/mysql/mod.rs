@@ -1,0 +1,22 @@
+//! MySQL / MariaDB through SeaORM: the config database and the user shards.
+//!
+//! * [`db`] — the pools (every connection READ COMMITTED) and driver-error translation;
+//! * [`router`] — the user-id router, byte-exact with the original;
+//! * [`entity`] — SeaORM entities of the config tables;
+//! * [`activity`], [`strategy`] — configuration reads;
+//! * [`quota`] — the quota saves of draw and recharge, and the durable stock ledgers, with
+//!   the draw's two statements in [`draw_save`];
+//! * [`delivery`] — award delivery (`send_award` consumer's transaction);
+//! * [`read_side`] — reads the shards to rebuild the Redis read models.
+//!
+//! The outbox table `task` has its own home: [`crate::outbox::store`].
+
+pub mod activity;
+pub mod db;
+pub mod delivery;
+pub mod draw_save;
+pub mod entity;
+pub mod quota;
+pub mod read_side;
+pub mod router;
+pub mod strategy;

@@ -1,0 +1,119 @@
+//! What a relayed batch changes on the read side.
+//!
+//! * Projection-only events (`activity_account_changed`) are applied to the user views instead
+//!   of being published ([`Projector::apply_internal`]).
+//! * After the batch is settled, confirmed `send_award` events enter the award history
+//!   ([`Projector::record_awards`]) and every state change is appended to the task-status
+//!   streams ([`Projector::announce`]).
+//!
+//! Read-model writes are best effort: a failure is logged and the view is rebuildable
+//! (`rebuildProjections`); the `task` table stays the source of truth.
+
+use std::sync::Arc;
+
+use domain::events::{AccountSnapshot, SendAward, decode};
+use domain::outbox::{INTERNAL_TOPICS, TOPIC_SEND_AWARD, TaskState};
+use domain::ports::Clock;
+
+use super::store::Claimed;
+use crate::rabbit::publisher::Published;
+use crate::redis::views::AwardEntry;
+use crate::redis::{TaskEvent, TaskStream, UserViews};
+
+/// The relay's read-side writes; each part is optional (a relay without views or streams
+/// only publishes).
+pub struct Projector {
+    /// The task-status streams, if maintained.
+    pub events: Option<TaskStream>,
+    /// The user views, if maintained.
+    pub views: Option<UserViews>,
+    /// Publish attempts after which a failed row is dead (to announce `DEAD`).
+    pub max_attempts: u32,
+    /// Time of the announcements.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Projector {
+    /// Applies a projection-only event to the user views; `Failed` when it cannot (the row is
+    /// then retried like a failed publish).
+    pub async fn apply_internal(&self, row: &Claimed) -> Published {
+        let Some(views) = &self.views else {
+            return Published::Confirmed;
+        };
+        match decode::<AccountSnapshot>(row.message.as_bytes()) {
+            Ok(env) => match views.apply_account(&env.data).await {
+                Ok(_) => Published::Confirmed,
+                Err(e) => Published::Failed(format!("read model: {e}")),
+            },
+            Err(e) => Published::Failed(format!("malformed {}: {e}", row.topic)),
+        }
+    }
+
+    /// Adds the confirmed `send_award` events of a batch to their users' award history.
+    pub async fn record_awards(&self, rows: &[Claimed], results: &[Published]) {
+        let Some(views) = &self.views else { return };
+        let mut won: Vec<(String, AwardEntry)> = Vec::new();
+        for (row, result) in rows.iter().zip(results) {
+            if row.topic != TOPIC_SEND_AWARD || *result != Published::Confirmed {
+                continue;
+            }
+            let Ok(env) = decode::<SendAward>(row.message.as_bytes()) else {
+                continue;
+            };
+            let entry = AwardEntry {
+                order_id: env.data.order_id,
+                award_id: env.data.award_id,
+                award_title: env.data.award_title,
+                // The record's `award_time` has whole seconds.
+                award_time_ms: env.timestamp - env.timestamp.rem_euclid(1000),
+                delivered: false,
+            };
+            won.push((env.data.user_id, entry));
+        }
+        if won.is_empty() {
+            return;
+        }
+        let batch: Vec<(&str, &AwardEntry)> = won.iter().map(|(u, e)| (u.as_str(), e)).collect();
+        if let Err(e) = views.add_awards(&batch).await {
+            tracing::warn!(error = %e, "could not record awards in the history view (rebuildable)");
+        }
+    }
+
+    /// Appends the batch's state changes to the task-status streams: `CREATED` for rows
+    /// claimed for the first time, then `PUBLISHED`, `FAIL` or `DEAD` with the attempt count.
+    pub async fn announce(&self, rows: &[Claimed], results: &[Published]) {
+        let Some(stream) = &self.events else { return };
+        let at = self.clock.now().timestamp_millis();
+        let mut events = Vec::with_capacity(rows.len() * 2);
+        for (row, result) in rows
+            .iter()
+            .zip(results)
+            .filter(|(r, _)| !INTERNAL_TOPICS.contains(&r.topic.as_str()))
+        {
+            let event = |state, attempts| TaskEvent {
+                cursor: String::new(),
+                message_id: row.message_id.clone(),
+                user_id: row.user_id.clone(),
+                topic: row.topic.clone(),
+                state,
+                attempts,
+                occurred_at_ms: at,
+            };
+            if row.fresh {
+                events.push(event(TaskState::Created, 0));
+            }
+            let attempts = i32::try_from(row.attempts + 1).unwrap_or(i32::MAX);
+            events.push(match result {
+                Published::Confirmed => event(TaskState::Published, attempts),
+                Published::Failed(_) if row.attempts + 1 >= self.max_attempts => event(TaskState::Dead, attempts),
+                Published::Failed(_) => event(TaskState::Failed, attempts),
+            });
+        }
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = stream.append(&events).await {
+            tracing::warn!(error = %e, "could not append task-status events (read model; rebuildable)");
+        }
+    }
+}
