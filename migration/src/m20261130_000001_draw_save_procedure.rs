@@ -5,11 +5,12 @@
 //! table suffix `_000` … `_003` (table names cannot be parameters without dynamic SQL, which
 //! would be re-prepared on every call). The procedure runs its own transaction:
 //!
-//! 1. lock the account row and check it is still at the version the decision was made on;
-//! 2. reused ticket: mark it `create → used`; paid ticket: spend total quota, spend or create
-//!    the month and day rows, insert the ticket born `used`;
-//! 3. insert the award record and up to three outbox rows (`task`);
-//! 4. commit and answer one row `outcome`: `saved`; `moved` when the account or the reused
+//! 1. paid ticket: spend total quota with one `UPDATE` guarded by the version the decision was
+//!    made on (it also takes the account row lock), spend or create the month and day rows,
+//!    insert the ticket born `used`; reused ticket (rare: tickets the original left unused):
+//!    lock the account row, check the version, mark the ticket `create → used`;
+//! 2. insert the award record and the outbox rows (`task`, one multi-row `INSERT`);
+//! 3. commit and answer one row `outcome`: `saved`; `moved` when the account or the reused
 //!    ticket changed since the read (nothing written); `duplicate_<step>` when a unique key
 //!    refused a row (nothing written). Any other error rolls back and is raised as is, so a
 //!    deadlock keeps its error number 1213.
@@ -82,14 +83,14 @@ proc: BEGIN
     RESIGNAL;
   END;
   START TRANSACTION;
-  SELECT version INTO v_version FROM raffle_activity_account
-   WHERE user_id = p_user_id AND activity_id = p_activity_id FOR UPDATE;
-  IF v_version IS NULL OR v_version <> p_version THEN
-    ROLLBACK;
-    SELECT 'moved' AS outcome;
-    LEAVE proc;
-  END IF;
   IF p_reused THEN
+    SELECT version INTO v_version FROM raffle_activity_account
+     WHERE user_id = p_user_id AND activity_id = p_activity_id FOR UPDATE;
+    IF v_version IS NULL OR v_version <> p_version THEN
+      ROLLBACK;
+      SELECT 'moved' AS outcome;
+      LEAVE proc;
+    END IF;
     UPDATE `user_raffle_order_{tb}` SET order_state = 'used'
      WHERE user_id = p_user_id AND order_id = p_order_id AND order_state = 'create';
     IF ROW_COUNT() <> 1 THEN
@@ -101,7 +102,8 @@ proc: BEGIN
     UPDATE raffle_activity_account
        SET total_count_surplus = total_count_surplus - 1, day_count_surplus = p_day_left,
            month_count_surplus = p_month_left, version = version + 1
-     WHERE user_id = p_user_id AND activity_id = p_activity_id AND total_count_surplus > 0;
+     WHERE user_id = p_user_id AND activity_id = p_activity_id AND version = p_version
+       AND total_count_surplus > 0;
     IF ROW_COUNT() <> 1 THEN
       ROLLBACK;
       SELECT 'moved' AS outcome;
@@ -143,15 +145,18 @@ proc: BEGIN
   INSERT INTO `user_award_record_{tb}` (user_id, activity_id, strategy_id, order_id, award_id, award_title, award_time, award_state)
   VALUES (p_user_id, p_activity_id, p_strategy_id, p_order_id, p_award_id, p_award_title, p_at, 'create');
   SET v_step = 'task';
-  INSERT INTO task (user_id, topic, message_id, message, state)
-  VALUES (p_user_id, p_topic1, p_message_id1, p_message1, 'create');
-  IF p_topic2 IS NOT NULL THEN
-    INSERT INTO task (user_id, topic, message_id, message, state)
-    VALUES (p_user_id, p_topic2, p_message_id2, p_message2, 'create');
-  END IF;
   IF p_topic3 IS NOT NULL THEN
     INSERT INTO task (user_id, topic, message_id, message, state)
-    VALUES (p_user_id, p_topic3, p_message_id3, p_message3, 'create');
+    VALUES (p_user_id, p_topic1, p_message_id1, p_message1, 'create'),
+           (p_user_id, p_topic2, p_message_id2, p_message2, 'create'),
+           (p_user_id, p_topic3, p_message_id3, p_message3, 'create');
+  ELSEIF p_topic2 IS NOT NULL THEN
+    INSERT INTO task (user_id, topic, message_id, message, state)
+    VALUES (p_user_id, p_topic1, p_message_id1, p_message1, 'create'),
+           (p_user_id, p_topic2, p_message_id2, p_message2, 'create');
+  ELSE
+    INSERT INTO task (user_id, topic, message_id, message, state)
+    VALUES (p_user_id, p_topic1, p_message_id1, p_message1, 'create');
   END IF;
   COMMIT;
   SELECT 'saved' AS outcome;

@@ -382,3 +382,35 @@ async fn a_hundred_users_racing_for_stock_ten_win_it_exactly_ten_times_even_acro
     assert_eq!(total, 10);
     Arc::into_inner(app).unwrap().cleanup().await;
 }
+
+/// The process remembers each user's quota after a draw, but the shard decides: a change made
+/// elsewhere (another instance, an operator) is seen by the next draw, in both directions.
+#[tokio::test]
+async fn a_draw_sees_quota_changed_behind_this_instance() {
+    let app = armed().await;
+    app.ok(&recharge("xiaofuge", 9014, "one")).await; // 1 / 1 / 1
+    app.ok(&draw("xiaofuge")).await;
+    // Granted more elsewhere: this instance last saw the quota spent, and must not refuse.
+    let raise = "UPDATE raffle_activity_account SET total_count = total_count + 2, total_count_surplus = total_count_surplus + 2, \
+                 day_count = day_count + 2, month_count = month_count + 2, version = version + 1 WHERE user_id = 'xiaofuge'";
+    app.exec(SHARD_01, raise).await;
+    app.exec(SHARD_01, "UPDATE raffle_activity_account_day SET day_count = day_count + 2, day_count_surplus = day_count_surplus + 2 WHERE user_id = 'xiaofuge'").await;
+    app.exec(SHARD_01, "UPDATE raffle_activity_account_month SET month_count = month_count + 2, month_count_surplus = month_count_surplus + 2 WHERE user_id = 'xiaofuge'").await;
+    app.ok(&draw("xiaofuge")).await;
+    // Spent elsewhere: this instance last saw one draw left, and must not overspend.
+    app.exec(
+        SHARD_01,
+        "UPDATE raffle_activity_account SET total_count_surplus = 0, version = version + 1 WHERE user_id = 'xiaofuge'",
+    )
+    .await;
+    assert_eq!(app.error_code(&draw("xiaofuge")).await, "ERR_BIZ_006");
+    assert_eq!(
+        app.int(
+            SHARD_01,
+            "SELECT COUNT(*) FROM user_award_record_001 WHERE user_id = 'xiaofuge'"
+        )
+        .await,
+        2
+    );
+    app.cleanup().await;
+}

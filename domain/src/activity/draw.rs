@@ -108,13 +108,24 @@ impl ActivityService {
         let (day, month) = (self.calendar.day(now), self.calendar.month(now));
         let lock_ttl = lock_ttl(activity, now);
         let (mut moved, mut conflicts) = (0, 0);
+        // The first attempt may decide on the quota this process saw last (see `quota_cache`).
+        let mut cached = self.quotas.get(user.as_str(), activity_id);
         loop {
-            let account = self
-                .quota
-                .load_quota(user.as_str(), activity_id, &day, &month)
-                .await?
-                .ok_or(ActivityError::TotalQuotaExhausted(activity_id))?;
-            let partake = account.partake(&day, &month, self.ids.next_id())?;
+            let from_cache = cached.is_some();
+            let account = match cached.take() {
+                Some(a) => a,
+                None => self
+                    .quota
+                    .load_quota(user.as_str(), activity_id, &day, &month)
+                    .await?
+                    .ok_or(ActivityError::TotalQuotaExhausted(activity_id))?,
+            };
+            let partake = match account.partake(&day, &month, self.ids.next_id()) {
+                Ok(p) => p,
+                // Never refuse on a remembered quota: it may have been recharged elsewhere.
+                Err(_) if from_cache => continue,
+                Err(e) => return Err(e),
+            };
             let award = self
                 .raffle(&strategy, &user, &partake, blacklist_enabled, lock_ttl)
                 .await?;
@@ -129,10 +140,16 @@ impl ActivityService {
             };
             let saved = self.quota.save_draw(&save).await;
             if !matches!(saved, Ok(DrawSaved::Saved)) {
+                self.quotas.forget(user.as_str(), activity_id);
                 self.give_back_award(&award).await;
             }
             match saved {
                 Ok(DrawSaved::Saved) => {
+                    match partake.ticket {
+                        Ticket::Paid { ref after, .. } => self.quotas.put(after.as_ref().clone()),
+                        // An older unused ticket may be next: read it from the shard.
+                        Ticket::Reused { .. } => self.quotas.forget(user.as_str(), activity_id),
+                    }
                     self.notifier.committed(user.as_str());
                     return Ok(DrawRecorded {
                         order_id: partake.order_id().to_owned(),

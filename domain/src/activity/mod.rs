@@ -14,6 +14,7 @@ pub mod draw;
 pub mod error;
 pub mod model;
 pub mod ports;
+pub mod quota_cache;
 pub mod recharge;
 pub mod service;
 

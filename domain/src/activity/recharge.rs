@@ -88,6 +88,7 @@ impl ActivityService {
         };
         match self.save_recharge(&user, &order, remaining == 0, now).await {
             Ok(RechargeSaved::Saved) => {
+                self.quotas.forget(user.as_str(), activity_id);
                 self.notifier.committed(user.as_str());
                 Ok(QuotaRecharged {
                     order_id: order.order_id,

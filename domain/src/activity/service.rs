@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use super::error::ActivityError;
 use super::model::{Activity, ActivityConfig, ActivityState, BusinessCalendar};
 use super::ports::{ActivityRepository, QuotaRepository, SkuStockCounter};
+use super::quota_cache::QuotaCache;
 use crate::ids::ActivityId;
 use crate::ports::{Clock, IdGenerator, OutboxNotifier};
 use crate::strategy::StrategyService;
@@ -29,6 +30,7 @@ pub struct ActivityService {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) calendar: BusinessCalendar,
     pub(super) notifier: Arc<dyn OutboxNotifier>,
+    pub(super) quotas: QuotaCache,
     cache: ConfigCache,
 }
 
@@ -64,6 +66,7 @@ impl ActivityService {
             clock: d.clock,
             calendar: d.calendar,
             notifier: d.notifier,
+            quotas: QuotaCache::default(),
             cache: RwLock::new(HashMap::new()),
         }
     }

@@ -38,13 +38,41 @@ pub fn save_sql(suffix: &str) -> String {
     format!("CALL bm_save_draw{suffix}({})", ["?"; 27].join(", "))
 }
 
+/// The load and save statements of every split table, rendered once.
+#[derive(Debug, Clone)]
+pub struct DrawStatements {
+    load: Vec<String>,
+    save: Vec<String>,
+}
+
+impl DrawStatements {
+    /// The statements of split tables `_000` … for `tables` tables.
+    pub fn new(tables: usize) -> Self {
+        let suffixes: Vec<String> = (0..tables).map(|t| format!("_{t:03}")).collect();
+        Self {
+            load: suffixes.iter().map(|s| load_sql(s)).collect(),
+            save: suffixes.iter().map(|s| save_sql(s)).collect(),
+        }
+    }
+
+    /// The quota read of split table `table`.
+    pub fn load(&self, table: usize) -> &str {
+        self.load.get(table).map_or("", String::as_str)
+    }
+
+    /// The save call of split table `table`.
+    pub fn save(&self, table: usize) -> &str {
+        self.save.get(table).map_or("", String::as_str)
+    }
+}
+
 /// Reads the user's quota (see [`LOAD_SQL`]); `None` without an account.
 ///
 /// # Errors
 /// The driver's error.
 pub async fn load(
     db: &impl ConnectionTrait,
-    suffix: &str,
+    sql: &str,
     user_id: &str,
     activity_id: ActivityId,
     day: &str,
@@ -52,7 +80,7 @@ pub async fn load(
 ) -> Result<Option<QuotaAccount>, DbErr> {
     let stmt = Statement::from_sql_and_values(
         db.get_database_backend(),
-        load_sql(suffix),
+        sql,
         [day.into(), month.into(), user_id.into(), activity_id.into()],
     );
     let Some(r) = db.query_one(stmt).await? else {
@@ -139,14 +167,14 @@ pub fn save_values(save: &DrawSave<'_>) -> Vec<Value> {
 ///
 /// # Errors
 /// [`SaveFailure`] for a duplicate award record, a lost deadlock or a driver error.
-pub async fn save(db: &impl ConnectionTrait, suffix: &str, save: &DrawSave<'_>) -> Result<DrawSaved, SaveFailure> {
+pub async fn save(db: &impl ConnectionTrait, sql: &str, save: &DrawSave<'_>) -> Result<DrawSaved, SaveFailure> {
     if save.outbox.is_empty() || save.outbox.len() > 3 {
         return Err(SaveFailure::Port(domain::ports::PortError::new(
             "draw save",
             format!("a draw writes 1 to 3 outbox rows, not {}", save.outbox.len()),
         )));
     }
-    let stmt = Statement::from_sql_and_values(db.get_database_backend(), save_sql(suffix), save_values(save));
+    let stmt = Statement::from_sql_and_values(db.get_database_backend(), sql, save_values(save));
     let outcome = match db.query_one(stmt).await {
         Ok(row) => outcome(row).map_err(|e| SaveFailure::Port(port_err(e)))?,
         Err(e) if is_conflict(&e) => return Err(SaveFailure::Conflict(port_err(e))),
@@ -160,7 +188,7 @@ pub async fn save(db: &impl ConnectionTrait, suffix: &str, save: &DrawSave<'_>) 
         "moved" | "duplicate_month" | "duplicate_day" | "duplicate_ticket" | "duplicate_task" => Ok(DrawSaved::Moved),
         other => Err(SaveFailure::Port(domain::ports::PortError::new(
             "draw save",
-            format!("unexpected outcome {other:?} of bm_save_draw{suffix}"),
+            format!("unexpected outcome {other:?} of {sql}"),
         ))),
     }
 }

@@ -38,6 +38,7 @@ pub(crate) fn whole_seconds(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDa
 #[derive(Debug, Clone)]
 pub struct MySqlQuotaRepository {
     db: Databases,
+    draw: draw_save::DrawStatements,
 }
 
 /// Why a recharge transaction stopped early (everything it wrote is rolled back).
@@ -57,7 +58,8 @@ impl From<DbErr> for Stop {
 impl MySqlQuotaRepository {
     /// A repository over the shards of `db`.
     pub fn new(db: Databases) -> Self {
-        Self { db }
+        let draw = draw_save::DrawStatements::new(db.router.tb_count());
+        Self { db, draw }
     }
 
     async fn one(
@@ -289,14 +291,14 @@ impl QuotaRepository for MySqlQuotaRepository {
         month: &str,
     ) -> Result<Option<QuotaAccount>, PortError> {
         let (db, route) = self.db.shard_of(user_id);
-        draw_save::load(db, &route.suffix(), user_id, activity_id, day, month)
+        draw_save::load(db, self.draw.load(route.table), user_id, activity_id, day, month)
             .await
             .map_err(port_err)
     }
 
     async fn save_draw(&self, save: &DrawSave<'_>) -> Result<DrawSaved, SaveFailure> {
         let (db, route) = self.db.shard_of(save.user_id);
-        draw_save::save(db, &route.suffix(), save).await
+        draw_save::save(db, self.draw.save(route.table), save).await
     }
 
     async fn sku_units_sold(&self, sku: i64) -> Result<i64, PortError> {
