@@ -4,5 +4,7 @@
 mod db;
 mod helpers;
 mod ids;
+mod outbox;
+mod quota;
 mod stock;
 mod strategy;
