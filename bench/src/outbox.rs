@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
+use domain::ids::AwardId;
 use domain::outbox::{
     AccountSnapshot, OutboxMessage, PeriodSnapshot, SendAward, TOPIC_ACCOUNT_CHANGED, TOPIC_SEND_AWARD,
 };
@@ -39,7 +40,7 @@ fn rows(tag: &str, i: u64, user: &str, shape: Shape) -> Vec<OutboxMessage> {
         now,
         &SendAward {
             award_config: None,
-            award_id: 101,
+            award_id: AwardId::new(101),
             award_title: "随机积分".into(),
             order_id,
             user_id: user.to_owned(),

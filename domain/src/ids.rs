@@ -53,12 +53,82 @@ impl std::fmt::Display for UserId {
     }
 }
 
-/// A strategy id (`strategy.strategy_id`).
-pub type StrategyId = i64;
-/// An award id (`award.award_id`).
-pub type AwardId = i32;
-/// An activity id (`raffle_activity.activity_id`).
-pub type ActivityId = i64;
+/// A numeric id newtype: `new` for values read from storage (trusted), `parse` for values
+/// from outside (must be positive), `get` for the stored number. Serialized as the bare number.
+macro_rules! numeric_id {
+    ($(#[$doc:meta])* $name:ident($inner:ty), $arg:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name($inner);
+
+        impl $name {
+            /// Wraps a stored value.
+            pub const fn new(value: $inner) -> Self {
+                Self(value)
+            }
+
+            /// Validates a value from outside.
+            ///
+            /// # Errors
+            /// [`InvalidArgument`] when the value is not positive.
+            pub fn parse(value: $inner) -> Result<Self, InvalidArgument> {
+                if value > 0 {
+                    Ok(Self(value))
+                } else {
+                    Err(InvalidArgument(format!(concat!($arg, " must be positive, got {}"), value)))
+                }
+            }
+
+            /// The stored number.
+            pub const fn get(self) -> $inner {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl From<$name> for $inner {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        /// Parses the stored decimal form (configuration values such as `101:1,100`).
+        impl std::str::FromStr for $name {
+            type Err = std::num::ParseIntError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map(Self)
+            }
+        }
+    };
+}
+
+numeric_id!(
+    /// A strategy id (`strategy.strategy_id`).
+    StrategyId(i64),
+    "strategyId"
+);
+numeric_id!(
+    /// An award id (`award.award_id`).
+    AwardId(i32),
+    "awardId"
+);
+numeric_id!(
+    /// An activity id (`raffle_activity.activity_id`).
+    ActivityId(i64),
+    "activityId"
+);
+numeric_id!(
+    /// A SKU (`raffle_activity_sku.sku`): one purchasable quota package of an activity.
+    Sku(i64),
+    "sku"
+);
 
 #[cfg(test)]
 mod tests {
@@ -72,5 +142,15 @@ mod tests {
         assert!(UserId::parse(&"x".repeat(33)).is_err());
         assert_eq!(UserId::parse("咸鱼12138").unwrap().as_str(), "咸鱼12138");
         assert!(UserId::parse(&"界".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn numeric_ids_from_outside_must_be_positive_and_serialize_as_bare_numbers() {
+        assert!(ActivityId::parse(0).is_err());
+        assert!(AwardId::parse(-1).is_err());
+        assert_eq!(StrategyId::parse(100006).unwrap().get(), 100006);
+        assert_eq!(serde_json::to_string(&Sku::new(9011)).unwrap(), "9011");
+        assert_eq!(serde_json::from_str::<AwardId>("101").unwrap(), AwardId::new(101));
+        assert_eq!(ActivityId::new(100301).to_string(), "100301");
     }
 }

@@ -120,7 +120,7 @@ mod tests {
     fn envelope_matches_the_original_byte_for_byte() {
         let data = SendAward {
             award_config: None,
-            award_id: 101,
+            award_id: crate::ids::AwardId::new(101),
             award_title: "OpenAI 增加使用次数".into(),
             order_id: "313091076458".into(),
             user_id: "xiaofuge".into(),
@@ -136,7 +136,13 @@ mod tests {
             m.message,
             r#"{"data":{"awardId":101,"awardTitle":"OpenAI 增加使用次数","orderId":"313091076458","userId":"xiaofuge"},"id":"23913710462","timestamp":1712374909975}"#
         );
-        let zero = OutboxMessage::new("u", TOPIC_SKU_STOCK_ZERO, "1".into(), 5, &SkuStockZero(9011));
+        let zero = OutboxMessage::new(
+            "u",
+            TOPIC_SKU_STOCK_ZERO,
+            "1".into(),
+            5,
+            &SkuStockZero(crate::ids::Sku::new(9011)),
+        );
         assert_eq!(zero.message, r#"{"data":9011,"id":"1","timestamp":5}"#);
     }
 }

@@ -245,7 +245,7 @@ mod tests {
     fn account(total: (i32, i32), day: i32, month: i32) -> QuotaAccount {
         QuotaAccount {
             user_id: "xiaofuge".into(),
-            activity_id: 100301,
+            activity_id: ActivityId::new(100301),
             total_count: total.0,
             total_count_surplus: total.1,
             day_count: day,
@@ -314,7 +314,7 @@ mod tests {
     #[test]
     fn partake_fails_when_total_quota_is_exhausted() {
         let err = account((10, 0), 3, 5).partake(TODAY, MONTH, "t".into()).unwrap_err();
-        assert!(matches!(err, ActivityError::TotalQuotaExhausted(100301)));
+        assert!(matches!(err, ActivityError::TotalQuotaExhausted(a) if a.get() == 100301));
     }
 
     #[test]
@@ -380,7 +380,7 @@ mod tests {
         assert_eq!((after.day_count, after.month_count, after.version), (8, 25, 8));
         assert_eq!(after.day, period(TODAY, 8, 6));
         assert_eq!(after.month, None, "last month's row is not this month's");
-        let first = QuotaAccount::empty("u", 1).credit(&package, TODAY, MONTH);
+        let first = QuotaAccount::empty("u", ActivityId::new(1)).credit(&package, TODAY, MONTH);
         assert_eq!((first.total_count_surplus, first.version), (50, 1));
     }
 

@@ -199,7 +199,7 @@ impl ActivityService {
         if let Some(t) = award.taken
             && let Err(e) = self.strategy.stock().give_back(t.strategy_id, t.award_id).await
         {
-            tracing::error!(strategy.id = t.strategy_id, award.id = t.award_id, error = %e, "could not give back award stock");
+            tracing::error!(strategy.id = t.strategy_id.get(), award.id = t.award_id.get(), error = %e, "could not give back award stock");
         }
     }
 }

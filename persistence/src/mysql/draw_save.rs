@@ -81,7 +81,7 @@ pub async fn load(
     let stmt = Statement::from_sql_and_values(
         db.get_database_backend(),
         sql,
-        [day.into(), month.into(), user_id.into(), activity_id.into()],
+        [day.into(), month.into(), user_id.into(), activity_id.get().into()],
     );
     let Some(r) = db.query_one(stmt).await? else {
         return Ok(None);
@@ -140,7 +140,7 @@ pub fn save_values(save: &DrawSave<'_>) -> Vec<Value> {
     };
     let mut v: Vec<Value> = vec![
         save.user_id.into(),
-        save.activity.activity_id.into(),
+        save.activity.activity_id.get().into(),
         p.expected_version.into(),
         reused.into(),
         p.order_id().into(),
@@ -149,8 +149,8 @@ pub fn save_values(save: &DrawSave<'_>) -> Vec<Value> {
     v.extend(period(month));
     v.extend([
         save.activity.activity_name.clone().into(),
-        save.activity.strategy_id.into(),
-        save.award.award_id.into(),
+        save.activity.strategy_id.get().into(),
+        save.award.award_id.get().into(),
         save.award.award_title.clone().into(),
         at.into(),
     ]);
