@@ -311,7 +311,7 @@ impl RawDriver {
         let send_award = OutboxMessage::new(
             uid,
             TOPIC_SEND_AWARD,
-            self.ids.next_i64().to_string(),
+            self.ids.next_i64().to_string().into(),
             ts,
             &SendAward {
                 award_config: None,
@@ -324,7 +324,7 @@ impl RawDriver {
         let snapshot = OutboxMessage::new(
             uid,
             TOPIC_ACCOUNT_CHANGED,
-            account_event_id,
+            account_event_id.into(),
             ts,
             &AccountSnapshot {
                 activity_id: ACTIVITY_ID,
@@ -400,7 +400,7 @@ impl FloorDriver {
         let send_award = OutboxMessage::new(
             uid,
             TOPIC_SEND_AWARD,
-            r.ids.next_i64().to_string(),
+            r.ids.next_i64().to_string().into(),
             now.timestamp_millis(),
             &SendAward {
                 award_config: None,

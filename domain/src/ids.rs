@@ -130,6 +130,68 @@ numeric_id!(
     "sku"
 );
 
+/// A string id newtype made by the id generator or read from storage: `new` wraps it,
+/// `as_str` reads it. Serialized as the bare string.
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps a generated or stored id.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+
+            /// The id as stored.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The id as an owned string.
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(value: String) -> Self {
+                Self(value)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(value: &str) -> Self {
+                Self(value.to_owned())
+            }
+        }
+    };
+}
+
+string_id!(
+    /// An order id: a raffle ticket (`user_raffle_order.order_id`, = the award record's
+    /// `order_id`) or a quota recharge order (`raffle_activity_order.order_id`).
+    OrderId
+);
+string_id!(
+    /// An outbox message id (`task.message_id`, = the envelope `id`).
+    MessageId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +214,17 @@ mod tests {
         assert_eq!(serde_json::to_string(&Sku::new(9011)).unwrap(), "9011");
         assert_eq!(serde_json::from_str::<AwardId>("101").unwrap(), AwardId::new(101));
         assert_eq!(ActivityId::new(100301).to_string(), "100301");
+    }
+
+    #[test]
+    fn string_ids_serialize_as_bare_strings() {
+        let id = OrderId::new("313091076458");
+        assert_eq!(id.as_str(), "313091076458");
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#""313091076458""#);
+        assert_eq!(
+            serde_json::from_str::<MessageId>(r#""23913710462""#).unwrap(),
+            MessageId::new("23913710462")
+        );
+        assert_eq!(MessageId::new("7").to_string(), "7");
     }
 }

@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use crate::ids::MessageId;
+
 pub use crate::events::{AccountSnapshot, AwardStockZero, PeriodSnapshot, SendAward, SkuStockZero};
 
 /// Topic of award delivery (`send_award`).
@@ -82,7 +84,7 @@ pub struct OutboxMessage {
     /// Topic (= queue name).
     pub topic: &'static str,
     /// Unique message id (= envelope `id`).
-    pub message_id: String,
+    pub message_id: MessageId,
     /// The envelope JSON.
     pub message: String,
 }
@@ -92,7 +94,7 @@ impl OutboxMessage {
     pub fn new<T: Serialize>(
         user_id: &str,
         topic: &'static str,
-        message_id: String,
+        message_id: MessageId,
         timestamp_ms: i64,
         data: &T,
     ) -> Self {

@@ -77,7 +77,7 @@ impl ActivityMutation {
             .await
             .map_err(to_gql)?;
         Ok(RechargeResult {
-            order_id: done.order_id,
+            order_id: done.order_id.into(),
             out_business_no: done.out_business_no,
             created: done.created,
         })
@@ -99,8 +99,8 @@ impl ActivityMutation {
             award_id: r.award.award_id.get(),
             award_title: r.award.award_title,
             award_index: r.award.sort,
-            order_id: r.order_id,
-            message_id: r.message_id,
+            order_id: r.order_id.into(),
+            message_id: r.message_id.into(),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Errors of the activity commands, with the original codes.
 
 use crate::error::{ErrorCode, HasErrorCode};
-use crate::ids::{ActivityId, InvalidArgument, Sku};
+use crate::ids::{ActivityId, InvalidArgument, OrderId, Sku};
 use crate::ports::PortError;
 use crate::strategy::StrategyError;
 
@@ -34,7 +34,7 @@ pub enum ActivityError {
     DayQuotaExhausted(ActivityId),
     /// The raffle ticket was already used (`ERR_BIZ_009`).
     #[error("raffle ticket {0} was already used")]
-    TicketUsed(String),
+    TicketUsed(OrderId),
     /// A conflicting duplicate (`0003`): e.g. an `outBusinessNo` already used for another SKU or user.
     #[error("{0}")]
     Duplicate(String),

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::account::{Partake, QuotaAccount};
 use super::model::{Activity, ActivityConfig, ActivityCount};
-use crate::ids::{ActivityId, Sku, StrategyId};
+use crate::ids::{ActivityId, OrderId, Sku, StrategyId};
 use crate::outbox::OutboxMessage;
 use crate::ports::{PortError, StockTake};
 use crate::strategy::RaffleAward;
@@ -65,7 +65,7 @@ pub struct RechargeOrder {
     /// Activity strategy.
     pub strategy_id: StrategyId,
     /// New order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Order time (UTC).
     pub order_time: chrono::NaiveDateTime,
     /// Package granted.
@@ -86,7 +86,7 @@ pub struct ExistingRecharge {
     /// SKU.
     pub sku: Sku,
     /// Order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Idempotency key.
     pub out_business_no: String,
 }

@@ -8,7 +8,7 @@ use super::error::ActivityError;
 use super::ports::{RechargeOrder, RechargeSave, RechargeSaved, SaveFailure};
 use super::service::{ActivityService, MAX_ATTEMPTS, MAX_MOVED_RETRIES};
 use crate::events::SkuStockZero;
-use crate::ids::{Sku, UserId};
+use crate::ids::{OrderId, Sku, UserId};
 use crate::outbox::{OutboxMessage, TOPIC_ACCOUNT_CHANGED, TOPIC_SKU_STOCK_ZERO};
 use crate::ports::StockTake;
 
@@ -27,7 +27,7 @@ pub struct RechargeQuota {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaRecharged {
     /// Order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Idempotency key.
     pub out_business_no: String,
     /// `false` when this was a replay of an earlier request: nothing more was credited.
@@ -79,7 +79,7 @@ impl ActivityService {
             activity_id,
             activity_name: cfg.activity.activity_name.clone(),
             strategy_id: cfg.activity.strategy_id,
-            order_id: self.ids.next_id(),
+            order_id: self.ids.next_order_id(),
             order_time: now.naive_utc(),
             count: sku.count,
             pay_amount: rust_decimal::Decimal::ZERO,
@@ -133,7 +133,7 @@ impl ActivityService {
                 outbox.push(OutboxMessage::new(
                     user.as_str(),
                     TOPIC_SKU_STOCK_ZERO,
-                    self.ids.next_id(),
+                    self.ids.next_message_id(),
                     ts,
                     &SkuStockZero(order.sku),
                 ));
@@ -141,7 +141,7 @@ impl ActivityService {
             outbox.push(OutboxMessage::new(
                 user.as_str(),
                 TOPIC_ACCOUNT_CHANGED,
-                self.ids.next_id(),
+                self.ids.next_message_id(),
                 ts,
                 &after.snapshot(),
             ));

@@ -15,7 +15,7 @@ use domain::activity::account::QuotaAccount;
 use domain::activity::ports::{
     DrawSave, DrawSaved, ExistingRecharge, QuotaRepository, RechargeSave, RechargeSaved, SaveFailure,
 };
-use domain::ids::{ActivityId, AwardId, Sku, StrategyId};
+use domain::ids::{ActivityId, AwardId, OrderId, Sku, StrategyId};
 use domain::ports::{AwardLedger, PortError};
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
@@ -108,7 +108,7 @@ impl MySqlQuotaRepository {
                 o.activity_id.get().into(),
                 o.activity_name.clone().into(),
                 o.strategy_id.get().into(),
-                o.order_id.clone().into(),
+                o.order_id.as_str().into(),
                 o.order_time.into(),
                 o.count.total_count.into(),
                 o.count.day_count.into(),
@@ -257,7 +257,7 @@ impl QuotaRepository for MySqlQuotaRepository {
         Ok(Some(ExistingRecharge {
             user_id: get("user_id")?,
             sku: Sku::new(r.try_get("", "sku").map_err(port_err)?),
-            order_id: get("order_id")?,
+            order_id: OrderId::new(get("order_id")?),
             out_business_no: get("out_business_no")?,
         }))
     }
