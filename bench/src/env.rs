@@ -15,9 +15,10 @@ use tokio::task::JoinHandle;
 
 use api::settings::Settings;
 use api::startup::Application;
+use domain::ids::ActivityId;
 
 /// The seeded activity the benchmark draws in.
-pub(crate) const ACTIVITY_ID: i64 = 100_301;
+pub(crate) const ACTIVITY_ID: ActivityId = ActivityId::new(100_301);
 /// Total, day and month quota given to every user: never the limit during a run.
 const QUOTA: i32 = 1_000_000;
 /// Stock (count and surplus) given to every award of the strategy before arming, so no award
@@ -267,7 +268,7 @@ impl World {
                      day_count, day_count_surplus, month_count, month_count_surplus) ",
                 );
                 q.push_values(chunk, |mut row, u| {
-                    row.push_bind(u.id.as_str()).push_bind(ACTIVITY_ID);
+                    row.push_bind(u.id.as_str()).push_bind(ACTIVITY_ID.get());
                     for _ in 0..6 {
                         row.push_bind(QUOTA);
                     }
@@ -310,7 +311,7 @@ impl BenchEnv {
     ) -> anyhow::Result<(Self, JoinHandle<anyhow::Result<()>>)> {
         let world = World::create(base).await?;
         let strategy_id: i64 = sqlx::query_scalar("SELECT strategy_id FROM raffle_activity WHERE activity_id = ?")
-            .bind(ACTIVITY_ID)
+            .bind(ACTIVITY_ID.get())
             .fetch_one(&world.config)
             .await
             .context("activity 100301 is not seeded")?;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
+use domain::ids::AwardId;
 use domain::outbox::{
     AccountSnapshot, OutboxMessage, PeriodSnapshot, SendAward, TOPIC_ACCOUNT_CHANGED, TOPIC_SEND_AWARD,
 };
@@ -35,11 +36,11 @@ fn rows(tag: &str, i: u64, user: &str, shape: Shape) -> Vec<OutboxMessage> {
     let send = OutboxMessage::new(
         user,
         TOPIC_SEND_AWARD,
-        format!("{tag}{i}a"),
+        format!("{tag}{i}a").into(),
         now,
         &SendAward {
             award_config: None,
-            award_id: 101,
+            award_id: AwardId::new(101),
             award_title: "随机积分".into(),
             order_id,
             user_id: user.to_owned(),
@@ -68,7 +69,7 @@ fn rows(tag: &str, i: u64, user: &str, shape: Shape) -> Vec<OutboxMessage> {
     };
     vec![
         send,
-        OutboxMessage::new(user, TOPIC_ACCOUNT_CHANGED, format!("{tag}{i}c"), now, &snapshot),
+        OutboxMessage::new(user, TOPIC_ACCOUNT_CHANGED, format!("{tag}{i}c").into(), now, &snapshot),
     ]
 }
 
@@ -153,7 +154,7 @@ impl Paced {
                         let at = Instant::now();
                         if let Ok(mut map) = commits.at.lock() {
                             for r in &rows {
-                                map.insert(r.message_id.clone(), (at, i >= first_measured));
+                                map.insert(r.message_id.clone().into(), (at, i >= first_measured));
                             }
                         }
                         nudge(user.route.db);

@@ -20,6 +20,7 @@
 use anyhow::Context as _;
 use chrono::{NaiveDateTime, Timelike as _, Utc};
 use domain::activity::BusinessCalendar;
+use domain::ids::{AwardId, StrategyId};
 use domain::outbox::{
     AccountSnapshot, OutboxMessage, PeriodSnapshot, SendAward, TOPIC_ACCOUNT_CHANGED, TOPIC_SEND_AWARD,
 };
@@ -96,9 +97,9 @@ pub(crate) struct RawDriver {
     ids: SnowflakeIds,
     calendar: BusinessCalendar,
     activity_name: String,
-    strategy_id: i64,
+    strategy_id: StrategyId,
     activity_end: NaiveDateTime,
-    award_id: i32,
+    award_id: AwardId,
     award_title: String,
     month: PeriodSql,
     day: PeriodSql,
@@ -127,7 +128,7 @@ impl RawDriver {
         }
         let row =
             sqlx::query("SELECT activity_name, strategy_id, end_date_time FROM raffle_activity WHERE activity_id = ?")
-                .bind(ACTIVITY_ID)
+                .bind(ACTIVITY_ID.get())
                 .fetch_one(&env.world.config)
                 .await?;
         let (activity_name, strategy_id, activity_end): (String, i64, NaiveDateTime) =
@@ -139,6 +140,7 @@ impl RawDriver {
         .fetch_one(&env.world.config)
         .await?;
         let (award_id, award_title): (i32, String) = (row.try_get(0)?, row.try_get(1)?);
+        let (strategy_id, award_id) = (StrategyId::new(strategy_id), AwardId::new(award_id));
         let keys = Keys::new(s.redis.key_prefix.clone());
         let redis = redis::Client::open(s.redis.url.as_str())?
             .get_multiplexed_async_connection()
@@ -193,7 +195,7 @@ impl RawDriver {
                 let done = sqlx::query(&sql.spend)
                     .bind(1_i32)
                     .bind(user)
-                    .bind(ACTIVITY_ID)
+                    .bind(ACTIVITY_ID.get())
                     .bind(period)
                     .bind(0_i32)
                     .execute(&mut *conn)
@@ -205,7 +207,7 @@ impl RawDriver {
                 anyhow::ensure!(allowance > 0, "period {period} exhausted");
                 sqlx::query(&sql.insert)
                     .bind(user)
-                    .bind(ACTIVITY_ID)
+                    .bind(ACTIVITY_ID.get())
                     .bind(period)
                     .bind(allowance)
                     .bind(allowance - 1)
@@ -236,7 +238,7 @@ impl RawDriver {
             .bind(day.as_str())
             .bind(month.as_str())
             .bind(uid)
-            .bind(ACTIVITY_ID)
+            .bind(ACTIVITY_ID.get())
             .fetch_optional(&mut *tx)
             .await?
             .context("no account")?;
@@ -265,7 +267,7 @@ impl RawDriver {
             .bind(day_left)
             .bind(month_left)
             .bind(uid)
-            .bind(ACTIVITY_ID)
+            .bind(ACTIVITY_ID.get())
             .bind(0_i32)
             .execute(&mut *tx)
             .await?;
@@ -284,10 +286,10 @@ impl RawDriver {
 
         sqlx::query(&split.insert_record)
             .bind(uid)
-            .bind(ACTIVITY_ID)
-            .bind(self.strategy_id)
+            .bind(ACTIVITY_ID.get())
+            .bind(self.strategy_id.get())
             .bind(order_id.as_str())
-            .bind(self.award_id)
+            .bind(self.award_id.get())
             .bind(self.award_title.as_str())
             .bind(at)
             .bind("create")
@@ -295,9 +297,9 @@ impl RawDriver {
             .await?;
         sqlx::query(&split.insert_ticket)
             .bind(uid)
-            .bind(ACTIVITY_ID)
+            .bind(ACTIVITY_ID.get())
             .bind(self.activity_name.as_str())
-            .bind(self.strategy_id)
+            .bind(self.strategy_id.get())
             .bind(order_id.as_str())
             .bind(at)
             .bind("used")
@@ -309,7 +311,7 @@ impl RawDriver {
         let send_award = OutboxMessage::new(
             uid,
             TOPIC_SEND_AWARD,
-            self.ids.next_i64().to_string(),
+            self.ids.next_i64().to_string().into(),
             ts,
             &SendAward {
                 award_config: None,
@@ -322,7 +324,7 @@ impl RawDriver {
         let snapshot = OutboxMessage::new(
             uid,
             TOPIC_ACCOUNT_CHANGED,
-            account_event_id,
+            account_event_id.into(),
             ts,
             &AccountSnapshot {
                 activity_id: ACTIVITY_ID,
@@ -398,7 +400,7 @@ impl FloorDriver {
         let send_award = OutboxMessage::new(
             uid,
             TOPIC_SEND_AWARD,
-            r.ids.next_i64().to_string(),
+            r.ids.next_i64().to_string().into(),
             now.timestamp_millis(),
             &SendAward {
                 award_config: None,

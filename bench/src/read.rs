@@ -24,6 +24,7 @@ use async_graphql_poem::GraphQL;
 use chrono::Utc;
 use clap::Args;
 use domain::activity::BusinessCalendar;
+use domain::ids::ActivityId;
 use domain::outbox::TOPIC_ACCOUNT_CHANGED;
 use persistence::redis::{Keys, TaskStream, UserViews};
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -91,7 +92,11 @@ impl BaseQuery {
         let st = ctx.data::<BaseState>()?;
         let now = Utc::now();
         let (day, month) = (st.calendar.day(now), st.calendar.month(now));
-        let s = st.views.account(&user_id, activity_id).await?.ok_or("no view")?;
+        let s = st
+            .views
+            .account(&user_id, ActivityId::new(activity_id))
+            .await?
+            .ok_or("no view")?;
         Ok(ActivityAccount::of(&s, &day, &month))
     }
 }

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{ActivityId, AwardId, Sku, StrategyId};
+
 /// The envelope of every message. `I` is `&str` when writing and `String` when reading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope<T, I = String> {
@@ -40,7 +42,7 @@ pub struct SendAward {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub award_config: Option<String>,
     /// Award id.
-    pub award_id: i32,
+    pub award_id: AwardId,
     /// Award title.
     #[serde(default)]
     pub award_title: String,
@@ -55,16 +57,16 @@ pub struct SendAward {
 #[serde(rename_all = "camelCase")]
 pub struct AwardStockZero {
     /// Award id.
-    pub award_id: i32,
+    pub award_id: AwardId,
     /// Strategy id.
-    pub strategy_id: i64,
+    pub strategy_id: StrategyId,
 }
 
 /// `activity_sku_stock_zero`: the last unit of a SKU was sold. The original's payload is the
 /// bare SKU number.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
-pub struct SkuStockZero(pub i64);
+pub struct SkuStockZero(pub Sku);
 
 /// A period row (`raffle_activity_account_day` / `_month`) in an account snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -84,7 +86,7 @@ pub struct PeriodSnapshot {
 #[serde(rename_all = "camelCase")]
 pub struct AccountSnapshot {
     /// Activity.
-    pub activity_id: i64,
+    pub activity_id: ActivityId,
     /// Today's row, if it exists.
     pub day: Option<PeriodSnapshot>,
     /// Per-day allowance (`raffle_activity_account.day_count`).
@@ -112,14 +114,14 @@ mod tests {
         let body = br#"{"data":{"awardId":101,"awardTitle":"OpenAI","orderId":"313091076458","userId":"xiaofuge"},"id":"23913710462","timestamp":1712374909975}"#;
         let env: Envelope<SendAward> = decode(body).unwrap();
         assert_eq!(env.id, "23913710462");
-        assert_eq!(env.data.award_id, 101);
+        assert_eq!(env.data.award_id, AwardId::new(101));
         assert_eq!(env.data.award_config, None);
     }
 
     #[test]
     fn a_sku_stock_zero_payload_is_the_bare_sku() {
         let env: Envelope<SkuStockZero> = decode(br#"{"data":9011,"id":"1","timestamp":5}"#).unwrap();
-        assert_eq!(env.data, SkuStockZero(9011));
+        assert_eq!(env.data, SkuStockZero(Sku::new(9011)));
         assert!(decode::<SkuStockZero>(b"{").is_err());
     }
 }

@@ -53,12 +53,144 @@ impl std::fmt::Display for UserId {
     }
 }
 
-/// A strategy id (`strategy.strategy_id`).
-pub type StrategyId = i64;
-/// An award id (`award.award_id`).
-pub type AwardId = i32;
-/// An activity id (`raffle_activity.activity_id`).
-pub type ActivityId = i64;
+/// A numeric id newtype: `new` for values read from storage (trusted), `parse` for values
+/// from outside (must be positive), `get` for the stored number. Serialized as the bare number.
+macro_rules! numeric_id {
+    ($(#[$doc:meta])* $name:ident($inner:ty), $arg:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name($inner);
+
+        impl $name {
+            /// Wraps a stored value.
+            pub const fn new(value: $inner) -> Self {
+                Self(value)
+            }
+
+            /// Validates a value from outside.
+            ///
+            /// # Errors
+            /// [`InvalidArgument`] when the value is not positive.
+            pub fn parse(value: $inner) -> Result<Self, InvalidArgument> {
+                if value > 0 {
+                    Ok(Self(value))
+                } else {
+                    Err(InvalidArgument(format!(concat!($arg, " must be positive, got {}"), value)))
+                }
+            }
+
+            /// The stored number.
+            pub const fn get(self) -> $inner {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl From<$name> for $inner {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        /// Parses the stored decimal form (configuration values such as `101:1,100`).
+        impl std::str::FromStr for $name {
+            type Err = std::num::ParseIntError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map(Self)
+            }
+        }
+    };
+}
+
+numeric_id!(
+    /// A strategy id (`strategy.strategy_id`).
+    StrategyId(i64),
+    "strategyId"
+);
+numeric_id!(
+    /// An award id (`award.award_id`).
+    AwardId(i32),
+    "awardId"
+);
+numeric_id!(
+    /// An activity id (`raffle_activity.activity_id`).
+    ActivityId(i64),
+    "activityId"
+);
+numeric_id!(
+    /// A SKU (`raffle_activity_sku.sku`): one purchasable quota package of an activity.
+    Sku(i64),
+    "sku"
+);
+
+/// A string id newtype made by the id generator or read from storage: `new` wraps it,
+/// `as_str` reads it. Serialized as the bare string.
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps a generated or stored id.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+
+            /// The id as stored.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The id as an owned string.
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(value: String) -> Self {
+                Self(value)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(value: &str) -> Self {
+                Self(value.to_owned())
+            }
+        }
+    };
+}
+
+string_id!(
+    /// An order id: a raffle ticket (`user_raffle_order.order_id`, = the award record's
+    /// `order_id`) or a quota recharge order (`raffle_activity_order.order_id`).
+    OrderId
+);
+string_id!(
+    /// An outbox message id (`task.message_id`, = the envelope `id`).
+    MessageId
+);
 
 #[cfg(test)]
 mod tests {
@@ -72,5 +204,27 @@ mod tests {
         assert!(UserId::parse(&"x".repeat(33)).is_err());
         assert_eq!(UserId::parse("咸鱼12138").unwrap().as_str(), "咸鱼12138");
         assert!(UserId::parse(&"界".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn numeric_ids_from_outside_must_be_positive_and_serialize_as_bare_numbers() {
+        assert!(ActivityId::parse(0).is_err());
+        assert!(AwardId::parse(-1).is_err());
+        assert_eq!(StrategyId::parse(100006).unwrap().get(), 100006);
+        assert_eq!(serde_json::to_string(&Sku::new(9011)).unwrap(), "9011");
+        assert_eq!(serde_json::from_str::<AwardId>("101").unwrap(), AwardId::new(101));
+        assert_eq!(ActivityId::new(100301).to_string(), "100301");
+    }
+
+    #[test]
+    fn string_ids_serialize_as_bare_strings() {
+        let id = OrderId::new("313091076458");
+        assert_eq!(id.as_str(), "313091076458");
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#""313091076458""#);
+        assert_eq!(
+            serde_json::from_str::<MessageId>(r#""23913710462""#).unwrap(),
+            MessageId::new("23913710462")
+        );
+        assert_eq!(MessageId::new("7").to_string(), "7");
     }
 }

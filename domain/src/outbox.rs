@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use crate::ids::MessageId;
+
 pub use crate::events::{AccountSnapshot, AwardStockZero, PeriodSnapshot, SendAward, SkuStockZero};
 
 /// Topic of award delivery (`send_award`).
@@ -82,7 +84,7 @@ pub struct OutboxMessage {
     /// Topic (= queue name).
     pub topic: &'static str,
     /// Unique message id (= envelope `id`).
-    pub message_id: String,
+    pub message_id: MessageId,
     /// The envelope JSON.
     pub message: String,
 }
@@ -92,7 +94,7 @@ impl OutboxMessage {
     pub fn new<T: Serialize>(
         user_id: &str,
         topic: &'static str,
-        message_id: String,
+        message_id: MessageId,
         timestamp_ms: i64,
         data: &T,
     ) -> Self {
@@ -120,7 +122,7 @@ mod tests {
     fn envelope_matches_the_original_byte_for_byte() {
         let data = SendAward {
             award_config: None,
-            award_id: 101,
+            award_id: crate::ids::AwardId::new(101),
             award_title: "OpenAI 增加使用次数".into(),
             order_id: "313091076458".into(),
             user_id: "xiaofuge".into(),
@@ -136,7 +138,13 @@ mod tests {
             m.message,
             r#"{"data":{"awardId":101,"awardTitle":"OpenAI 增加使用次数","orderId":"313091076458","userId":"xiaofuge"},"id":"23913710462","timestamp":1712374909975}"#
         );
-        let zero = OutboxMessage::new("u", TOPIC_SKU_STOCK_ZERO, "1".into(), 5, &SkuStockZero(9011));
+        let zero = OutboxMessage::new(
+            "u",
+            TOPIC_SKU_STOCK_ZERO,
+            "1".into(),
+            5,
+            &SkuStockZero(crate::ids::Sku::new(9011)),
+        );
         assert_eq!(zero.message, r#"{"data":9011,"id":"1","timestamp":5}"#);
     }
 }

@@ -119,6 +119,16 @@ pub trait ArmoryStore: Send + Sync {
 pub trait IdGenerator: Send + Sync {
     /// A new order / ticket id (decimal digits).
     fn next_id(&self) -> String;
+
+    /// A new order / ticket id.
+    fn next_order_id(&self) -> crate::ids::OrderId {
+        crate::ids::OrderId::new(self.next_id())
+    }
+
+    /// A new outbox message id.
+    fn next_message_id(&self) -> crate::ids::MessageId {
+        crate::ids::MessageId::new(self.next_id())
+    }
 }
 
 /// Wall-clock time (UTC).

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use domain::ids::{AwardId, Sku, StrategyId};
 use redis::aio::ConnectionManager;
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
@@ -75,12 +76,12 @@ impl StockSync {
                 ),
             )
             .await?;
-        let awards: Vec<(i64, i32, i64)> = awards
+        let awards: Vec<(StrategyId, AwardId, i64)> = awards
             .iter()
             .map(|r| {
                 Ok((
-                    r.try_get("", "strategy_id")?,
-                    r.try_get("", "award_id")?,
+                    StrategyId::new(r.try_get("", "strategy_id")?),
+                    AwardId::new(r.try_get("", "award_id")?),
                     i64::from(r.try_get::<i32>("", "award_count_surplus")?),
                 ))
             })
@@ -95,11 +96,11 @@ impl StockSync {
                 ),
             )
             .await?;
-        let skus: Vec<(i64, i64)> = skus
+        let skus: Vec<(Sku, i64)> = skus
             .iter()
             .map(|r| {
                 Ok((
-                    r.try_get("", "sku")?,
+                    Sku::new(r.try_get("", "sku")?),
                     i64::from(r.try_get::<i32>("", "stock_count_surplus")?),
                 ))
             })
@@ -118,7 +119,7 @@ impl StockSync {
                         "strategy_award",
                         "award_count_surplus",
                         live,
-                        &[("strategy_id", *strategy), ("award_id", i64::from(*award))],
+                        &[("strategy_id", strategy.get()), ("award_id", i64::from(award.get()))],
                     )
                     .await?;
             }
@@ -126,7 +127,12 @@ impl StockSync {
         for ((sku, durable), live) in skus.iter().zip(sku_live) {
             if let Some(live) = live.filter(|l| l < durable) {
                 report.skus += self
-                    .lower("raffle_activity_sku", "stock_count_surplus", live, &[("sku", *sku)])
+                    .lower(
+                        "raffle_activity_sku",
+                        "stock_count_surplus",
+                        live,
+                        &[("sku", sku.get())],
+                    )
                     .await?;
             }
         }

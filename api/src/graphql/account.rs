@@ -8,12 +8,12 @@ use async_graphql::connection::{Connection, Edge, EmptyFields, query};
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::ErrorCode;
-use domain::ids::UserId;
+use domain::ids::{ActivityId, UserId};
 use domain::outbox::AccountSnapshot;
 use persistence::mysql::read_side;
 use rust_decimal::Decimal;
 
-use super::error::with_code;
+use super::error::{invalid_argument, with_code};
 use crate::state::AppState;
 
 /// A user's draw quota in an activity, as of today.
@@ -109,7 +109,7 @@ fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
 }
 
 fn user(raw: &str) -> Result<UserId> {
-    UserId::parse(raw).map_err(|e| with_code(ErrorCode::IllegalParameter, e.0))
+    UserId::parse(raw).map_err(invalid_argument)
 }
 
 /// Largest `userAwards` page.
@@ -126,6 +126,7 @@ impl AccountQuery {
     async fn activity_account(&self, ctx: &Context<'_>, user_id: String, activity_id: i64) -> Result<ActivityAccount> {
         let app = ctx.data::<Arc<AppState>>()?;
         let user = user(&user_id)?;
+        let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
         let now = Utc::now();
         let (day, month) = (app.calendar.day(now), app.calendar.month(now));
         let snapshot = match app.views.account(user.as_str(), activity_id).await.map_err(internal)? {
@@ -205,7 +206,7 @@ impl AccountQuery {
                                 AwardState::Create
                             },
                             order_id: e.order_id,
-                            award_id: e.award_id,
+                            award_id: e.award_id.get(),
                             award_title: e.award_title,
                         },
                     )

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Object, Result, SimpleObject};
 use domain::activity::recharge::RechargeQuota;
+use domain::ids::{ActivityId, Sku};
 
-use super::error::to_gql;
+use super::error::{invalid_argument, to_gql};
 use crate::state::AppState;
 
 /// A quota recharge order (new, or the first one for a replayed `outBusinessNo`).
@@ -44,6 +45,7 @@ impl ActivityMutation {
     /// records and arms its strategy. Re-runnable. Errors: `0002` unknown activity.
     async fn arm_activity(&self, ctx: &Context<'_>, activity_id: i64) -> Result<bool> {
         let state = ctx.data::<Arc<AppState>>()?;
+        let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
         let cfg = state.activity.arm(activity_id).await.map_err(to_gql)?;
         if let Err(e) = state.views.put_activity(&cfg).await {
             // The view is rebuilt on first read; arming itself succeeded.
@@ -64,6 +66,7 @@ impl ActivityMutation {
         out_business_no: String,
     ) -> Result<RechargeResult> {
         let state = ctx.data::<Arc<AppState>>()?;
+        let sku = Sku::parse(sku).map_err(invalid_argument)?;
         let done = state
             .activity
             .recharge(RechargeQuota {
@@ -74,7 +77,7 @@ impl ActivityMutation {
             .await
             .map_err(to_gql)?;
         Ok(RechargeResult {
-            order_id: done.order_id,
+            order_id: done.order_id.into(),
             out_business_no: done.out_business_no,
             created: done.created,
         })
@@ -86,17 +89,18 @@ impl ActivityMutation {
     /// total / month / day quota exhausted, `ERR_BIZ_009` ticket already used.
     async fn draw(&self, ctx: &Context<'_>, user_id: String, activity_id: i64) -> Result<DrawResult> {
         let state = ctx.data::<Arc<AppState>>()?;
+        let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
         let r = state
             .activity
             .draw(&user_id, activity_id, state.switches.blacklist)
             .await
             .map_err(to_gql)?;
         Ok(DrawResult {
-            award_id: r.award.award_id,
+            award_id: r.award.award_id.get(),
             award_title: r.award.award_title,
             award_index: r.award.sort,
-            order_id: r.order_id,
-            message_id: r.message_id,
+            order_id: r.order_id.into(),
+            message_id: r.message_id.into(),
         })
     }
 }

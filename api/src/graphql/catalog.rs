@@ -8,13 +8,13 @@ use async_graphql::{Context, Object, Result, SimpleObject};
 use chrono::Utc;
 use domain::ErrorCode;
 use domain::activity::ActivityConfig;
-use domain::ids::UserId;
+use domain::ids::{ActivityId, UserId};
 use domain::outbox::AccountSnapshot;
 use domain::strategy::StrategyView;
 use persistence::mysql::read_side;
 use rust_decimal::Decimal;
 
-use super::error::{to_gql, with_code};
+use super::error::{invalid_argument, to_gql, with_code};
 use crate::state::AppState;
 
 /// An award of the activity's wheel, with the user's lock state.
@@ -91,7 +91,7 @@ fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
     with_code(ErrorCode::Unknown, "internal error")
 }
 
-async fn activity(app: &AppState, activity_id: i64) -> Result<ActivityConfig> {
+async fn activity(app: &AppState, activity_id: ActivityId) -> Result<ActivityConfig> {
     if let Some(cfg) = app.views.activity(activity_id).await.map_err(internal)? {
         return Ok(cfg);
     }
@@ -110,7 +110,8 @@ async fn user_context(
     user_id: &str,
     activity_id: i64,
 ) -> Result<(StrategyView, AccountSnapshot, String)> {
-    let user = UserId::parse(user_id).map_err(|e| with_code(ErrorCode::IllegalParameter, e.0))?;
+    let user = UserId::parse(user_id).map_err(invalid_argument)?;
+    let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
     let cfg = activity(app, activity_id).await?;
     let strategy = app.strategy.view(cfg.activity.strategy_id).await.map_err(to_gql)?;
     let now = Utc::now();
@@ -146,7 +147,7 @@ impl CatalogQuery {
                 let lock = a.rule_lock_count.map(i64::from);
                 let wait = lock.map_or(0, |l| (l - today).max(0));
                 RaffleAward {
-                    award_id: a.award_id,
+                    award_id: a.award_id.get(),
                     award_title: a.award_title,
                     award_subtitle: a.award_subtitle,
                     sort: a.sort,
@@ -173,7 +174,7 @@ impl CatalogQuery {
                     .award_ids
                     .iter()
                     .map(|id| WeightAward {
-                        award_id: *id,
+                        award_id: id.get(),
                         award_title: strategy
                             .awards
                             .iter()
@@ -189,13 +190,14 @@ impl CatalogQuery {
     /// The activity's quota packages with live stock.
     async fn sku_products(&self, ctx: &Context<'_>, activity_id: i64) -> Result<Vec<SkuProduct>> {
         let app = ctx.data::<Arc<AppState>>()?;
+        let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
         let cfg = activity(app, activity_id).await?;
         Ok(cfg
             .skus
             .into_iter()
             .map(|s| SkuProduct {
-                sku: s.sku,
-                activity_id: s.activity_id,
+                sku: s.sku.get(),
+                activity_id: s.activity_id.get(),
                 activity_count_id: s.count.activity_count_id,
                 stock_count: s.stock_count,
                 stock_count_surplus: s.stock_count_surplus,

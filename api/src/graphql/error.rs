@@ -6,6 +6,7 @@
 use async_graphql::ErrorExtensions;
 use domain::ErrorCode;
 use domain::error::HasErrorCode;
+use domain::ids::InvalidArgument;
 
 /// Converts any domain error into a GraphQL error.
 pub fn to_gql<E>(err: E) -> async_graphql::Error
@@ -20,6 +21,11 @@ where
         err.to_string()
     };
     with_code(code, message)
+}
+
+/// An argument rejected at the edge (`UserId::parse`, `ActivityId::parse`, …): code `0002`.
+pub fn invalid_argument(err: InvalidArgument) -> async_graphql::Error {
+    with_code(ErrorCode::IllegalParameter, err.0)
 }
 
 /// A GraphQL error with `extensions.code` (and the original's short `info`).

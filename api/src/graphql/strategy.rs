@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Object, Result, SimpleObject};
+use domain::ids::StrategyId;
 use domain::strategy::{RaffleInput, StrategyAwardView, StrategyView};
 use rust_decimal::Decimal;
 
-use super::error::to_gql;
+use super::error::{invalid_argument, to_gql};
 use crate::state::AppState;
 
 /// The user the original's `random_raffle` draws as (spec §7.7).
@@ -58,7 +59,7 @@ pub struct RaffleResult {
 impl From<StrategyView> for Strategy {
     fn from(v: StrategyView) -> Self {
         Self {
-            strategy_id: v.strategy_id,
+            strategy_id: v.strategy_id.get(),
             strategy_desc: v.strategy_desc,
             rule_models: v.rule_models,
             awards: v.awards.into_iter().map(StrategyAward::from).collect(),
@@ -69,7 +70,7 @@ impl From<StrategyView> for Strategy {
 impl From<StrategyAwardView> for StrategyAward {
     fn from(a: StrategyAwardView) -> Self {
         Self {
-            award_id: a.award_id,
+            award_id: a.award_id.get(),
             award_title: a.award_title,
             award_subtitle: a.award_subtitle,
             award_rate: a.award_rate,
@@ -89,6 +90,7 @@ impl StrategyQuery {
     /// A strategy and its awards, from the read model. Unknown ids fail with code `0002`.
     async fn strategy(&self, ctx: &Context<'_>, strategy_id: i64) -> Result<Strategy> {
         let state = ctx.data::<Arc<AppState>>()?;
+        let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
         Ok(state.strategy.view(strategy_id).await.map_err(to_gql)?.into())
     }
 }
@@ -104,6 +106,7 @@ impl StrategyMutation {
     /// Errors: `0002` unknown strategy, `ERR_BIZ_001` weight rule missing, `ERR_CONFIG_002` invalid configuration.
     async fn arm_strategy(&self, ctx: &Context<'_>, strategy_id: i64) -> Result<bool> {
         let state = ctx.data::<Arc<AppState>>()?;
+        let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
         state.strategy.arm(strategy_id).await.map_err(to_gql)?;
         Ok(true)
     }
@@ -112,6 +115,7 @@ impl StrategyMutation {
     /// Errors: `ERR_BIZ_002` when the strategy is not armed.
     async fn random_raffle(&self, ctx: &Context<'_>, strategy_id: i64) -> Result<RaffleResult> {
         let state = ctx.data::<Arc<AppState>>()?;
+        let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
         let input = RaffleInput {
             user_id: SYSTEM_USER,
             total_used: 0,
@@ -121,7 +125,7 @@ impl StrategyMutation {
         };
         let award = state.strategy.raffle(strategy_id, &input).await.map_err(to_gql)?;
         Ok(RaffleResult {
-            award_id: award.award_id,
+            award_id: award.award_id.get(),
             award_title: award.award_title,
             award_index: award.sort,
         })

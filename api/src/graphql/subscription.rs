@@ -11,7 +11,7 @@ use futures::Stream;
 use persistence::redis::TaskEvent;
 use persistence::redis::task_stream::is_cursor;
 
-use super::error::with_code;
+use super::error::{invalid_argument, with_code};
 use super::tasks::TaskState;
 use crate::state::AppState;
 
@@ -67,7 +67,7 @@ impl SubscriptionRoot {
         after: Option<String>,
     ) -> Result<impl Stream<Item = TaskStatusEvent> + use<>> {
         let state = ctx.data::<Arc<AppState>>()?.clone();
-        let user = UserId::parse(&user_id).map_err(|e| with_code(ErrorCode::IllegalParameter, e.0))?;
+        let user = UserId::parse(&user_id).map_err(invalid_argument)?;
         let cursor = match after {
             Some(a) if is_cursor(&a) => a,
             Some(a) => return Err(with_code(ErrorCode::IllegalParameter, format!("invalid cursor {a:?}"))),

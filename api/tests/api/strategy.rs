@@ -86,3 +86,25 @@ async fn errors_carry_stable_codes() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn non_positive_ids_are_rejected_at_the_edge_with_0002() {
+    let app = spawn_app().await;
+    for query in [
+        "mutation { armStrategy(strategyId: 0) }",
+        "{ strategy(strategyId: -1) { strategyId } }",
+        "mutation { randomRaffle(strategyId: 0) { awardId } }",
+        "mutation { armActivity(activityId: 0) }",
+        r#"mutation { draw(userId: "u", activityId: -5) { orderId } }"#,
+        r#"mutation { rechargeQuota(userId: "u", sku: 0, outBusinessNo: "x") { orderId } }"#,
+        r#"{ activityAccount(userId: "u", activityId: 0) { totalCount } }"#,
+        "{ skuProducts(activityId: -1) { sku } }",
+        r#"{ raffleAwards(userId: "u", activityId: 0) { awardId } }"#,
+        r#"{ ruleWeights(userId: "u", activityId: 0) { ruleWeightCount } }"#,
+    ] {
+        assert_eq!(app.error_code(query).await, "0002", "{query}");
+    }
+    let body = app.graphql("mutation { armActivity(activityId: 0) }").await;
+    assert_eq!(body["errors"][0]["message"], "activityId must be positive, got 0");
+    app.cleanup().await;
+}

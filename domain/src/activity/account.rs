@@ -14,7 +14,7 @@
 use super::error::ActivityError;
 use super::model::ActivityCount;
 use crate::events::{AccountSnapshot, PeriodSnapshot};
-use crate::ids::ActivityId;
+use crate::ids::{ActivityId, OrderId};
 
 /// A period row: today's (`yyyy-MM-dd`) or this month's (`yyyy-MM`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub struct QuotaAccount {
     /// The month row that was loaded, if it exists.
     pub month: Option<PeriodQuota>,
     /// The oldest unused ticket, if any.
-    pub unused_ticket: Option<String>,
+    pub unused_ticket: Option<OrderId>,
 }
 
 /// How a draw's ticket is paid.
@@ -73,12 +73,12 @@ pub enum Ticket {
     /// An unused ticket is reused; no quota changes.
     Reused {
         /// Its order id.
-        order_id: String,
+        order_id: OrderId,
     },
     /// A new ticket, paid with one unit of total, month and day quota.
     Paid {
         /// The new ticket's order id.
-        order_id: String,
+        order_id: OrderId,
         /// The account after the payment.
         after: Box<QuotaAccount>,
         /// Whether the day row is created by this payment (it did not exist).
@@ -103,7 +103,7 @@ pub struct Partake {
 
 impl Partake {
     /// The ticket's order id.
-    pub fn order_id(&self) -> &str {
+    pub fn order_id(&self) -> &OrderId {
         match &self.ticket {
             Ticket::Reused { order_id } | Ticket::Paid { order_id, .. } => order_id,
         }
@@ -124,7 +124,7 @@ impl QuotaAccount {
     /// [`ActivityError::TotalQuotaExhausted`] (`ERR_BIZ_006`),
     /// [`ActivityError::MonthQuotaExhausted`] (`ERR_BIZ_007`) or
     /// [`ActivityError::DayQuotaExhausted`] (`ERR_BIZ_008`), checked in that order.
-    pub fn partake(&self, today: &str, month: &str, new_order_id: String) -> Result<Partake, ActivityError> {
+    pub fn partake(&self, today: &str, month: &str, new_order_id: OrderId) -> Result<Partake, ActivityError> {
         let day_row = Self::row_of(&self.day, today);
         let month_row = Self::row_of(&self.month, month);
         let total_used = i64::from(self.total_count) - i64::from(self.total_count_surplus);
@@ -245,7 +245,7 @@ mod tests {
     fn account(total: (i32, i32), day: i32, month: i32) -> QuotaAccount {
         QuotaAccount {
             user_id: "xiaofuge".into(),
-            activity_id: 100301,
+            activity_id: ActivityId::new(100301),
             total_count: total.0,
             total_count_surplus: total.1,
             day_count: day,
@@ -286,7 +286,7 @@ mod tests {
         assert_eq!(after.month, period(MONTH, 5, 4));
         assert_eq!((after.total_count_surplus, after.version), (9, 8));
         assert_eq!((p.total_used, p.day_partake_count, p.expected_version), (1, 1, 7));
-        assert_eq!(p.order_id(), "t1");
+        assert_eq!(p.order_id().as_str(), "t1");
     }
 
     #[test]
@@ -314,7 +314,7 @@ mod tests {
     #[test]
     fn partake_fails_when_total_quota_is_exhausted() {
         let err = account((10, 0), 3, 5).partake(TODAY, MONTH, "t".into()).unwrap_err();
-        assert!(matches!(err, ActivityError::TotalQuotaExhausted(100301)));
+        assert!(matches!(err, ActivityError::TotalQuotaExhausted(a) if a.get() == 100301));
     }
 
     #[test]
@@ -380,7 +380,7 @@ mod tests {
         assert_eq!((after.day_count, after.month_count, after.version), (8, 25, 8));
         assert_eq!(after.day, period(TODAY, 8, 6));
         assert_eq!(after.month, None, "last month's row is not this month's");
-        let first = QuotaAccount::empty("u", 1).credit(&package, TODAY, MONTH);
+        let first = QuotaAccount::empty("u", ActivityId::new(1)).credit(&package, TODAY, MONTH);
         assert_eq!((first.total_count_surplus, first.version), (50, 1));
     }
 
@@ -406,7 +406,7 @@ mod tests {
                 let mut a = account((total, total - used.min(total)), day, month);
                 a.day = d;
                 a.month = m;
-                a.unused_ticket = unused.then(|| "old".to_owned());
+                a.unused_ticket = unused.then(|| "old".into());
                 a
             })
     }
@@ -417,7 +417,7 @@ mod tests {
             let mut acc = a.clone();
             let mut paid_draws = 0;
             for i in 0..draws {
-                match acc.partake(TODAY, MONTH, format!("t{i}")) {
+                match acc.partake(TODAY, MONTH, format!("t{i}").into()) {
                     Ok(p) => {
                         prop_assert_eq!(p.expected_version, acc.version);
                         match p.ticket {

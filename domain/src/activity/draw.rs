@@ -18,7 +18,7 @@ use super::model::Activity;
 use super::ports::{DrawSave, DrawSaved, SaveFailure};
 use super::service::{ActivityService, MAX_ATTEMPTS, MAX_MOVED_RETRIES};
 use crate::events::{AwardStockZero, SendAward};
-use crate::ids::{ActivityId, UserId};
+use crate::ids::{ActivityId, MessageId, OrderId, UserId};
 use crate::outbox::{OutboxMessage, TOPIC_ACCOUNT_CHANGED, TOPIC_AWARD_STOCK_ZERO, TOPIC_SEND_AWARD};
 use crate::strategy::{ArmedStrategy, RaffleAward, RaffleInput};
 
@@ -26,11 +26,11 @@ use crate::strategy::{ArmedStrategy, RaffleAward, RaffleInput};
 #[derive(Debug, Clone)]
 pub struct DrawRecorded {
     /// The ticket (= award record order id).
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The award.
     pub award: RaffleAward,
     /// The `send_award` message id.
-    pub message_id: String,
+    pub message_id: MessageId,
 }
 
 /// The events a decided draw produces, written by the save with its rows.
@@ -39,8 +39,8 @@ fn events(
     partake: &Partake,
     award: &RaffleAward,
     at: DateTime<Utc>,
-    next_id: &mut dyn FnMut() -> String,
-) -> (String, Vec<OutboxMessage>) {
+    next_id: &mut dyn FnMut() -> MessageId,
+) -> (MessageId, Vec<OutboxMessage>) {
     let ts = at.timestamp_millis();
     let message_id = next_id();
     let mut outbox = vec![OutboxMessage::new(
@@ -52,7 +52,7 @@ fn events(
             award_config: award.award_config.clone(),
             award_id: award.award_id,
             award_title: award.award_title.clone(),
-            order_id: partake.order_id().to_owned(),
+            order_id: partake.order_id().as_str().to_owned(),
             user_id: user.as_str().to_owned(),
         },
     )];
@@ -120,7 +120,7 @@ impl ActivityService {
                     .await?
                     .ok_or(ActivityError::TotalQuotaExhausted(activity_id))?,
             };
-            let partake = match account.partake(&day, &month, self.ids.next_id()) {
+            let partake = match account.partake(&day, &month, self.ids.next_order_id()) {
                 Ok(p) => p,
                 // Never refuse on a remembered quota: it may have been recharged elsewhere.
                 Err(_) if from_cache => continue,
@@ -129,7 +129,7 @@ impl ActivityService {
             let award = self
                 .raffle(&strategy, &user, &partake, blacklist_enabled, lock_ttl)
                 .await?;
-            let (message_id, outbox) = events(&user, &partake, &award, now, &mut || self.ids.next_id());
+            let (message_id, outbox) = events(&user, &partake, &award, now, &mut || self.ids.next_message_id());
             let save = DrawSave {
                 user_id: user.as_str(),
                 activity,
@@ -152,7 +152,7 @@ impl ActivityService {
                     }
                     self.notifier.committed(user.as_str());
                     return Ok(DrawRecorded {
-                        order_id: partake.order_id().to_owned(),
+                        order_id: partake.order_id().clone(),
                         award,
                         message_id,
                     });
@@ -164,7 +164,7 @@ impl ActivityService {
                     )));
                 }
                 Err(SaveFailure::AwardRecorded) => {
-                    return Err(ActivityError::TicketUsed(partake.order_id().to_owned()));
+                    return Err(ActivityError::TicketUsed(partake.order_id().clone()));
                 }
                 Err(SaveFailure::Conflict(_)) if conflicts + 1 < MAX_ATTEMPTS => conflicts += 1,
                 Err(SaveFailure::Conflict(e)) => return Err(ActivityError::Conflict(e.to_string())),
@@ -199,7 +199,7 @@ impl ActivityService {
         if let Some(t) = award.taken
             && let Err(e) = self.strategy.stock().give_back(t.strategy_id, t.award_id).await
         {
-            tracing::error!(strategy.id = t.strategy_id, award.id = t.award_id, error = %e, "could not give back award stock");
+            tracing::error!(strategy.id = t.strategy_id.get(), award.id = t.award_id.get(), error = %e, "could not give back award stock");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Errors of the activity commands, with the original codes.
 
 use crate::error::{ErrorCode, HasErrorCode};
-use crate::ids::InvalidArgument;
+use crate::ids::{ActivityId, InvalidArgument, OrderId, Sku};
 use crate::ports::PortError;
 use crate::strategy::StrategyError;
 
@@ -13,28 +13,28 @@ pub enum ActivityError {
     InvalidArgument(String),
     /// The activity is not `open` (`ERR_BIZ_003`).
     #[error("activity {0} is not open")]
-    NotOpen(i64),
+    NotOpen(ActivityId),
     /// Now is outside the activity's dates (`ERR_BIZ_004`).
     #[error("activity {0} is not running now (outside its begin/end dates)")]
-    OutsideDates(i64),
+    OutsideDates(ActivityId),
     /// SKU stock is exhausted (`ERR_BIZ_005`).
     #[error("SKU {0} is sold out")]
-    SkuStockEmpty(i64),
+    SkuStockEmpty(Sku),
     /// SKU stock counter missing: the activity was never armed (`ERR_BIZ_005`).
     #[error("SKU {0} has no stock counter: arm its activity first (armActivity)")]
-    SkuNotArmed(i64),
+    SkuNotArmed(Sku),
     /// No account or no total quota left (`ERR_BIZ_006`).
     #[error("no draws left in total for activity {0}")]
-    TotalQuotaExhausted(i64),
+    TotalQuotaExhausted(ActivityId),
     /// No draws left this month (`ERR_BIZ_007`).
     #[error("no draws left this month for activity {0}")]
-    MonthQuotaExhausted(i64),
+    MonthQuotaExhausted(ActivityId),
     /// No draws left today (`ERR_BIZ_008`).
     #[error("no draws left today for activity {0}")]
-    DayQuotaExhausted(i64),
+    DayQuotaExhausted(ActivityId),
     /// The raffle ticket was already used (`ERR_BIZ_009`).
     #[error("raffle ticket {0} was already used")]
-    TicketUsed(String),
+    TicketUsed(OrderId),
     /// A conflicting duplicate (`0003`): e.g. an `outBusinessNo` already used for another SKU or user.
     #[error("{0}")]
     Duplicate(String),

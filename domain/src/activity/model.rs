@@ -4,7 +4,7 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ActivityId, StrategyId};
+use crate::ids::{ActivityId, Sku, StrategyId};
 
 /// `raffle_activity.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +68,7 @@ pub struct ActivityCount {
 #[serde(rename_all = "camelCase")]
 pub struct ActivitySku {
     /// `sku`.
-    pub sku: i64,
+    pub sku: Sku,
     /// `activity_id`.
     pub activity_id: ActivityId,
     /// The package granted.

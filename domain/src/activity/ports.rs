@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::account::{Partake, QuotaAccount};
 use super::model::{Activity, ActivityConfig, ActivityCount};
-use crate::ids::ActivityId;
+use crate::ids::{ActivityId, OrderId, Sku, StrategyId};
 use crate::outbox::OutboxMessage;
 use crate::ports::{PortError, StockTake};
 use crate::strategy::RaffleAward;
@@ -26,7 +26,7 @@ pub trait ActivityRepository: Send + Sync {
     ///
     /// # Errors
     /// [`PortError`] when the database cannot be read.
-    async fn activity_of_sku(&self, sku: i64) -> Result<Option<ActivityId>, PortError>;
+    async fn activity_of_sku(&self, sku: Sku) -> Result<Option<ActivityId>, PortError>;
 }
 
 /// SKU stock counters (Redis in production).
@@ -36,19 +36,19 @@ pub trait SkuStockCounter: Send + Sync {
     ///
     /// # Errors
     /// [`PortError`] when the store cannot be reached.
-    async fn take(&self, sku: i64, lock_ttl: Option<Duration>) -> Result<StockTake, PortError>;
+    async fn take(&self, sku: Sku, lock_ttl: Option<Duration>) -> Result<StockTake, PortError>;
 
     /// Returns a unit whose order was not saved.
     ///
     /// # Errors
     /// [`PortError`] when the store cannot be reached.
-    async fn give_back(&self, sku: i64) -> Result<(), PortError>;
+    async fn give_back(&self, sku: Sku) -> Result<(), PortError>;
 
     /// Sets the counter to `units` unless it exists; returns whether it was set.
     ///
     /// # Errors
     /// [`PortError`] when the store cannot be reached.
-    async fn arm(&self, sku: i64, units: i64) -> Result<bool, PortError>;
+    async fn arm(&self, sku: Sku, units: i64) -> Result<bool, PortError>;
 }
 
 /// A quota recharge order to save (`raffle_activity_order`).
@@ -57,15 +57,15 @@ pub struct RechargeOrder {
     /// Buyer.
     pub user_id: String,
     /// SKU bought.
-    pub sku: i64,
+    pub sku: Sku,
     /// Its activity.
     pub activity_id: ActivityId,
     /// Activity name (denormalised, as the original).
     pub activity_name: String,
     /// Activity strategy.
-    pub strategy_id: i64,
+    pub strategy_id: StrategyId,
     /// New order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Order time (UTC).
     pub order_time: chrono::NaiveDateTime,
     /// Package granted.
@@ -84,9 +84,9 @@ pub struct ExistingRecharge {
     /// Buyer.
     pub user_id: String,
     /// SKU.
-    pub sku: i64,
+    pub sku: Sku,
     /// Order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Idempotency key.
     pub out_business_no: String,
 }
@@ -137,7 +137,7 @@ pub trait QuotaRepository: Send + Sync {
     ///
     /// # Errors
     /// [`PortError`] when a shard cannot be read.
-    async fn sku_units_sold(&self, sku: i64) -> Result<i64, PortError>;
+    async fn sku_units_sold(&self, sku: Sku) -> Result<i64, PortError>;
 }
 
 /// A decided draw, to be saved as one transaction.

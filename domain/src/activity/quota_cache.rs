@@ -54,11 +54,11 @@ mod tests {
     #[test]
     fn a_remembered_quota_is_returned_until_forgotten() {
         let cache = QuotaCache::default();
-        let a = QuotaAccount::empty("u", 1);
+        let a = QuotaAccount::empty("u", ActivityId::new(1));
         cache.put(a.clone());
-        assert_eq!(cache.get("u", 1), Some(a));
-        assert_eq!(cache.get("u", 2), None);
-        cache.forget("u", 1);
-        assert_eq!(cache.get("u", 1), None);
+        assert_eq!(cache.get("u", ActivityId::new(1)), Some(a));
+        assert_eq!(cache.get("u", ActivityId::new(2)), None);
+        cache.forget("u", ActivityId::new(1));
+        assert_eq!(cache.get("u", ActivityId::new(1)), None);
     }
 }

@@ -8,7 +8,7 @@ use super::error::ActivityError;
 use super::ports::{RechargeOrder, RechargeSave, RechargeSaved, SaveFailure};
 use super::service::{ActivityService, MAX_ATTEMPTS, MAX_MOVED_RETRIES};
 use crate::events::SkuStockZero;
-use crate::ids::UserId;
+use crate::ids::{OrderId, Sku, UserId};
 use crate::outbox::{OutboxMessage, TOPIC_ACCOUNT_CHANGED, TOPIC_SKU_STOCK_ZERO};
 use crate::ports::StockTake;
 
@@ -18,7 +18,7 @@ pub struct RechargeQuota {
     /// Buyer (validated by the service).
     pub user_id: String,
     /// SKU to buy.
-    pub sku: i64,
+    pub sku: Sku,
     /// Caller's idempotency key (at most 64 characters).
     pub out_business_no: String,
 }
@@ -27,7 +27,7 @@ pub struct RechargeQuota {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaRecharged {
     /// Order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Idempotency key.
     pub out_business_no: String,
     /// `false` when this was a replay of an earlier request: nothing more was credited.
@@ -79,7 +79,7 @@ impl ActivityService {
             activity_id,
             activity_name: cfg.activity.activity_name.clone(),
             strategy_id: cfg.activity.strategy_id,
-            order_id: self.ids.next_id(),
+            order_id: self.ids.next_order_id(),
             order_time: now.naive_utc(),
             count: sku.count,
             pay_amount: rust_decimal::Decimal::ZERO,
@@ -133,7 +133,7 @@ impl ActivityService {
                 outbox.push(OutboxMessage::new(
                     user.as_str(),
                     TOPIC_SKU_STOCK_ZERO,
-                    self.ids.next_id(),
+                    self.ids.next_message_id(),
                     ts,
                     &SkuStockZero(order.sku),
                 ));
@@ -141,7 +141,7 @@ impl ActivityService {
             outbox.push(OutboxMessage::new(
                 user.as_str(),
                 TOPIC_ACCOUNT_CHANGED,
-                self.ids.next_id(),
+                self.ids.next_message_id(),
                 ts,
                 &after.snapshot(),
             ));
@@ -167,7 +167,7 @@ impl ActivityService {
         }
     }
 
-    async fn replayed(&self, user: &UserId, sku: i64, obn: &str) -> Result<Option<QuotaRecharged>, ActivityError> {
+    async fn replayed(&self, user: &UserId, sku: Sku, obn: &str) -> Result<Option<QuotaRecharged>, ActivityError> {
         let Some(found) = self.quota.find_recharge(user.as_str(), obn).await? else {
             return Ok(None);
         };
@@ -184,9 +184,9 @@ impl ActivityService {
         }))
     }
 
-    async fn give_back_sku(&self, sku: i64) {
+    async fn give_back_sku(&self, sku: Sku) {
         if let Err(e) = self.sku_stock.give_back(sku).await {
-            tracing::error!(sku, error = %e, "could not give back SKU stock: the unit stays unsold until the counter is re-derived (delete it, then armActivity)");
+            tracing::error!(sku = sku.get(), error = %e, "could not give back SKU stock: the unit stays unsold until the counter is re-derived (delete it, then armActivity)");
         }
     }
 }

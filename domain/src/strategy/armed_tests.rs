@@ -16,7 +16,7 @@ use crate::strategy::tree::tests::{MemStock, lock_tree, luck_tree};
 fn catalog() -> Vec<AwardCatalogEntry> {
     (100..=109)
         .map(|id| AwardCatalogEntry {
-            award_id: id,
+            award_id: AwardId::new(id),
             award_key: if id == 101 {
                 "user_credit_random".into()
             } else {
@@ -30,7 +30,7 @@ fn catalog() -> Vec<AwardCatalogEntry> {
 
 fn award(id: i32, rate: Decimal, tree: &str, sort: i32) -> StrategyAwardConfig {
     StrategyAwardConfig {
-        award_id: id,
+        award_id: AwardId::new(id),
         award_title: format!("title {id}"),
         award_subtitle: None,
         award_count: 100,
@@ -67,7 +67,7 @@ pub fn strategy_100006() -> StrategyConfig {
         awards.push(award(id, dec!(0.0300), tree, id - 100));
     }
     StrategyConfig {
-        strategy_id: 100006,
+        strategy_id: StrategyId::new(100006),
         strategy_desc: "rule tree".into(),
         rule_models: Some("rule_blacklist,rule_weight".into()),
         awards,
@@ -105,7 +105,15 @@ fn arming_100006_builds_the_default_pool_and_one_pool_per_weight_group() {
     let s = ArmedStrategy::arm(strategy_100006(), &Seeded::new(1)).unwrap();
     let pools: BTreeMap<&str, PoolSummary> = s
         .pools()
-        .map(|p| (p.key(), (p.size(), p.multiplicities().into_iter().collect())))
+        .map(|p| {
+            (
+                p.key(),
+                (
+                    p.size(),
+                    p.multiplicities().into_iter().map(|(a, n)| (a.get(), n)).collect(),
+                ),
+            )
+        })
         .collect();
     assert_eq!(pools["100006"].0, 100);
     assert_eq!(
@@ -143,7 +151,7 @@ fn arming_rejects_dangling_configuration_with_err_config_002() {
             "tree_nope",
         ),
         (Box::new(|c| c.rule_models = Some("rule_magic".into())), "rule_magic"),
-        (Box::new(|c| c.catalog.retain(|a| a.award_id != 104)), "catalogue"),
+        (Box::new(|c| c.catalog.retain(|a| a.award_id.get() != 104)), "catalogue"),
         (Box::new(|c| c.rules[0].1 = "10:102,999".into()), "999"),
         (Box::new(|c| c.rules[0].1 = "4000-102".into()), "invalid input format"),
         (Box::new(|c| c.awards.clear()), "no strategy_award"),
@@ -165,7 +173,7 @@ fn blacklisted_user_gets_the_blacklist_award_without_touching_stock_when_the_swi
     i.blacklist_enabled = true;
     let r = block_on(s.raffle(&i, &Seeded::new(2), &stock)).unwrap();
     assert_eq!(
-        (r.award_id, r.award_config.as_deref(), &r.decision),
+        (r.award_id.get(), r.award_config.as_deref(), &r.decision),
         (101, Some("0.01,1"), &Decision::Blacklist)
     );
     assert_eq!(r.taken, None);
@@ -187,7 +195,7 @@ fn weight_score_selects_the_largest_group_not_above_it_and_still_takes_stock() {
         let r = block_on(s.raffle(&i, &rng, &stock)).unwrap();
         assert_eq!(r.decision, Decision::Weight("70:106,107".into()));
         assert!(
-            [106, 107].contains(&r.award_id),
+            [106, 107].contains(&r.award_id.get()),
             "locks are skipped for weight draws: {}",
             r.award_id
         );
@@ -210,7 +218,7 @@ fn locked_awards_fall_to_the_luck_award_on_the_first_draw_of_the_day() {
     for _ in 0..500 {
         let r = block_on(s.raffle(&input("u"), &rng, &stock)).unwrap();
         assert!(
-            ![105, 106, 107].contains(&r.award_id),
+            ![105, 106, 107].contains(&r.award_id.get()),
             "locked award {} won with 0 draws today",
             r.award_id
         );
@@ -221,7 +229,7 @@ fn locked_awards_fall_to_the_luck_award_on_the_first_draw_of_the_day() {
 fn a_strategy_whose_luck_award_is_outside_it_titles_it_from_the_catalogue() {
     // Strategy 100004: one award (109, rate 1, stock 1) with tree_luck_award → 101.
     let cfg = StrategyConfig {
-        strategy_id: 100004,
+        strategy_id: StrategyId::new(100004),
         strategy_desc: "random".into(),
         rule_models: None,
         awards: vec![StrategyAwardConfig {
@@ -235,7 +243,7 @@ fn a_strategy_whose_luck_award_is_outside_it_titles_it_from_the_catalogue() {
     let s = ArmedStrategy::arm(cfg, &Seeded::new(1)).unwrap();
     let stock = MemStock::with(&[(109, 1)]);
     let first = block_on(s.raffle(&input("system"), &Seeded::new(1), &stock)).unwrap();
-    assert_eq!((first.award_id, first.sort), (109, Some(9)));
+    assert_eq!((first.award_id.get(), first.sort), (109, Some(9)));
     assert_eq!(
         first.taken.map(|t| t.remaining),
         Some(0),
@@ -243,7 +251,7 @@ fn a_strategy_whose_luck_award_is_outside_it_titles_it_from_the_catalogue() {
     );
     let second = block_on(s.raffle(&input("system"), &Seeded::new(1), &stock)).unwrap();
     assert_eq!(
-        (second.award_id, second.award_title.as_str(), second.sort),
+        (second.award_id.get(), second.award_title.as_str(), second.sort),
         (101, "catalogue 101", None)
     );
 }
@@ -257,7 +265,7 @@ fn draws_follow_the_configured_rates() {
     let n = 100_000usize;
     let mut seen: BTreeMap<i32, usize> = BTreeMap::new();
     for _ in 0..n {
-        *seen.entry(pool.draw(&rng)).or_default() += 1;
+        *seen.entry(pool.draw(&rng).get()).or_default() += 1;
     }
     let expected = |a: i32| if a == 101 { 0.79 } else { 0.03 } * n as f64;
     let chi2: f64 = seen

@@ -120,7 +120,7 @@ impl RatePool {
         // A built pool is never empty; `from_slots` with no slots is the caller's bug and
         // yields award 0, which the raffle reports as an unknown award.
         let idx = random.below(self.slots.len().max(1));
-        self.slots.get(idx).copied().unwrap_or_default()
+        self.slots.get(idx).copied().unwrap_or(AwardId::new(0))
     }
 
     /// How many slots each award holds, ordered by award id.
@@ -158,8 +158,14 @@ pub(crate) mod tests {
         }
     }
 
-    fn counts(pool: &RatePool) -> Vec<(AwardId, usize)> {
-        pool.multiplicities().into_iter().collect()
+    fn counts(pool: &RatePool) -> Vec<(i32, usize)> {
+        pool.multiplicities().into_iter().map(|(a, n)| (a.get(), n)).collect()
+    }
+
+    /// Builds a pool from plain award numbers.
+    fn build(key: &str, awards: &[(i32, Decimal)], random: &Seeded) -> Result<RatePool, PoolError> {
+        let awards: Vec<_> = awards.iter().map(|&(a, r)| (AwardId::new(a), r)).collect();
+        RatePool::build(key, &awards, random)
     }
 
     #[test]
@@ -175,7 +181,7 @@ pub(crate) mod tests {
             (108, dec!(0.0099)),
             (109, dec!(0.0001)),
         ];
-        let pool = RatePool::build("100001", &awards, &Seeded::new(1)).unwrap();
+        let pool = build("100001", &awards, &Seeded::new(1)).unwrap();
         assert_eq!(pool.size(), 10_000);
         assert_eq!(
             counts(&pool),
@@ -195,7 +201,7 @@ pub(crate) mod tests {
 
     #[test]
     fn rates_need_not_sum_to_one() {
-        let pool = RatePool::build(
+        let pool = build(
             "100002",
             &[(101, dec!(0.5)), (102, dec!(0.1)), (106, dec!(0.01))],
             &Seeded::new(2),
@@ -207,19 +213,19 @@ pub(crate) mod tests {
 
     #[test]
     fn a_single_certain_award_has_one_slot() {
-        let pool = RatePool::build("100004", &[(109, dec!(1.0000))], &Seeded::new(3)).unwrap();
+        let pool = build("100004", &[(109, dec!(1.0000))], &Seeded::new(3)).unwrap();
         assert_eq!(pool.size(), 1);
-        assert_eq!(pool.draw(&Seeded::new(4)), 109);
+        assert_eq!(pool.draw(&Seeded::new(4)).get(), 109);
     }
 
     #[test]
     fn shuffling_keeps_multiplicities_and_changes_order() {
         let awards = [(1, dec!(0.5)), (2, dec!(0.5))];
-        let a = RatePool::build("k", &awards, &Seeded::new(5)).unwrap();
-        let b = RatePool::build("k", &awards, &Seeded::new(6)).unwrap();
+        let a = build("k", &awards, &Seeded::new(5)).unwrap();
+        let b = build("k", &awards, &Seeded::new(6)).unwrap();
         assert_eq!(a.size(), 10);
         assert_eq!(a.multiplicities(), b.multiplicities());
-        let sorted: Vec<_> = (0..10).map(|i| if i < 5 { 1 } else { 2 }).collect();
+        let sorted: Vec<_> = (0..10).map(|i| AwardId::new(if i < 5 { 1 } else { 2 })).collect();
         assert_ne!(
             a.slots().to_vec(),
             sorted,
@@ -229,27 +235,24 @@ pub(crate) mod tests {
 
     #[test]
     fn invalid_pools_are_rejected() {
+        assert!(matches!(build("k", &[], &Seeded::new(1)), Err(PoolError::Empty(_))));
         assert!(matches!(
-            RatePool::build("k", &[], &Seeded::new(1)),
-            Err(PoolError::Empty(_))
-        ));
-        assert!(matches!(
-            RatePool::build("k", &[(1, dec!(0))], &Seeded::new(1)),
+            build("k", &[(1, dec!(0))], &Seeded::new(1)),
             Err(PoolError::NoPositiveRate(_))
         ));
         assert!(matches!(
-            RatePool::build("k", &[(1, dec!(-0.1))], &Seeded::new(1)),
+            build("k", &[(1, dec!(-0.1))], &Seeded::new(1)),
             Err(PoolError::NegativeRate { .. })
         ));
         assert!(matches!(
-            RatePool::build("k", &[(1, dec!(0.0000001)), (2, dec!(0.9))], &Seeded::new(1)),
+            build("k", &[(1, dec!(0.0000001)), (2, dec!(0.9))], &Seeded::new(1)),
             Err(PoolError::TooLarge { .. })
         ));
     }
 
     #[test]
     fn zero_rate_awards_get_no_slot() {
-        let pool = RatePool::build("k", &[(1, dec!(0)), (2, dec!(0.25))], &Seeded::new(1)).unwrap();
+        let pool = build("k", &[(1, dec!(0)), (2, dec!(0.25))], &Seeded::new(1)).unwrap();
         assert_eq!(counts(&pool), vec![(2, 25)]);
     }
 }

@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn weight_matches_the_largest_threshold_not_above_the_score() {
-        let groups: Vec<_> = parse_weight_groups(100001, TUTORIAL)
+        let groups: Vec<_> = parse_weight_groups(StrategyId::new(100001), TUTORIAL)
             .unwrap()
             .into_iter()
             .map(|g| (g, ()))
@@ -159,18 +159,18 @@ mod tests {
     #[test]
     fn malformed_weight_groups_are_rejected() {
         for bad in ["4000-102", "4000:102:103", "x:102", "10:", "10:1 10:2"] {
-            let err = parse_weight_groups(1, bad).unwrap_err().to_string();
+            let err = parse_weight_groups(StrategyId::new(1), bad).unwrap_err().to_string();
             assert!(err.contains("rule_weight"), "{bad}: {err}");
         }
-        assert!(parse_weight_groups(1, "   ").unwrap().is_empty());
+        assert!(parse_weight_groups(StrategyId::new(1), "   ").unwrap().is_empty());
     }
 
     #[test]
     fn user_lists_compare_user_ids_as_strings() {
-        let rule = UserListRule::parse(1, "rule_whitelist", "100:user004,user005").unwrap();
-        assert_eq!(rule.award_id, 100);
+        let rule = UserListRule::parse(StrategyId::new(1), "rule_whitelist", "100:user004,user005").unwrap();
+        assert_eq!(rule.award_id, AwardId::new(100));
         assert!(rule.users.contains("user004"));
         assert!(!rule.users.contains("user006"));
-        assert!(UserListRule::parse(1, "rule_blacklist", "user001,user002").is_err());
+        assert!(UserListRule::parse(StrategyId::new(1), "rule_blacklist", "user001,user002").is_err());
     }
 }

@@ -367,15 +367,17 @@ pub(crate) mod tests {
 
     use super::*;
 
+    const STRATEGY: StrategyId = StrategyId::new(1);
+
     /// In-memory stock for tree tests (the Redis adapter is tested against Redis).
     pub struct MemStock(pub Mutex<HashMap<AwardId, i64>>);
 
     impl MemStock {
-        pub fn with(stock: &[(AwardId, i64)]) -> Self {
-            Self(Mutex::new(stock.iter().copied().collect()))
+        pub fn with(stock: &[(i32, i64)]) -> Self {
+            Self(Mutex::new(stock.iter().map(|&(a, n)| (AwardId::new(a), n)).collect()))
         }
-        pub fn left(&self, award: AwardId) -> i64 {
-            self.0.lock().unwrap().get(&award).copied().unwrap_or(0)
+        pub fn left(&self, award: i32) -> i64 {
+            self.0.lock().unwrap().get(&AwardId::new(award)).copied().unwrap_or(0)
         }
     }
 
@@ -430,13 +432,13 @@ pub(crate) mod tests {
     }
 
     fn catalog() -> HashSet<AwardId> {
-        (100..=109).collect()
+        (100..=109).map(AwardId::new).collect()
     }
 
     async fn walk(tree: &RuleTree, stock: &MemStock, count: u32) -> TreeOutcome {
         tree.walk(&TreeContext {
-            strategy_id: 1,
-            drawn_award_id: 107,
+            strategy_id: STRATEGY,
+            drawn_award_id: AwardId::new(107),
             day_partake_count: count,
             skip_locks: false,
             lock_ttl: None,
@@ -460,26 +462,29 @@ pub(crate) mod tests {
 
     #[test]
     fn locked_award_falls_to_the_luck_award_until_enough_draws_today() {
-        let tree = RuleTree::validate(1, &lock_tree("tree_lock_1", "1"), &catalog()).unwrap();
+        let tree = RuleTree::validate(STRATEGY, &lock_tree("tree_lock_1", "1"), &catalog()).unwrap();
         let stock = MemStock::with(&[(107, 5)]);
         let o = block_on(walk(&tree, &stock, 0));
-        assert_eq!((o.award_id, o.award_config.as_deref()), (101, Some("1,100")));
+        assert_eq!((o.award_id.get(), o.award_config.as_deref()), (101, Some("1,100")));
         assert_eq!(stock.left(107), 5, "a locked draw takes no stock");
         let o = block_on(walk(&tree, &stock, 1));
-        assert_eq!((o.award_id, o.award_config, o.stock_remaining), (107, None, Some(4)));
-        let tree2 = RuleTree::validate(1, &lock_tree("tree_lock_2", "2"), &catalog()).unwrap();
-        assert_eq!(block_on(walk(&tree2, &stock, 1)).award_id, 101);
-        assert_eq!(block_on(walk(&tree2, &stock, 2)).award_id, 107);
+        assert_eq!(
+            (o.award_id.get(), o.award_config, o.stock_remaining),
+            (107, None, Some(4))
+        );
+        let tree2 = RuleTree::validate(STRATEGY, &lock_tree("tree_lock_2", "2"), &catalog()).unwrap();
+        assert_eq!(block_on(walk(&tree2, &stock, 1)).award_id.get(), 101);
+        assert_eq!(block_on(walk(&tree2, &stock, 2)).award_id.get(), 107);
     }
 
     #[test]
     fn exhausted_stock_falls_to_the_luck_award() {
-        let tree = RuleTree::validate(1, &luck_tree(), &catalog()).unwrap();
+        let tree = RuleTree::validate(STRATEGY, &luck_tree(), &catalog()).unwrap();
         let stock = MemStock::with(&[(107, 1)]);
-        assert_eq!(block_on(walk(&tree, &stock, 0)).award_id, 107);
+        assert_eq!(block_on(walk(&tree, &stock, 0)).award_id.get(), 107);
         let o = block_on(walk(&tree, &stock, 0));
         assert_eq!(
-            (o.award_id, o.award_config.as_deref(), o.stock_remaining),
+            (o.award_id.get(), o.award_config.as_deref(), o.stock_remaining),
             (101, Some("1,100"), None)
         );
     }
@@ -501,13 +506,13 @@ pub(crate) mod tests {
                 line("rule_stock", "rule_luck_award", "TAKE_OVER"),
             ],
         };
-        let tree = RuleTree::validate(1, &cfg, &catalog()).unwrap();
+        let tree = RuleTree::validate(STRATEGY, &cfg, &catalog()).unwrap();
         let stock = MemStock::with(&[]);
         let o = block_on(walk(&tree, &stock, 0));
-        assert_eq!((o.award_id, o.award_config.as_deref()), (101, Some("")));
+        assert_eq!((o.award_id.get(), o.award_config.as_deref()), (101, Some("")));
         let o = block_on(walk(&tree, &stock, 3));
         assert_eq!(
-            (o.award_id, o.award_config.as_deref()),
+            (o.award_id.get(), o.award_config.as_deref()),
             (101, Some("")),
             "lock passes, stock empty: empty result falls back"
         );
@@ -518,17 +523,17 @@ pub(crate) mod tests {
         // stock -> luck on TAKE_OVER: the drawn unit is taken, then the luck award overrides it.
         let mut cfg = luck_tree();
         cfg.lines = vec![line("rule_stock", "rule_luck_award", "TAKE_OVER")];
-        let tree = RuleTree::validate(1, &cfg, &catalog()).unwrap();
+        let tree = RuleTree::validate(STRATEGY, &cfg, &catalog()).unwrap();
         let stock = MemStock::with(&[(107, 3)]);
         let o = block_on(walk(&tree, &stock, 0));
-        assert_eq!(o.award_id, 101);
+        assert_eq!(o.award_id.get(), 101);
         assert_eq!(stock.left(107), 3);
     }
 
     #[test]
     fn invalid_trees_are_rejected_when_armed() {
         let check = |cfg: RuleTreeConfig, needle: &str| {
-            let e = RuleTree::validate(1, &cfg, &catalog()).unwrap_err().to_string();
+            let e = RuleTree::validate(STRATEGY, &cfg, &catalog()).unwrap_err().to_string();
             assert!(e.contains(needle), "{e}");
         };
         let mut c = lock_tree("t", "1");

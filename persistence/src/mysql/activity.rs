@@ -2,7 +2,7 @@
 
 use domain::activity::ports::ActivityRepository;
 use domain::activity::{Activity, ActivityConfig, ActivityCount, ActivitySku, ActivityState};
-use domain::ids::ActivityId;
+use domain::ids::{ActivityId, Sku, StrategyId};
 use domain::ports::PortError;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
@@ -22,14 +22,14 @@ impl MySqlActivityRepository {
 
     async fn load(&self, activity_id: ActivityId) -> Result<Option<ActivityConfig>, DbErr> {
         let Some(a) = raffle_activity::Entity::find()
-            .filter(raffle_activity::Column::ActivityId.eq(activity_id))
+            .filter(raffle_activity::Column::ActivityId.eq(activity_id.get()))
             .one(&self.db)
             .await?
         else {
             return Ok(None);
         };
         let skus = raffle_activity_sku::Entity::find()
-            .filter(raffle_activity_sku::Column::ActivityId.eq(activity_id))
+            .filter(raffle_activity_sku::Column::ActivityId.eq(activity_id.get()))
             .order_by_asc(raffle_activity_sku::Column::Sku)
             .all(&self.db)
             .await?;
@@ -49,8 +49,8 @@ impl MySqlActivityRepository {
                 continue;
             };
             out.push(ActivitySku {
-                sku: s.sku,
-                activity_id: s.activity_id,
+                sku: Sku::new(s.sku),
+                activity_id: ActivityId::new(s.activity_id),
                 count: ActivityCount {
                     activity_count_id: c.activity_count_id,
                     total_count: c.total_count,
@@ -64,12 +64,12 @@ impl MySqlActivityRepository {
         }
         Ok(Some(ActivityConfig {
             activity: Activity {
-                activity_id: a.activity_id,
+                activity_id: ActivityId::new(a.activity_id),
                 activity_name: a.activity_name,
                 activity_desc: a.activity_desc,
                 begin: a.begin_date_time,
                 end: a.end_date_time,
-                strategy_id: a.strategy_id,
+                strategy_id: StrategyId::new(a.strategy_id),
                 state: ActivityState::parse(&a.state),
             },
             skus: out,
@@ -83,12 +83,12 @@ impl ActivityRepository for MySqlActivityRepository {
         self.load(activity_id).await.map_err(crate::mysql::db::port_err)
     }
 
-    async fn activity_of_sku(&self, sku: i64) -> Result<Option<ActivityId>, PortError> {
+    async fn activity_of_sku(&self, sku: Sku) -> Result<Option<ActivityId>, PortError> {
         raffle_activity_sku::Entity::find()
-            .filter(raffle_activity_sku::Column::Sku.eq(sku))
+            .filter(raffle_activity_sku::Column::Sku.eq(sku.get()))
             .one(&self.db)
             .await
-            .map(|s| s.map(|s| s.activity_id))
+            .map(|s| s.map(|s| ActivityId::new(s.activity_id)))
             .map_err(crate::mysql::db::port_err)
     }
 }

@@ -132,12 +132,12 @@ impl AwardDeliveryRepository for MySqlAwardDelivery {
 
     async fn award(&self, award_id: AwardId) -> Result<Option<AwardCatalogEntry>, PortError> {
         let found = award::Entity::find()
-            .filter(award::Column::AwardId.eq(award_id))
+            .filter(award::Column::AwardId.eq(award_id.get()))
             .one(&self.db.config)
             .await
             .map_err(port_err)?;
         Ok(found.map(|a| AwardCatalogEntry {
-            award_id: a.award_id,
+            award_id: AwardId::new(a.award_id),
             award_key: a.award_key,
             award_config: a.award_config,
             award_desc: a.award_desc,

@@ -10,7 +10,7 @@
 
 use domain::activity::account::{PeriodQuota, QuotaAccount, Ticket};
 use domain::activity::ports::{DrawSave, DrawSaved, SaveFailure};
-use domain::ids::ActivityId;
+use domain::ids::{ActivityId, OrderId};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
 
 use crate::mysql::db::{is_conflict, port_err};
@@ -81,7 +81,7 @@ pub async fn load(
     let stmt = Statement::from_sql_and_values(
         db.get_database_backend(),
         sql,
-        [day.into(), month.into(), user_id.into(), activity_id.into()],
+        [day.into(), month.into(), user_id.into(), activity_id.get().into()],
     );
     let Some(r) = db.query_one(stmt).await? else {
         return Ok(None);
@@ -111,7 +111,7 @@ pub async fn load(
         version: r.try_get("", "version")?,
         day: period(day, "d_count", "d_left")?,
         month: period(month, "m_count", "m_left")?,
-        unused_ticket: r.try_get("", "unused")?,
+        unused_ticket: r.try_get::<Option<String>>("", "unused")?.map(OrderId::new),
     }))
 }
 
@@ -140,23 +140,23 @@ pub fn save_values(save: &DrawSave<'_>) -> Vec<Value> {
     };
     let mut v: Vec<Value> = vec![
         save.user_id.into(),
-        save.activity.activity_id.into(),
+        save.activity.activity_id.get().into(),
         p.expected_version.into(),
         reused.into(),
-        p.order_id().into(),
+        p.order_id().as_str().into(),
     ];
     v.extend(period(day));
     v.extend(period(month));
     v.extend([
         save.activity.activity_name.clone().into(),
-        save.activity.strategy_id.into(),
-        save.award.award_id.into(),
+        save.activity.strategy_id.get().into(),
+        save.award.award_id.get().into(),
         save.award.award_title.clone().into(),
         at.into(),
     ]);
     for i in 0..3 {
         match save.outbox.get(i) {
-            Some(m) => v.extend([m.topic.into(), m.message_id.clone().into(), m.message.clone().into()]),
+            Some(m) => v.extend([m.topic.into(), m.message_id.as_str().into(), m.message.clone().into()]),
             None => v.extend([Value::String(None), Value::String(None), Value::String(None)]),
         }
     }

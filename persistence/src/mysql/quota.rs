@@ -15,7 +15,7 @@ use domain::activity::account::QuotaAccount;
 use domain::activity::ports::{
     DrawSave, DrawSaved, ExistingRecharge, QuotaRepository, RechargeSave, RechargeSaved, SaveFailure,
 };
-use domain::ids::{ActivityId, AwardId, StrategyId};
+use domain::ids::{ActivityId, AwardId, OrderId, Sku, StrategyId};
 use domain::ports::{AwardLedger, PortError};
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
@@ -104,11 +104,11 @@ impl MySqlQuotaRepository {
             ])
             .values_panic([
                 o.user_id.clone().into(),
-                o.sku.into(),
-                o.activity_id.into(),
+                o.sku.get().into(),
+                o.activity_id.get().into(),
                 o.activity_name.clone().into(),
-                o.strategy_id.into(),
-                o.order_id.clone().into(),
+                o.strategy_id.get().into(),
+                o.order_id.as_str().into(),
                 o.order_time.into(),
                 o.count.total_count.into(),
                 o.count.day_count.into(),
@@ -142,7 +142,7 @@ impl MySqlQuotaRepository {
                 )
                 .values_panic([
                     o.user_id.clone().into(),
-                    o.activity_id.into(),
+                    o.activity_id.get().into(),
                     a.total_count.into(),
                     a.total_count_surplus.into(),
                     a.day_count.into(),
@@ -171,7 +171,7 @@ impl MySqlQuotaRepository {
                 ])
                 .value(c("version"), a.version)
                 .and_where(Expr::col(c("user_id")).eq(o.user_id.as_str()))
-                .and_where(Expr::col(c("activity_id")).eq(o.activity_id))
+                .and_where(Expr::col(c("activity_id")).eq(o.activity_id.get()))
                 .and_where(Expr::col(c("version")).eq(save.expected_version))
                 .to_owned();
             if Self::exec(tx, &account).await? != 1 {
@@ -200,7 +200,7 @@ impl MySqlQuotaRepository {
                 .value(c(count), row.count)
                 .value(c(surplus), row.surplus)
                 .and_where(Expr::col(c("user_id")).eq(o.user_id.as_str()))
-                .and_where(Expr::col(c("activity_id")).eq(o.activity_id))
+                .and_where(Expr::col(c("activity_id")).eq(o.activity_id.get()))
                 .and_where(Expr::col(c(key)).eq(row.period.as_str()))
                 .to_owned();
             if Self::exec(tx, &q).await? != 1 {
@@ -256,8 +256,8 @@ impl QuotaRepository for MySqlQuotaRepository {
         let get = |col| r.try_get::<String>("", col).map_err(port_err);
         Ok(Some(ExistingRecharge {
             user_id: get("user_id")?,
-            sku: r.try_get("", "sku").map_err(port_err)?,
-            order_id: get("order_id")?,
+            sku: Sku::new(r.try_get("", "sku").map_err(port_err)?),
+            order_id: OrderId::new(get("order_id")?),
             out_business_no: get("out_business_no")?,
         }))
     }
@@ -301,9 +301,9 @@ impl QuotaRepository for MySqlQuotaRepository {
         draw_save::save(db, self.draw.save(route.table), save).await
     }
 
-    async fn sku_units_sold(&self, sku: i64) -> Result<i64, PortError> {
+    async fn sku_units_sold(&self, sku: Sku) -> Result<i64, PortError> {
         let counts = self
-            .count_everywhere("raffle_activity_order", None, "sku", sku)
+            .count_everywhere("raffle_activity_order", None, "sku", sku.get())
             .await
             .map_err(port_err)?;
         Ok(counts.values().sum())
@@ -314,12 +314,12 @@ impl QuotaRepository for MySqlQuotaRepository {
 impl AwardLedger for MySqlQuotaRepository {
     async fn awarded_units(&self, strategy_id: StrategyId) -> Result<HashMap<AwardId, i64>, PortError> {
         let counts = self
-            .count_everywhere("user_award_record", Some("award_id"), "strategy_id", strategy_id)
+            .count_everywhere("user_award_record", Some("award_id"), "strategy_id", strategy_id.get())
             .await
             .map_err(port_err)?;
         Ok(counts
             .into_iter()
-            .filter_map(|(k, n)| AwardId::try_from(k).ok().map(|a| (a, n)))
+            .filter_map(|(k, n)| i32::try_from(k).ok().map(|a| (AwardId::new(a), n)))
             .collect())
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use domain::ids::{ActivityId, AwardId};
 use domain::outbox::{AccountSnapshot, INTERNAL_TOPICS, PeriodSnapshot, TaskState};
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
@@ -111,7 +112,7 @@ async fn accounts(
     for r in db.query_all(db.get_database_backend().build(&q)).await? {
         let key: PeriodKey = (r.try_get("", "user_id")?, r.try_get("", "activity_id")?);
         out.push(AccountSnapshot {
-            activity_id: key.1,
+            activity_id: ActivityId::new(key.1),
             day: days.remove(&key),
             day_count: r.try_get("", "day_count")?,
             month: months.remove(&key),
@@ -157,12 +158,12 @@ pub async fn load_account(
     db: &Databases,
     views: &UserViews,
     user: &str,
-    activity: i64,
+    activity: ActivityId,
     day: &str,
     month: &str,
 ) -> anyhow::Result<AccountSnapshot> {
     let (shard, _) = db.shard_of(user);
-    let snapshot = accounts(shard, day, month, Some((user, activity)))
+    let snapshot = accounts(shard, day, month, Some((user, activity.get())))
         .await?
         .pop()
         .unwrap_or(AccountSnapshot {
@@ -280,7 +281,7 @@ pub async fn rebuild(
                 let state: String = r.try_get("", "award_state")?;
                 let entry = AwardEntry {
                     order_id: r.try_get("", "order_id")?,
-                    award_id: r.try_get("", "award_id")?,
+                    award_id: AwardId::new(r.try_get("", "award_id")?),
                     award_title: r.try_get("", "award_title")?,
                     award_time_ms: time.and_utc().timestamp_millis(),
                     delivered: state == "completed" || state == "complete",

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use domain::ids::StrategyId;
+use domain::ids::{AwardId, StrategyId};
 use domain::ports::{PortError, StrategyRepository};
 use domain::strategy::{AwardCatalogEntry, RuleTreeConfig, StrategyAwardConfig, StrategyConfig};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
@@ -25,7 +25,7 @@ impl MySqlStrategyRepository {
 
     async fn load(&self, strategy_id: StrategyId) -> Result<Option<StrategyConfig>, DbErr> {
         let Some(s) = strategy::Entity::find()
-            .filter(strategy::Column::StrategyId.eq(strategy_id))
+            .filter(strategy::Column::StrategyId.eq(strategy_id.get()))
             .order_by_asc(strategy::Column::Id)
             .one(&self.db)
             .await?
@@ -33,13 +33,13 @@ impl MySqlStrategyRepository {
             return Ok(None);
         };
         let awards = strategy_award::Entity::find()
-            .filter(strategy_award::Column::StrategyId.eq(strategy_id))
+            .filter(strategy_award::Column::StrategyId.eq(strategy_id.get()))
             .order_by_asc(strategy_award::Column::Sort)
             .order_by_asc(strategy_award::Column::Id)
             .all(&self.db)
             .await?;
         let rules = strategy_rule::Entity::find()
-            .filter(strategy_rule::Column::StrategyId.eq(strategy_id))
+            .filter(strategy_rule::Column::StrategyId.eq(strategy_id.get()))
             .filter(strategy_rule::Column::AwardId.is_null())
             .order_by_asc(strategy_rule::Column::Id)
             .all(&self.db)
@@ -63,7 +63,7 @@ impl MySqlStrategyRepository {
             awards: awards
                 .into_iter()
                 .map(|a| StrategyAwardConfig {
-                    award_id: a.award_id,
+                    award_id: AwardId::new(a.award_id),
                     award_title: a.award_title,
                     award_subtitle: a.award_subtitle,
                     award_count: a.award_count,
@@ -78,7 +78,7 @@ impl MySqlStrategyRepository {
             catalog: catalog
                 .into_iter()
                 .map(|a| AwardCatalogEntry {
-                    award_id: a.award_id,
+                    award_id: AwardId::new(a.award_id),
                     award_key: a.award_key,
                     award_config: a.award_config,
                     award_desc: a.award_desc,

@@ -31,7 +31,7 @@ pub async fn insert_outbox(db: &impl ConnectionTrait, rows: &[OutboxMessage]) ->
         q.values_panic([
             m.user_id.clone().into(),
             m.topic.into(),
-            m.message_id.clone().into(),
+            m.message_id.as_str().into(),
             m.message.clone().into(),
             TaskState::Created.column_value().into(),
         ]);

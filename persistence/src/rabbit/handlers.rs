@@ -120,15 +120,15 @@ impl Handler for StockZeroHandler {
             Query::update()
                 .table(Alias::new("strategy_award"))
                 .value(Alias::new("award_count_surplus"), 0)
-                .and_where(Expr::col(Alias::new("strategy_id")).eq(z.strategy_id))
-                .and_where(Expr::col(Alias::new("award_id")).eq(z.award_id))
+                .and_where(Expr::col(Alias::new("strategy_id")).eq(z.strategy_id.get()))
+                .and_where(Expr::col(Alias::new("award_id")).eq(z.award_id.get()))
                 .to_owned()
         } else {
             let SkuStockZero(sku) = parse(payload)?;
             Query::update()
                 .table(Alias::new("raffle_activity_sku"))
                 .value(Alias::new("stock_count_surplus"), 0)
-                .and_where(Expr::col(Alias::new("sku")).eq(sku))
+                .and_where(Expr::col(Alias::new("sku")).eq(sku.get()))
                 .to_owned()
         };
         self.config

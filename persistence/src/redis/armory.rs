@@ -46,7 +46,7 @@ impl ArmoryStore for RedisArmoryStore {
         for pool in strategy.pools() {
             let table = self.keys.rate_table(pool.key());
             pipe.del(&table).ignore();
-            let fields: Vec<(usize, i32)> = pool.slots().iter().copied().enumerate().collect();
+            let fields: Vec<(usize, i32)> = pool.slots().iter().map(|a| a.get()).enumerate().collect();
             for chunk in fields.chunks(5_000) {
                 pipe.hset_multiple(&table, chunk).ignore();
             }

@@ -3,7 +3,7 @@
 //! Names are the original's so tools written for the Java system find them; the prefix
 //! (empty in production) lets tests and several deployments share one Redis.
 
-use domain::ids::{AwardId, StrategyId};
+use domain::ids::{ActivityId, AwardId, Sku, StrategyId};
 
 /// Builds every key the system uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl Keys {
     }
 
     /// `big_market_activity_sku_stock_count_key_{sku}`: SKU stock counter.
-    pub fn sku_stock(&self, sku: i64) -> String {
+    pub fn sku_stock(&self, sku: Sku) -> String {
         self.k(format_args!("big_market_activity_sku_stock_count_key_{sku}"))
     }
 
@@ -77,7 +77,7 @@ impl Keys {
     }
 
     /// `bm:rm:activity:{activityId}`: the activity view (SKU products).
-    pub fn activity_view(&self, activity_id: i64) -> String {
+    pub fn activity_view(&self, activity_id: ActivityId) -> String {
         self.k(format_args!("bm:rm:activity:{activity_id}"))
     }
 

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use domain::activity::ports::SkuStockCounter;
-use domain::ids::{AwardId, StrategyId};
+use domain::ids::{AwardId, Sku, StrategyId};
 use domain::ports::{AwardStockCounter, PortError, StockTake};
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -178,15 +178,15 @@ impl RedisSkuStock {
 
 #[async_trait::async_trait]
 impl SkuStockCounter for RedisSkuStock {
-    async fn take(&self, sku: i64, lock_ttl: Option<Duration>) -> Result<StockTake, PortError> {
+    async fn take(&self, sku: Sku, lock_ttl: Option<Duration>) -> Result<StockTake, PortError> {
         self.counters.take(&self.keys.sku_stock(sku), lock_ttl).await
     }
 
-    async fn give_back(&self, sku: i64) -> Result<(), PortError> {
+    async fn give_back(&self, sku: Sku) -> Result<(), PortError> {
         self.counters.give_back(&self.keys.sku_stock(sku)).await
     }
 
-    async fn arm(&self, sku: i64, units: i64) -> Result<bool, PortError> {
+    async fn arm(&self, sku: Sku, units: i64) -> Result<bool, PortError> {
         self.counters.arm(&self.keys.sku_stock(sku), units).await
     }
 }

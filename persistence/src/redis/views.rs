@@ -8,6 +8,7 @@
 //! does not matter.
 
 use domain::activity::ActivityConfig;
+use domain::ids::{ActivityId, AwardId};
 use domain::outbox::AccountSnapshot;
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -46,7 +47,7 @@ pub struct AwardEntry {
     /// Raffle ticket / record order id.
     pub order_id: String,
     /// Award.
-    pub award_id: i32,
+    pub award_id: AwardId,
     /// Title.
     pub award_title: String,
     /// When it was won (epoch ms).
@@ -87,7 +88,7 @@ impl UserViews {
         }
     }
 
-    fn account_key(&self, user: &str, activity: i64) -> String {
+    fn account_key(&self, user: &str, activity: ActivityId) -> String {
         self.keys.view(user, &format!("acct:{activity}"))
     }
 
@@ -112,7 +113,7 @@ impl UserViews {
     ///
     /// # Errors
     /// When Redis cannot be reached or the view is corrupt.
-    pub async fn account(&self, user: &str, activity: i64) -> redis::RedisResult<Option<AccountSnapshot>> {
+    pub async fn account(&self, user: &str, activity: ActivityId) -> redis::RedisResult<Option<AccountSnapshot>> {
         let mut conn = self.conn.clone();
         let raw: Option<String> = redis::cmd("GET")
             .arg(self.account_key(user, activity))
@@ -269,7 +270,7 @@ impl UserViews {
     ///
     /// # Errors
     /// When Redis cannot be reached or the view is corrupt.
-    pub async fn activity(&self, activity_id: i64) -> redis::RedisResult<Option<ActivityConfig>> {
+    pub async fn activity(&self, activity_id: ActivityId) -> redis::RedisResult<Option<ActivityConfig>> {
         let mut conn = self.conn.clone();
         let raw: Option<String> = redis::cmd("GET")
             .arg(self.keys.activity_view(activity_id))

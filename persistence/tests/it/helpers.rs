@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use domain::ids::{AwardId, StrategyId};
 use domain::strategy::StrategyService;
 use persistence::redis::{Keys, RedisArmoryStore, RedisAwardStock};
 use persistence::{DatabaseSettings, Databases, MySqlQuotaRepository, MySqlStrategyRepository, OsRandom};
@@ -71,4 +72,14 @@ impl TestEnv {
             .await
             .expect("delete test keys");
     }
+}
+
+/// A strategy id of the reference data (or a made-up one for a Redis-only test).
+pub fn strategy(id: i64) -> StrategyId {
+    StrategyId::new(id)
+}
+
+/// An award id.
+pub fn award(id: i32) -> AwardId {
+    AwardId::new(id)
 }

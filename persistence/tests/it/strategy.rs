@@ -8,7 +8,7 @@ use persistence::OsRandom;
 use redis::AsyncCommands;
 use sea_orm::ConnectionTrait;
 
-use crate::helpers::TestEnv;
+use crate::helpers::{TestEnv, award, strategy};
 
 /// Reads a pool from Redis: (stored size, multiplicity per award).
 async fn stored_pool(env: &TestEnv, key: &str) -> (usize, BTreeMap<i32, usize>) {
@@ -36,7 +36,7 @@ async fn golden_rate_tables_of_all_six_reference_strategies() {
     let env = TestEnv::new().await;
     let svc = env.strategy_service();
     for id in 100001..=100006 {
-        svc.arm(id).await.unwrap_or_else(|e| panic!("arm {id}: {e}"));
+        svc.arm(strategy(id)).await.unwrap_or_else(|e| panic!("arm {id}: {e}"));
     }
     let expect = [
         (
@@ -97,23 +97,23 @@ async fn golden_rate_tables_of_all_six_reference_strategies() {
 async fn arming_sets_stock_from_the_surplus_and_never_overwrites_a_live_counter() {
     let env = TestEnv::new().await;
     let svc = env.strategy_service();
-    svc.arm(100006).await.unwrap();
+    svc.arm(strategy(100006)).await.unwrap();
     let mut conn = env.redis.clone();
-    let key = env.keys.award_stock(100006, 102);
+    let key = env.keys.award_stock(strategy(100006), award(102));
     assert_eq!(
         conn.get::<_, i64>(&key).await.unwrap(),
         15,
         "award 102 surplus is 15 of 100 in the reference data"
     );
     let _: () = conn.set(&key, 3).await.unwrap();
-    svc.arm(100006).await.unwrap();
+    svc.arm(strategy(100006)).await.unwrap();
     assert_eq!(
         conn.get::<_, i64>(&key).await.unwrap(),
         3,
         "re-arming keeps the live counter"
     );
-    let view = svc.view(100006).await.unwrap();
-    let a102 = view.awards.iter().find(|a| a.award_id == 102).unwrap();
+    let view = svc.view(strategy(100006)).await.unwrap();
+    let a102 = view.awards.iter().find(|a| a.award_id == award(102)).unwrap();
     assert_eq!(
         (a102.award_count, a102.award_count_surplus),
         (100, 3),
@@ -127,14 +127,17 @@ async fn configuration_errors_carry_their_codes() {
     let env = TestEnv::new().await;
     let svc = env.strategy_service();
     let code = |e: domain::strategy::StrategyError| e.error_code().code();
-    assert_eq!(code(svc.arm(999_999).await.unwrap_err()), "0002");
-    assert_eq!(code(svc.raffle(100006, &input()).await.unwrap_err()), "ERR_BIZ_002");
+    assert_eq!(code(svc.arm(strategy(999_999)).await.unwrap_err()), "0002");
+    assert_eq!(
+        code(svc.raffle(strategy(100006), &input()).await.unwrap_err()),
+        "ERR_BIZ_002"
+    );
     env.db
         .config
         .execute_unprepared("DELETE FROM strategy_rule WHERE strategy_id = 100006 AND rule_model = 'rule_weight'")
         .await
         .unwrap();
-    assert_eq!(code(svc.arm(100006).await.unwrap_err()), "ERR_BIZ_001");
+    assert_eq!(code(svc.arm(strategy(100006)).await.unwrap_err()), "ERR_BIZ_001");
     env.db
         .config
         .execute_unprepared(
@@ -142,7 +145,7 @@ async fn configuration_errors_carry_their_codes() {
         )
         .await
         .unwrap();
-    let err = svc.arm(100005).await.unwrap_err();
+    let err = svc.arm(strategy(100005)).await.unwrap_err();
     assert!(err.to_string().contains("tree_missing"), "{err}");
     assert_eq!(code(err), "ERR_CONFIG_002");
     env.cleanup().await;
@@ -161,17 +164,17 @@ fn input() -> domain::strategy::RaffleInput<'static> {
 #[tokio::test]
 async fn another_instance_draws_from_a_strategy_armed_elsewhere() {
     let env = TestEnv::new().await;
-    env.strategy_service().arm(100004).await.unwrap();
+    env.strategy_service().arm(strategy(100004)).await.unwrap();
     let other = env.strategy_service();
-    let award = other.raffle(100004, &input()).await.unwrap();
+    let award = other.raffle(strategy(100004), &input()).await.unwrap();
     assert_eq!(
-        (award.award_id, award.sort),
+        (award.award_id.get(), award.sort),
         (109, Some(9)),
         "the single unit of 109 is won first"
     );
-    let award = other.raffle(100004, &input()).await.unwrap();
+    let award = other.raffle(strategy(100004), &input()).await.unwrap();
     assert_eq!(
-        (award.award_id, award.sort),
+        (award.award_id.get(), award.sort),
         (101, None),
         "then the luck award, titled from the catalogue"
     );
@@ -182,23 +185,23 @@ async fn another_instance_draws_from_a_strategy_armed_elsewhere() {
 async fn a_hundred_thousand_draws_of_100006_follow_the_configured_rates() {
     let env = TestEnv::new().await;
     let svc = env.strategy_service();
-    let armed = svc.arm(100006).await.unwrap();
+    let armed = svc.arm(strategy(100006)).await.unwrap();
     let pool = armed.pools().next().unwrap();
     assert_eq!(
         stored_pool(&env, "100006").await.1,
-        pool.multiplicities().into_iter().collect(),
+        pool.multiplicities().into_iter().map(|(a, n)| (a.get(), n)).collect(),
         "Redis holds the in-process table"
     );
     let rates: BTreeMap<i32, f64> = armed
         .awards()
         .iter()
-        .map(|a| (a.award_id, a.award_rate.to_string().parse().unwrap()))
+        .map(|a| (a.award_id.get(), a.award_rate.to_string().parse().unwrap()))
         .collect();
     let total: f64 = rates.values().sum();
     let n = 100_000;
     let mut seen: BTreeMap<i32, usize> = BTreeMap::new();
     for _ in 0..n {
-        *seen.entry(pool.draw(&OsRandom)).or_default() += 1;
+        *seen.entry(pool.draw(&OsRandom).get()).or_default() += 1;
     }
     let chi2: f64 = rates
         .iter()
