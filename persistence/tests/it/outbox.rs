@@ -35,7 +35,7 @@ async fn claims_never_share_a_row_and_settled_rows_are_claimed_only_when_due() {
     let env = TestEnv::new().await;
     let db = &env.db.shards[0];
     let rows: Vec<OutboxMessage> = (0..6)
-        .map(|i| OutboxMessage::new("xiaofuge", TOPIC_SEND_AWARD, format!("m{i}"), 1, &i))
+        .map(|i| OutboxMessage::new("xiaofuge", TOPIC_SEND_AWARD, format!("m{i}").into(), 1, &i))
         .collect();
     store::insert_outbox(db, &rows).await.unwrap();
 

@@ -7,6 +7,7 @@ use domain::activity::ports::{
     DrawSave, DrawSaved, QuotaRepository, RechargeOrder, RechargeSave, RechargeSaved, SaveFailure,
 };
 use domain::activity::{Activity, ActivityCount, ActivityState};
+use domain::ids::{ActivityId, AwardId, Sku, StrategyId};
 use domain::outbox::{OutboxMessage, TOPIC_ACCOUNT_CHANGED, TOPIC_SEND_AWARD};
 use domain::strategy::{Decision, RaffleAward};
 use persistence::MySqlQuotaRepository;
@@ -17,6 +18,7 @@ use crate::helpers::TestEnv;
 const USER: &str = "xiaofuge"; // → big_market_01, tables _001
 const DAY: &str = "2026-11-30";
 const MONTH: &str = "2026-11";
+const ACTIVITY: ActivityId = ActivityId::new(100301);
 
 fn activity() -> Activity {
     let at = |d| {
@@ -26,19 +28,19 @@ fn activity() -> Activity {
             .unwrap()
     };
     Activity {
-        activity_id: 100301,
+        activity_id: ACTIVITY,
         activity_name: "测试活动".into(),
         activity_desc: String::new(),
         begin: at(1),
         end: at(31),
-        strategy_id: 100006,
+        strategy_id: StrategyId::new(100006),
         state: ActivityState::Open,
     }
 }
 
 fn award() -> RaffleAward {
     RaffleAward {
-        award_id: 101,
+        award_id: AwardId::new(101),
         award_title: "随机积分".into(),
         award_config: None,
         sort: Some(1),
@@ -48,7 +50,7 @@ fn award() -> RaffleAward {
 }
 
 fn message(topic: &'static str, id: &str) -> OutboxMessage {
-    OutboxMessage::new(USER, topic, id.to_owned(), 1, &id)
+    OutboxMessage::new(USER, topic, id.into(), 1, &id)
 }
 
 async fn count(env: &TestEnv, sql: &str) -> i64 {
@@ -79,13 +81,13 @@ async fn with_account(env: &TestEnv, surplus: i32, version: i64) {
 
 /// Saves the draw decided on `account` with message ids prefixed by `tag`.
 async fn save(repo: &MySqlQuotaRepository, account: &QuotaAccount, tag: &str) -> Result<DrawSaved, SaveFailure> {
-    let partake = account.partake(DAY, MONTH, format!("{tag}-ticket")).unwrap();
+    let partake = account.partake(DAY, MONTH, format!("{tag}-ticket").into()).unwrap();
     let mut outbox = vec![message(TOPIC_SEND_AWARD, &format!("{tag}-m1"))];
     if let Ticket::Paid { after, .. } = &partake.ticket {
         outbox.push(OutboxMessage::new(
             USER,
             TOPIC_ACCOUNT_CHANGED,
-            format!("{tag}-m2"),
+            format!("{tag}-m2").into(),
             1,
             &after.snapshot(),
         ));
@@ -107,19 +109,19 @@ async fn a_paid_draw_is_saved_in_one_call_and_a_stale_decision_writes_nothing() 
     let env = TestEnv::new().await;
     let repo = MySqlQuotaRepository::new(env.db.clone());
     assert_eq!(
-        repo.load_quota(USER, 100301, DAY, MONTH).await.unwrap(),
+        repo.load_quota(USER, ACTIVITY, DAY, MONTH).await.unwrap(),
         None,
         "no account"
     );
     with_account(&env, 10, 3).await;
-    let before = repo.load_quota(USER, 100301, DAY, MONTH).await.unwrap().unwrap();
+    let before = repo.load_quota(USER, ACTIVITY, DAY, MONTH).await.unwrap().unwrap();
     assert_eq!(
         (before.total_count_surplus, before.version, before.day.clone()),
         (10, 3, None)
     );
 
     assert_eq!(save(&repo, &before, "a").await.unwrap(), DrawSaved::Saved);
-    let after = repo.load_quota(USER, 100301, DAY, MONTH).await.unwrap().unwrap();
+    let after = repo.load_quota(USER, ACTIVITY, DAY, MONTH).await.unwrap().unwrap();
     assert_eq!((after.total_count_surplus, after.version), (9, 4));
     assert_eq!(
         after.day.as_ref().map(|d| (d.count, d.surplus)),
@@ -162,7 +164,7 @@ async fn a_paid_draw_is_saved_in_one_call_and_a_stale_decision_writes_nothing() 
     assert_eq!(count(&env, "SELECT COUNT(*) FROM user_raffle_order_001").await, 1);
     // Decided on the fresh read, it saves and spends the existing rows.
     assert_eq!(save(&repo, &after, "c").await.unwrap(), DrawSaved::Saved);
-    let again = repo.load_quota(USER, 100301, DAY, MONTH).await.unwrap().unwrap();
+    let again = repo.load_quota(USER, ACTIVITY, DAY, MONTH).await.unwrap().unwrap();
     assert_eq!(again.day.map(|d| d.surplus), Some(3));
     assert_eq!(again.month.map(|m| m.surplus), Some(6));
     env.cleanup().await;
@@ -174,8 +176,12 @@ async fn an_unused_ticket_is_reused_once_and_a_recorded_award_is_reported() {
     let repo = MySqlQuotaRepository::new(env.db.clone());
     with_account(&env, 0, 1).await;
     exec(&env, &format!("INSERT INTO user_raffle_order_001 (user_id, activity_id, activity_name, strategy_id, order_id, order_time, order_state) VALUES ('{USER}', 100301, 'a', 100006, 'old-1', NOW(), 'create'), ('{USER}', 100301, 'a', 100006, 'old-2', NOW(), 'create')")).await;
-    let loaded = repo.load_quota(USER, 100301, DAY, MONTH).await.unwrap().unwrap();
-    assert_eq!(loaded.unused_ticket.as_deref(), Some("old-1"), "the oldest first");
+    let loaded = repo.load_quota(USER, ACTIVITY, DAY, MONTH).await.unwrap().unwrap();
+    assert_eq!(
+        loaded.unused_ticket.as_ref().map(|t| t.as_str()),
+        Some("old-1"),
+        "the oldest first"
+    );
     assert_eq!(save(&repo, &loaded, "r").await.unwrap(), DrawSaved::Saved);
     assert_eq!(
         count(
@@ -198,8 +204,8 @@ async fn an_unused_ticket_is_reused_once_and_a_recorded_award_is_reported() {
     assert_eq!(save(&repo, &loaded, "s").await.unwrap(), DrawSaved::Moved);
     // The next ticket's award is recorded already (written by the original system, say).
     exec(&env, &format!("INSERT INTO user_award_record_001 (user_id, activity_id, strategy_id, order_id, award_id, award_title, award_time, award_state) VALUES ('{USER}', 100301, 100006, 'old-2', 101, 't', NOW(), 'create')")).await;
-    let next = repo.load_quota(USER, 100301, DAY, MONTH).await.unwrap().unwrap();
-    assert_eq!(next.unused_ticket.as_deref(), Some("old-2"));
+    let next = repo.load_quota(USER, ACTIVITY, DAY, MONTH).await.unwrap().unwrap();
+    assert_eq!(next.unused_ticket.as_ref().map(|t| t.as_str()), Some("old-2"));
     assert!(matches!(save(&repo, &next, "t").await, Err(SaveFailure::AwardRecorded)));
     assert_eq!(
         count(
@@ -226,10 +232,10 @@ async fn a_recharge_save_creates_or_credits_the_account_at_its_version_once_per_
     };
     let order = |id: &str, obn: &str| RechargeOrder {
         user_id: USER.into(),
-        sku: 9011,
-        activity_id: 100301,
+        sku: Sku::new(9011),
+        activity_id: ACTIVITY,
         activity_name: "a".into(),
-        strategy_id: 100006,
+        strategy_id: StrategyId::new(100006),
         order_id: id.into(),
         order_time: NaiveDate::from_ymd_opt(2026, 11, 30)
             .unwrap()
@@ -255,11 +261,11 @@ async fn a_recharge_save_creates_or_credits_the_account_at_its_version_once_per_
             .await
         }
     };
-    let empty = QuotaAccount::empty(USER, 100301);
+    let empty = QuotaAccount::empty(USER, ACTIVITY);
     assert_eq!(recharge(empty.clone(), "o1", "n1").await.unwrap(), RechargeSaved::Saved);
     // A second "first" recharge races in late: the account exists now.
     assert_eq!(recharge(empty, "o2", "n2").await.unwrap(), RechargeSaved::Moved);
-    let loaded = repo.load_quota(USER, 100301, DAY, MONTH).await.unwrap().unwrap();
+    let loaded = repo.load_quota(USER, ACTIVITY, DAY, MONTH).await.unwrap().unwrap();
     assert_eq!(
         (loaded.total_count_surplus, loaded.day_count, loaded.version),
         (10, 2, 1)
@@ -269,7 +275,7 @@ async fn a_recharge_save_creates_or_credits_the_account_at_its_version_once_per_
         RechargeSaved::OutBusinessNoUsed
     );
     assert_eq!(recharge(loaded, "o4", "n4").await.unwrap(), RechargeSaved::Saved);
-    let loaded = repo.load_quota(USER, 100301, DAY, MONTH).await.unwrap().unwrap();
+    let loaded = repo.load_quota(USER, ACTIVITY, DAY, MONTH).await.unwrap().unwrap();
     assert_eq!(
         (loaded.total_count_surplus, loaded.month_count, loaded.version),
         (20, 8, 2)
