@@ -27,22 +27,55 @@ pub async fn health() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: MySQL (config + every shard) and Redis answer.
+/// Readiness: MySQL (config + every shard) and Redis answer, checked concurrently, each within
+/// `http.ready_timeout_ms`; a 503 names the failing dependencies in `failing`.
 #[handler]
 pub async fn ready(state: Data<&Arc<AppState>>) -> impl IntoResponse {
-    let mut checks = serde_json::Map::new();
-    let mut ok = true;
-    let config = state.db.config.ping().await.is_ok();
-    ok &= config;
-    checks.insert("mysql_config".into(), json!(config));
+    let deadline = state.ready_timeout;
+    let bounded = |name: String, check: futures::future::BoxFuture<'static, Result<(), String>>| async move {
+        let outcome = match tokio::time::timeout(deadline, check).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!("no answer within {} ms", deadline.as_millis())),
+        };
+        (name, outcome)
+    };
+    let mut checks = Vec::new();
+    let config = state.db.config.clone();
+    checks.push(bounded(
+        "mysql_config".into(),
+        Box::pin(async move { config.ping().await.map_err(|e| e.to_string()) }),
+    ));
     for (i, shard) in state.db.shards.iter().enumerate() {
-        let up = shard.ping().await.is_ok();
-        ok &= up;
-        checks.insert(format!("mysql_shard_{:02}", i + 1), json!(up));
+        let shard = shard.clone();
+        checks.push(bounded(
+            format!("mysql_shard_{:02}", i + 1),
+            Box::pin(async move { shard.ping().await.map_err(|e| e.to_string()) }),
+        ));
     }
-    let redis_up = persistence::redis::ping(&state.redis).await;
-    ok &= redis_up;
-    checks.insert("redis".into(), json!(redis_up));
+    let redis = state.redis.clone();
+    checks.push(bounded(
+        "redis".into(),
+        Box::pin(async move {
+            if persistence::redis::ping(&redis).await {
+                Ok(())
+            } else {
+                Err("no PONG".to_owned())
+            }
+        }),
+    ));
+    // Every dependency is checked at once: the answer takes one deadline at most.
+    let results = futures::future::join_all(checks).await;
+    let ok = results.iter().all(|(_, r)| r.is_ok());
+    let mut map = serde_json::Map::new();
+    let mut failing = Vec::new();
+    for (name, result) in results {
+        if let Err(e) = &result {
+            tracing::warn!(dependency = %name, error = %e, "readiness check failed");
+            failing.push(name.clone());
+        }
+        map.insert(name, json!(result.is_ok()));
+    }
     let status = if ok {
         StatusCode::OK
     } else {
@@ -50,7 +83,7 @@ pub async fn ready(state: Data<&Arc<AppState>>) -> impl IntoResponse {
     };
     (
         status,
-        Json(json!({ "status": if ok { "ready" } else { "unavailable" }, "checks": checks })),
+        Json(json!({ "status": if ok { "ready" } else { "unavailable" }, "checks": map, "failing": failing })),
     )
 }
 

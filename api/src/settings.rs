@@ -55,6 +55,8 @@ pub struct HttpSettings {
     pub ws_idle_timeout_secs: u64,
     /// Seconds between server keep-alive pings on `/graphql/ws`.
     pub ws_ping_secs: u64,
+    /// Milliseconds each dependency check of `/ready` may take (they run concurrently).
+    pub ready_timeout_ms: u64,
 }
 
 /// Databases: the config DB and one URL per shard.
@@ -81,6 +83,24 @@ pub struct RedisSettings {
     pub url: String,
     /// Prefix of every key (empty: the original's key names).
     pub key_prefix: String,
+    /// Milliseconds one connection attempt may take.
+    pub connect_timeout_ms: u64,
+    /// Milliseconds one command may wait for its answer.
+    pub response_timeout_ms: u64,
+    /// Reconnection attempts after the connection fails (commands fail fast meanwhile).
+    pub reconnect_retries: usize,
+}
+
+impl RedisSettings {
+    /// The shared connection's deadlines.
+    pub fn deadlines(&self) -> persistence::redis::RedisDeadlines {
+        persistence::redis::RedisDeadlines {
+            connect: Duration::from_millis(self.connect_timeout_ms.max(1)),
+            response: Duration::from_millis(self.response_timeout_ms.max(1)),
+            reconnect_retries: self.reconnect_retries,
+            ..Default::default()
+        }
+    }
 }
 
 /// Operational switches (defaults: all closed, as in the original).
@@ -127,6 +147,9 @@ pub struct RelaySection {
     /// Concurrent claim loops per shard (rows claimed with `SKIP LOCKED`, so they never
     /// overlap); 2 lets one loop publish new rows while the other waits for confirms.
     pub loops_per_shard: usize,
+    /// Milliseconds a batch waits for the broker (to connect, and for its confirms) before its
+    /// unconfirmed rows count a failed attempt.
+    pub confirm_timeout_ms: u64,
 }
 
 impl Default for RelaySection {
@@ -139,6 +162,7 @@ impl Default for RelaySection {
             max_attempts: d.max_attempts,
             backoff_base_ms: d.backoff_base.as_millis() as u64,
             loops_per_shard: d.loops_per_shard,
+            confirm_timeout_ms: persistence::rabbit::publisher::DEFAULT_CONFIRM_TIMEOUT.as_millis() as u64,
         }
     }
 }
@@ -226,6 +250,7 @@ impl Default for HttpSettings {
             max_subscriptions: 10_000,
             ws_idle_timeout_secs: 0,
             ws_ping_secs: 15,
+            ready_timeout_ms: 800,
         }
     }
 }
@@ -247,9 +272,13 @@ impl Default for DatabaseSection {
 
 impl Default for RedisSettings {
     fn default() -> Self {
+        let d = persistence::redis::RedisDeadlines::default();
         Self {
             url: "redis://127.0.0.1:6379".into(),
             key_prefix: String::new(),
+            connect_timeout_ms: d.connect.as_millis() as u64,
+            response_timeout_ms: d.response.as_millis() as u64,
+            reconnect_retries: d.reconnect_retries,
         }
     }
 }

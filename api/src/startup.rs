@@ -122,7 +122,7 @@ async fn shutdown_signal() {
 pub async fn run_relay(settings: &Settings) -> anyhow::Result<()> {
     let db = persistence::Databases::connect(&settings.database_settings()).await?;
     let nudge = Arc::new(persistence::outbox::relay::RelayNudge::new(&db));
-    let redis = persistence::redis::connect(&settings.redis.url).await?;
+    let redis = persistence::redis::connect_with(&settings.redis.url, &settings.redis.deadlines()).await?;
     let workers = Workers::start(settings, &db, &redis, nudge, true, settings.consumers.enabled);
     tracing::info!("relay running");
     shutdown_signal().await;
@@ -136,7 +136,7 @@ pub async fn run_relay(settings: &Settings) -> anyhow::Result<()> {
 /// When MySQL or Redis cannot be reached.
 pub async fn rebuild_projections(settings: &Settings) -> anyhow::Result<()> {
     let db = persistence::Databases::connect(&settings.database_settings()).await?;
-    let redis = persistence::redis::connect(&settings.redis.url).await?;
+    let redis = persistence::redis::connect_with(&settings.redis.url, &settings.redis.deadlines()).await?;
     let keys = persistence::redis::Keys::new(settings.redis.key_prefix.clone());
     let views = persistence::redis::UserViews::new(redis.clone(), keys.clone());
     let tasks = persistence::redis::TaskStream::open(redis, &settings.redis.url, keys)?;

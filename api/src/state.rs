@@ -36,6 +36,8 @@ pub struct AppState {
     pub views: UserViews,
     /// Business day / month boundaries.
     pub calendar: BusinessCalendar,
+    /// How long each `/ready` check may take.
+    pub ready_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -47,7 +49,7 @@ impl AppState {
         let db = Databases::connect(&settings.database_settings())
             .await
             .map_err(|e| anyhow::anyhow!("connecting to MySQL ({}): {e}", redact(&settings.database.config_url)))?;
-        let redis = persistence::redis::connect(&settings.redis.url)
+        let redis = persistence::redis::connect_with(&settings.redis.url, &settings.redis.deadlines())
             .await
             .map_err(|e| anyhow::anyhow!("connecting to Redis ({}): {e}", redact(&settings.redis.url)))?;
         let keys = Keys::new(settings.redis.key_prefix.clone());
@@ -91,6 +93,7 @@ impl AppState {
             task_stream,
             views,
             calendar,
+            ready_timeout: std::time::Duration::from_millis(settings.http.ready_timeout_ms.max(1)),
             subscriptions: Arc::new(tokio::sync::Semaphore::new(settings.http.max_subscriptions)),
             nudge,
             db,

@@ -31,7 +31,10 @@ fn task_stream(settings: &Settings, redis: &Connection) -> Option<TaskStream> {
 /// maintaining the task-status streams and the user read models.
 pub fn build_relay(settings: &Settings, db: &Databases, redis: &Connection, nudge: Arc<RelayNudge>) -> Relay {
     let topology = Topology::new(settings.rabbitmq.queue_prefix.clone());
-    let publisher = Arc::new(Publisher::new(settings.rabbitmq.url.clone(), topology));
+    let publisher = Arc::new(
+        Publisher::new(settings.rabbitmq.url.clone(), topology)
+            .with_confirm_timeout(Duration::from_millis(settings.relay.confirm_timeout_ms.max(1))),
+    );
     let mut relay = Relay::new(db.clone(), publisher, settings.relay.relay_settings(), nudge);
     if let Some(events) = task_stream(settings, redis) {
         relay = relay.with_events(events);

@@ -9,6 +9,7 @@
 //! * [`redis`]: a key prefix per test and deleting every key under it (SCAN + DEL);
 //! * `rabbitmq` (feature `rabbitmq`): a channel to the broker and deleting a test's queues;
 //! * [`schema`] and [`dump`]: information_schema snapshots and loading SQL dumps;
+//! * [`proxy`]: a TCP fault proxy (pass, blackhole, refuse) in front of a dependency;
 //! * `app` (feature `app`): `spawn_app`, the real API server on a free port.
 //!
 //! A missing service fails the test with a message naming the service and how to start it: the
@@ -20,6 +21,7 @@
 
 pub mod dump;
 pub mod mysql;
+pub mod proxy;
 pub mod redis;
 pub mod schema;
 pub mod services;

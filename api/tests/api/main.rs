@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod draw;
+mod faults;
 mod health;
 mod read_side;
 mod recharge;

@@ -32,7 +32,11 @@ pub struct Publisher {
     url: String,
     topology: Topology,
     link: Mutex<Option<(Connection, Channel)>>,
+    deadline: std::time::Duration,
 }
+
+/// How long a publish waits for the broker by default: to connect, and for a batch's confirms.
+pub const DEFAULT_CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Publisher {
     /// A publisher to `url`; nothing is connected until the first publish.
@@ -41,7 +45,16 @@ impl Publisher {
             url: url.into(),
             topology,
             link: Mutex::new(None),
+            deadline: DEFAULT_CONFIRM_TIMEOUT,
         }
+    }
+
+    /// Waits at most `deadline` for the broker: to (re)connect, and for a batch's confirms.
+    /// A confirm not received by then counts as a failed attempt (retried later, possibly
+    /// published twice: consumers are idempotent), and the connection is dropped.
+    pub fn with_confirm_timeout(mut self, deadline: std::time::Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// The queue naming.
@@ -61,10 +74,19 @@ impl Publisher {
         {
             return Ok(ch.clone());
         }
-        let conn = connect(&self.url).await?;
-        let ch = conn.create_channel().await?;
-        ch.confirm_select(ConfirmSelectOptions::default()).await?;
-        self.topology.declare(&ch).await?;
+        let open = async {
+            let conn = connect(&self.url).await?;
+            let ch = conn.create_channel().await?;
+            ch.confirm_select(ConfirmSelectOptions::default()).await?;
+            self.topology.declare(&ch).await?;
+            Ok::<_, lapin::Error>((conn, ch))
+        };
+        let (conn, ch) = tokio::time::timeout(self.deadline, open).await.map_err(|_| {
+            lapin::Error::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("RabbitMQ did not answer within {} ms", self.deadline.as_millis()),
+            ))
+        })??;
         *link = Some((conn, ch.clone()));
         Ok(ch)
     }
@@ -106,13 +128,19 @@ impl Publisher {
         }
         let mut out = Vec::with_capacity(pending.len());
         let mut broken = false;
+        let deadline = tokio::time::Instant::now() + self.deadline;
         for p in pending {
             let outcome = match p {
                 Err(e) => {
                     broken = true;
                     Published::Failed(format!("publish: {e}"))
                 }
-                Ok(confirm) => match confirm.await {
+                Ok(confirm) => match tokio::time::timeout_at(deadline, confirm).await.unwrap_or_else(|_| {
+                    Err(lapin::Error::from(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no confirm before the deadline",
+                    )))
+                }) {
                     Ok(Confirmation::Ack(None)) => Published::Confirmed,
                     Ok(Confirmation::Ack(Some(r))) | Ok(Confirmation::Nack(Some(r))) => {
                         Published::Failed(format!("returned by the broker: {} {}", r.reply_code, r.reply_text))

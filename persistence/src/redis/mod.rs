@@ -17,13 +17,55 @@ use domain::ports::PortError;
 /// The Redis connection the adapters share: multiplexed and auto-reconnecting (cheap to clone).
 pub type Connection = redis::aio::ConnectionManager;
 
-/// Connects a multiplexed, auto-reconnecting Redis connection.
+/// How long the shared Redis connection waits, so that no caller waits on Redis for long:
+/// every command fails after `response`, and while Redis is away the connection tries to
+/// come back `reconnect_retries` times (each attempt bounded by `connect`, pauses up to
+/// `max_reconnect_delay`) and then fails commands at once until the next attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisDeadlines {
+    /// One connection attempt.
+    pub connect: std::time::Duration,
+    /// One command's answer.
+    pub response: std::time::Duration,
+    /// Reconnection attempts after a failure.
+    pub reconnect_retries: usize,
+    /// Longest pause between reconnection attempts.
+    pub max_reconnect_delay: std::time::Duration,
+}
+
+impl Default for RedisDeadlines {
+    /// Half a second per attempt and per command, two quick reconnection attempts.
+    fn default() -> Self {
+        Self {
+            connect: std::time::Duration::from_millis(500),
+            response: std::time::Duration::from_millis(500),
+            reconnect_retries: 2,
+            max_reconnect_delay: std::time::Duration::from_millis(200),
+        }
+    }
+}
+
+/// Connects a multiplexed, auto-reconnecting Redis connection with the default
+/// [`RedisDeadlines`].
 ///
 /// # Errors
-/// The Redis error when the URL is invalid or the server does not answer.
+/// The Redis error when the URL is invalid or the server does not answer in time.
 pub async fn connect(url: &str) -> redis::RedisResult<Connection> {
+    connect_with(url, &RedisDeadlines::default()).await
+}
+
+/// Connects a multiplexed, auto-reconnecting Redis connection bounded by `deadlines`.
+///
+/// # Errors
+/// The Redis error when the URL is invalid or the server does not answer in time.
+pub async fn connect_with(url: &str, deadlines: &RedisDeadlines) -> redis::RedisResult<Connection> {
     let client = redis::Client::open(url)?;
-    redis::aio::ConnectionManager::new(client).await
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(deadlines.connect))
+        .set_response_timeout(Some(deadlines.response))
+        .set_number_of_retries(deadlines.reconnect_retries)
+        .set_max_delay(deadlines.max_reconnect_delay);
+    redis::aio::ConnectionManager::new_with_config(client, config).await
 }
 
 /// Whether Redis answers `PING` on `conn`.
