@@ -30,6 +30,8 @@ pub struct Settings {
     pub relay: RelaySection,
     /// The consumers (award delivery, stock convergence).
     pub consumers: ConsumerSection,
+    /// The draw command.
+    pub draw: DrawSection,
     /// Logging.
     pub log: LogSettings,
 }
@@ -73,6 +75,8 @@ pub struct DatabaseSection {
     pub max_connections: u32,
     /// Connect / acquire timeout in milliseconds.
     pub connect_timeout_ms: u64,
+    /// Seconds a statement waits for a row lock before its transaction is rolled back.
+    pub lock_wait_timeout_secs: u64,
 }
 
 /// Redis connection and key namespace.
@@ -220,6 +224,21 @@ impl ConsumerSection {
     }
 }
 
+/// The draw command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DrawSection {
+    /// A draw's deadline in milliseconds: a draw not saved by then answers `0006` and writes
+    /// nothing (a draw that committed is always answered as committed).
+    pub timeout_ms: u64,
+}
+
+impl Default for DrawSection {
+    fn default() -> Self {
+        Self { timeout_ms: 1_000 }
+    }
+}
+
 /// Business rules that are configuration, not data.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -266,6 +285,7 @@ impl Default for DatabaseSection {
             tables_per_shard: 4,
             max_connections: 32,
             connect_timeout_ms: 5_000,
+            lock_wait_timeout_secs: 1,
         }
     }
 }
@@ -323,6 +343,7 @@ impl Settings {
             tables_per_shard: self.database.tables_per_shard,
             max_connections: self.database.max_connections,
             connect_timeout: Duration::from_millis(self.database.connect_timeout_ms),
+            lock_wait_timeout: Duration::from_secs(self.database.lock_wait_timeout_secs.max(1)),
         }
     }
 }

@@ -76,6 +76,7 @@ impl AppState {
             clock: Arc::new(SystemClock),
             calendar,
             notifier: nudge.clone(),
+            draw_timeout: std::time::Duration::from_millis(settings.draw.timeout_ms.max(1)),
         });
         tracing::info!(id.worker = worker, "id generator leased");
         let views = UserViews::new(redis.clone(), Keys::new(settings.redis.key_prefix.clone()));

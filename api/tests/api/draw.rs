@@ -414,3 +414,49 @@ async fn a_draw_sees_quota_changed_behind_this_instance() {
     );
     app.cleanup().await;
 }
+
+/// A draw that cannot be saved before its deadline (`draw.timeout_ms`, 1 s) — here the
+/// account row is held by another transaction — answers `0006`, writes nothing and gives its
+/// stock back; once the row is free the next draw goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_draw_blocked_past_its_deadline_answers_0006_and_leaves_nothing_behind() {
+    use redis::AsyncCommands as _;
+    use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
+
+    let app = rigged_app().await; // every draw wins award 102, stock 10
+    app.ok(&recharge("xiaofuge", 9011, "deadline")).await;
+    let stock_key = app.key("strategy_award_count_key_100006_102");
+    let stock = || async { app.redis.clone().get::<_, i64>(&stock_key).await.unwrap() };
+    assert_eq!(stock().await, 10);
+
+    let holder = app.dbs[SHARD_01].begin().await.unwrap();
+    holder
+        .execute_unprepared("SELECT * FROM raffle_activity_account WHERE user_id = 'xiaofuge' FOR UPDATE")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let code = app.error_code(&draw("xiaofuge")).await;
+    let took = started.elapsed();
+    holder.rollback().await.unwrap();
+    assert_eq!(code, "0006");
+    assert!(took < std::time::Duration::from_secs(3), "answered after {took:?}");
+    assert_eq!(stock().await, 10, "the stock taken for the draw was given back");
+    assert_eq!(
+        app.int(SHARD_01, "SELECT COUNT(*) FROM user_award_record_001").await
+            + app.int(SHARD_01, "SELECT COUNT(*) FROM user_raffle_order_001").await,
+        0,
+        "nothing written"
+    );
+    assert_eq!(
+        app.int(
+            SHARD_01,
+            "SELECT total_count_surplus FROM raffle_activity_account WHERE user_id = 'xiaofuge'"
+        )
+        .await,
+        150
+    );
+
+    assert_eq!(app.ok(&draw("xiaofuge")).await["draw"]["awardId"], 102);
+    assert_eq!(stock().await, 9);
+    Arc::into_inner(app).unwrap().cleanup().await;
+}

@@ -91,8 +91,13 @@ impl ActivityService {
     /// and records the award with its `send_award` event in one transaction on the user's
     /// shard. Award stock taken by a draw that does not commit is given back.
     ///
+    /// The draw has a deadline (`draw_timeout` of [`super::service::ActivityDeps`]): when it
+    /// passes before the save, the draw stops with `0006`, writing nothing and giving taken
+    /// stock back. A save blocked on a lock fails with the database's lock-wait limit and is
+    /// rolled back; a save that committed is always answered as a success.
+    ///
     /// # Errors
-    /// `0002`, `ERR_BIZ_002/003/004/006/007/008/009`, store failures.
+    /// `0002`, `0006`, `ERR_BIZ_002/003/004/006/007/008/009`, store failures.
     pub async fn draw(
         &self,
         user_id: &str,
@@ -108,9 +113,19 @@ impl ActivityService {
         let (day, month) = (self.calendar.day(now), self.calendar.month(now));
         let lock_ttl = lock_ttl(activity, now);
         let (mut moved, mut conflicts) = (0, 0);
+        let deadline = now + self.draw_timeout;
+        let past_deadline = || {
+            (self.clock.now() > deadline)
+                .then(|| ActivityError::DeadlineExceeded(activity_id, self.draw_timeout.num_milliseconds()))
+        };
         // The first attempt may decide on the quota this process saw last (see `quota_cache`).
         let mut cached = self.quotas.get(user.as_str(), activity_id);
         loop {
+            // Checked before each attempt and before each save, never after a save: a draw
+            // that committed is reported as committed however late.
+            if let Some(e) = past_deadline() {
+                return Err(e);
+            }
             let from_cache = cached.is_some();
             let account = match cached.take() {
                 Some(a) => a,
@@ -138,6 +153,10 @@ impl ActivityService {
                 at: now,
                 outbox: &outbox,
             };
+            if let Some(e) = past_deadline() {
+                self.give_back_award(&award).await;
+                return Err(e);
+            }
             let saved = self.quota.save_draw(&save).await;
             if !matches!(saved, Ok(DrawSaved::Saved)) {
                 self.quotas.forget(user.as_str(), activity_id);

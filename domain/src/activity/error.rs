@@ -38,6 +38,10 @@ pub enum ActivityError {
     /// A conflicting duplicate (`0003`): e.g. an `outBusinessNo` already used for another SKU or user.
     #[error("{0}")]
     Duplicate(String),
+    /// The draw could not finish within its deadline (`0006`); nothing was written and taken
+    /// stock was given back.
+    #[error("the draw did not finish within {1} ms (activity {0}); nothing was written")]
+    DeadlineExceeded(ActivityId, i64),
     /// The transaction lost a deadlock or a lock wait and was rolled back; retrying may succeed
     /// (`0001` if it still fails).
     #[error("transaction conflict: {0}")]
@@ -67,6 +71,7 @@ impl HasErrorCode for ActivityError {
             Self::MonthQuotaExhausted(_) => ErrorCode::MonthQuotaExhausted,
             Self::DayQuotaExhausted(_) => ErrorCode::DayQuotaExhausted,
             Self::TicketUsed(_) => ErrorCode::TicketUsed,
+            Self::DeadlineExceeded(..) => ErrorCode::CircuitOpen,
             Self::Duplicate(_) => ErrorCode::IndexDuplicate,
             Self::Strategy(e) => e.error_code(),
             Self::Port(_) | Self::Conflict(_) => ErrorCode::Unknown,

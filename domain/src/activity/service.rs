@@ -30,6 +30,7 @@ pub struct ActivityService {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) calendar: BusinessCalendar,
     pub(super) notifier: Arc<dyn OutboxNotifier>,
+    pub(super) draw_timeout: chrono::Duration,
     pub(super) quotas: QuotaCache,
     cache: ConfigCache,
 }
@@ -52,6 +53,8 @@ pub struct ActivityDeps {
     pub calendar: BusinessCalendar,
     /// Told after commits with outbox rows (wakes the relay).
     pub notifier: Arc<dyn OutboxNotifier>,
+    /// A draw's deadline: past it, a draw that has not been saved answers `0006`.
+    pub draw_timeout: std::time::Duration,
 }
 
 impl ActivityService {
@@ -66,6 +69,7 @@ impl ActivityService {
             clock: d.clock,
             calendar: d.calendar,
             notifier: d.notifier,
+            draw_timeout: chrono::Duration::from_std(d.draw_timeout).unwrap_or(chrono::Duration::seconds(1)),
             quotas: QuotaCache::default(),
             cache: RwLock::new(HashMap::new()),
         }

@@ -23,6 +23,9 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// Connection / acquire timeout.
     pub connect_timeout: Duration,
+    /// How long a statement waits for a row lock before it fails with 1205 and its
+    /// transaction is rolled back (`innodb_lock_wait_timeout`, whole seconds, at least 1).
+    pub lock_wait_timeout: Duration,
 }
 
 /// Run on every new connection: the isolation level of all its transactions.
@@ -62,13 +65,17 @@ impl Databases {
         let options = MySqlConnectOptions::from_str(url)
             .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?
             .disable_statement_logging();
+        let lock_wait = s.lock_wait_timeout.as_secs().max(1);
         let pool = MySqlPoolOptions::new()
             .max_connections(s.max_connections)
             .min_connections(1)
             .acquire_timeout(s.connect_timeout)
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
                     sea_orm::sqlx::query(SESSION_ISOLATION).execute(&mut *conn).await?;
+                    sea_orm::sqlx::query(&format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}"))
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             })

@@ -33,6 +33,7 @@ impl TestEnv {
             tables_per_shard: 4,
             max_connections: 16,
             connect_timeout: std::time::Duration::from_secs(5),
+            lock_wait_timeout: std::time::Duration::from_secs(1),
         })
         .await
         .expect("connect to the test databases");
