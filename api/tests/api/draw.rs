@@ -247,7 +247,16 @@ async fn quota_errors_carry_their_codes_and_write_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_concurrent_draws_on_fifty_quota_succeed_exactly_fifty_times() {
-    let app = Arc::new(armed().await);
+    // One user racing 200 draws against itself takes longer than the default 1 s deadline
+    // (those draws would answer 0006, writing nothing): this test is about exactness.
+    let app = spawn_app_with(|s| {
+        s.relay.enabled = false;
+        s.consumers.enabled = false;
+        s.draw.timeout_ms = 60_000;
+    })
+    .await;
+    app.ok("mutation { armActivity(activityId: 100301) }").await;
+    let app = Arc::new(app);
     app.ok(&recharge("kiss", 9012, "fifty")).await; // 50/50/50, kiss → big_market_02 _000
     let tasks: Vec<_> = (0..200)
         .map(|_| {
