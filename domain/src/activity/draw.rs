@@ -31,6 +31,9 @@ pub struct DrawRecorded {
     pub award: RaffleAward,
     /// The `send_award` message id.
     pub message_id: MessageId,
+    /// The events the save wrote with the rows: `send_award`, `strategy_award_stock_zero`
+    /// when the last unit was taken, the account snapshot when quota was spent.
+    pub events: Vec<OutboxMessage>,
 }
 
 /// The events a decided draw produces, written by the save with its rows.
@@ -174,6 +177,7 @@ impl ActivityService {
                         order_id: partake.order_id().clone(),
                         award,
                         message_id,
+                        events: outbox,
                     });
                 }
                 Ok(DrawSaved::Moved) if moved < MAX_MOVED_RETRIES => moved += 1,

@@ -32,6 +32,9 @@ pub struct QuotaRecharged {
     pub out_business_no: String,
     /// `false` when this was a replay of an earlier request: nothing more was credited.
     pub created: bool,
+    /// The events this request's save wrote (the account snapshot, and
+    /// `activity_sku_stock_zero` when it bought the last unit); empty for a replay.
+    pub events: Vec<OutboxMessage>,
 }
 
 /// Longest accepted `outBusinessNo` (the column is `varchar(64)`).
@@ -87,13 +90,14 @@ impl ActivityService {
             out_business_no: obn.to_owned(),
         };
         match self.save_recharge(&user, &order, remaining == 0, now).await {
-            Ok(RechargeSaved::Saved) => {
+            Ok((RechargeSaved::Saved, events)) => {
                 self.quotas.forget(user.as_str(), activity_id);
                 self.notifier.committed(user.as_str());
                 Ok(QuotaRecharged {
                     order_id: order.order_id,
                     out_business_no: order.out_business_no,
                     created: true,
+                    events,
                 })
             }
             other => {
@@ -117,7 +121,7 @@ impl ActivityService {
         order: &RechargeOrder,
         sold_out: bool,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<RechargeSaved, ActivityError> {
+    ) -> Result<(RechargeSaved, Vec<OutboxMessage>), ActivityError> {
         let (day, month) = (self.calendar.day(now), self.calendar.month(now));
         let (mut moved, mut conflicts) = (0, 0);
         loop {
@@ -162,7 +166,7 @@ impl ActivityService {
                 Err(SaveFailure::Conflict(e)) => return Err(ActivityError::Conflict(e.to_string())),
                 Err(SaveFailure::Port(e)) => return Err(e.into()),
                 Err(e @ SaveFailure::AwardRecorded) => return Err(ActivityError::Conflict(e.to_string())),
-                Ok(done) => return Ok(done),
+                Ok(done) => return Ok((done, outbox)),
             }
         }
     }
@@ -181,6 +185,7 @@ impl ActivityService {
             order_id: found.order_id,
             out_business_no: found.out_business_no,
             created: false,
+            events: Vec::new(),
         }))
     }
 
