@@ -11,6 +11,8 @@
 
 pub mod account;
 pub mod draw;
+#[cfg(test)]
+mod draw_tests;
 pub mod error;
 pub mod model;
 pub mod ports;
