@@ -16,6 +16,8 @@ use crate::settings::{Settings, Switches};
 pub struct AppState {
     /// Strategy arming and drawing.
     pub strategy: Arc<StrategyService>,
+    /// Stock administration.
+    pub stock: domain::stock::StockAdmin,
     /// Activity arming, quota recharge and the draw command.
     pub activity: ActivityService,
     /// Database pools (config + shards).
@@ -85,7 +87,16 @@ impl AppState {
             &settings.redis.url,
             Keys::new(settings.redis.key_prefix.clone()),
         )?;
+        let stock = domain::stock::StockAdmin::new(
+            Arc::new(persistence::mysql::stock::MySqlDurableStock::new(db.config.clone())),
+            strategy.stock().clone(),
+            Arc::new(RedisSkuStock::new(
+                redis.clone(),
+                Keys::new(settings.redis.key_prefix.clone()),
+            )),
+        );
         Ok(Arc::new(Self {
+            stock,
             strategy,
             activity,
             redis,

@@ -12,6 +12,7 @@ pub mod events;
 pub mod ids;
 pub mod outbox;
 pub mod ports;
+pub mod stock;
 pub mod strategy;
 
 pub use error::ErrorCode;

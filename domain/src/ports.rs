@@ -66,6 +66,13 @@ pub trait AwardStockCounter: Send + Sync {
     /// # Errors
     /// [`PortError`] when the store cannot be reached.
     async fn give_back(&self, strategy_id: StrategyId, award_id: AwardId) -> Result<(), PortError>;
+
+    /// Adds `units` to the counter if it exists, making the new units sellable even where
+    /// earlier sales left unit locks; the count after, or `None` when there is no counter.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store cannot be reached.
+    async fn add(&self, strategy_id: StrategyId, award_id: AwardId, units: i64) -> Result<Option<i64>, PortError>;
 }
 
 /// Loads strategy configuration from the config database.

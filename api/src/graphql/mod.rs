@@ -7,6 +7,7 @@ pub mod account;
 pub mod activity;
 pub mod catalog;
 pub mod error;
+pub mod stock;
 pub mod strategy;
 pub mod subscription;
 pub mod tasks;
@@ -35,6 +36,7 @@ pub struct MutationRoot(
     activity::ActivityMutation,
     account::AccountMutation,
     tasks::TaskMutation,
+    stock::StockMutation,
 );
 
 /// The executable schema.

@@ -469,3 +469,60 @@ async fn a_draw_blocked_past_its_deadline_answers_0006_and_leaves_nothing_behind
     assert_eq!(stock().await, 9);
     Arc::into_inner(app).unwrap().cleanup().await;
 }
+
+/// After a sell-out an operator adds 5 units: exactly 5 more draws win the award (the unit
+/// locks of the earlier sales do not block the new units), and the durable count follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stock_added_after_a_sell_out_is_sold_exactly_once() {
+    let app = rigged_app().await;
+    let won = race(&app, 0..12).await;
+    assert_eq!(won.get(&102), Some(&10), "{won:?}");
+    let added = app
+        .ok("mutation { addAwardStock(strategyId: 100006, awardId: 102, units: 5) { count surplus live } }")
+        .await;
+    assert_eq!(added["addAwardStock"]["count"], 15);
+    assert_eq!(added["addAwardStock"]["live"], 5);
+    let won = race(&app, 12..30).await;
+    assert_eq!(won.get(&102), Some(&5), "{won:?}");
+    assert_eq!(
+        app.int(
+            CONFIG,
+            "SELECT award_count FROM strategy_award WHERE strategy_id = 100006 AND award_id = 102"
+        )
+        .await,
+        15
+    );
+    assert_eq!(
+        app.error_code("mutation { addAwardStock(strategyId: 100006, awardId: 999, units: 5) { count } }")
+            .await,
+        "0002"
+    );
+    assert_eq!(
+        app.error_code("mutation { addAwardStock(strategyId: 100006, awardId: 102, units: 0) { count } }")
+            .await,
+        "0002"
+    );
+    // SKUs the same way: count and live counter raised together.
+    let before = app
+        .int(CONFIG, "SELECT stock_count FROM raffle_activity_sku WHERE sku = 9011")
+        .await;
+    let live: i64 = {
+        use redis::AsyncCommands as _;
+        app.redis
+            .clone()
+            .get(app.key("big_market_activity_sku_stock_count_key_9011"))
+            .await
+            .unwrap()
+    };
+    let added = app
+        .ok("mutation { addSkuStock(sku: 9011, units: 3) { count live } }")
+        .await;
+    assert_eq!(added["addSkuStock"]["count"], before + 3);
+    assert_eq!(added["addSkuStock"]["live"], live + 3);
+    assert_eq!(
+        app.error_code("mutation { addSkuStock(sku: 1, units: 3) { count } }")
+            .await,
+        "0002"
+    );
+    Arc::into_inner(app).unwrap().cleanup().await;
+}

@@ -128,6 +128,9 @@ impl SkuStockCounter for Config {
     async fn arm(&self, _: Sku, _: i64) -> Result<bool, PortError> {
         Ok(false)
     }
+    async fn add(&self, _: Sku, _: i64) -> Result<Option<i64>, PortError> {
+        Ok(None)
+    }
 }
 
 /// The user's quota in memory; answers `Moved` `moved` times before saving.

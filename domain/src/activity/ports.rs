@@ -49,6 +49,13 @@ pub trait SkuStockCounter: Send + Sync {
     /// # Errors
     /// [`PortError`] when the store cannot be reached.
     async fn arm(&self, sku: Sku, units: i64) -> Result<bool, PortError>;
+
+    /// Adds `units` to the counter if it exists (see [`crate::ports::AwardStockCounter::add`]);
+    /// the count after, or `None` when there is no counter.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store cannot be reached.
+    async fn add(&self, sku: Sku, units: i64) -> Result<Option<i64>, PortError>;
 }
 
 /// A quota recharge order to save (`raffle_activity_order`).

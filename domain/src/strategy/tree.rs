@@ -396,6 +396,12 @@ pub(crate) mod tests {
             *self.0.lock().unwrap().entry(award_id).or_insert(0) += 1;
             Ok(())
         }
+        async fn add(&self, _: StrategyId, award_id: AwardId, units: i64) -> Result<Option<i64>, PortError> {
+            Ok(self.0.lock().unwrap().get_mut(&award_id).map(|s| {
+                *s += units;
+                *s
+            }))
+        }
     }
 
     fn line(from: &str, to: &str, v: &str) -> (String, String, String, String) {

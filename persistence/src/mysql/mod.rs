@@ -7,7 +7,8 @@
 //! * [`quota`] — the quota saves of draw and recharge, and the durable stock ledgers, with
 //!   the draw's two statements in [`draw_save`];
 //! * [`delivery`] — award delivery (`send_award` consumer's transaction);
-//! * [`read_side`] — reads the shards to rebuild the Redis read models.
+//! * [`read_side`] — reads the shards to rebuild the Redis read models;
+//! * [`stock`] — durable award / SKU stock that operators add to.
 //!
 //! The outbox table `task` has its own home: [`crate::outbox::store`].
 
@@ -19,4 +20,5 @@ pub mod entity;
 pub mod quota;
 pub mod read_side;
 pub mod router;
+pub mod stock;
 pub mod strategy;

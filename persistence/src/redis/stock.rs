@@ -47,12 +47,27 @@ redis.call('DEL', KEYS[1] .. '_' .. (v - 1))
 return v
 ";
 
+/// Adds `ARGV[1]` units to an existing counter and deletes the unit locks of the units it
+/// creates (`…_{before}` … `…_{after − 1}`): locks left there by earlier sales would otherwise
+/// make the new units unsellable. Returns the count after, or -3 when the counter is missing.
+const ADD: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -3 end
+local before = tonumber(redis.call('GET', KEYS[1]))
+if before < 0 then before = 0 end
+local after = redis.call('INCRBY', KEYS[1], ARGV[1])
+for i = before, after - 1 do
+  redis.call('DEL', KEYS[1] .. '_' .. i)
+end
+return after
+";
+
 /// Atomic stock counters with unit locks: the mechanism behind award and SKU stock.
 #[derive(Clone)]
 pub struct RedisCounters {
     conn: ConnectionManager,
     take: Script,
     give_back: Script,
+    add: Script,
 }
 
 impl RedisCounters {
@@ -62,6 +77,7 @@ impl RedisCounters {
             conn,
             take: Script::new(TAKE),
             give_back: Script::new(GIVE_BACK),
+            add: Script::new(ADD),
         }
     }
 
@@ -103,6 +119,23 @@ impl RedisCounters {
             .await
             .map_err(port_err)?;
         Ok(())
+    }
+
+    /// Adds `units` to the counter at `key` and frees the unit locks of the new units; the
+    /// count after, or `None` when the counter is missing.
+    ///
+    /// # Errors
+    /// [`PortError`] when Redis cannot be reached.
+    pub async fn add(&self, key: &str, units: i64) -> Result<Option<i64>, PortError> {
+        let mut conn = self.conn.clone();
+        let after: i64 = self
+            .add
+            .key(key)
+            .arg(units)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(port_err)?;
+        Ok((after >= 0).then_some(after))
     }
 
     /// Sets the counter at `key` to `units` unless it exists; returns whether it was set.
@@ -157,6 +190,12 @@ impl AwardStockCounter for RedisAwardStock {
             .give_back(&self.keys.award_stock(strategy_id, award_id))
             .await
     }
+
+    async fn add(&self, strategy_id: StrategyId, award_id: AwardId, units: i64) -> Result<Option<i64>, PortError> {
+        self.counters
+            .add(&self.keys.award_stock(strategy_id, award_id), units)
+            .await
+    }
 }
 
 /// [`SkuStockCounter`] on Redis (`big_market_activity_sku_stock_count_key_{sku}`).
@@ -188,5 +227,9 @@ impl SkuStockCounter for RedisSkuStock {
 
     async fn arm(&self, sku: Sku, units: i64) -> Result<bool, PortError> {
         self.counters.arm(&self.keys.sku_stock(sku), units).await
+    }
+
+    async fn add(&self, sku: Sku, units: i64) -> Result<Option<i64>, PortError> {
+        self.counters.add(&self.keys.sku_stock(sku), units).await
     }
 }
