@@ -246,25 +246,34 @@ pub struct Claimed {
     pub attempts: u32,
 }
 
-/// Claims up to `limit` due rows (`create`, or `fail` whose retry time has come), oldest first,
-/// locking them with `FOR UPDATE SKIP LOCKED` inside `tx`, so concurrent loops and processes
-/// never claim the same row.
+/// Claims up to `limit` due rows, oldest first, locking them with `FOR UPDATE SKIP LOCKED`
+/// inside `tx`, so concurrent loops and processes never claim the same row: first new rows
+/// (`create`), then failed rows whose retry time has come (`fail`).
+///
+/// Two statements, each walking an index in the order it returns (`(state, id)`, then
+/// `(state, next_attempt_at, id)`) and stopping at its limit. One statement over both states
+/// had to sort, and a locking read that sorts locks every candidate row before the limit
+/// applies: a second claimer then skipped them all and found nothing.
 ///
 /// # Errors
 /// The driver's error.
 pub async fn claim(tx: &impl ConnectionTrait, limit: u64, now: NaiveDateTime) -> Result<Vec<Claimed>, DbErr> {
-    let q = Query::select()
-        .columns([
-            c("id"),
-            c("user_id"),
-            c("topic"),
-            c("message_id"),
-            c("message"),
-            c("attempts"),
-            c("state"),
-        ])
-        .from(c("task"))
-        .and_where(Expr::col(c("state")).is_in([TaskState::Created.column_value(), TaskState::Failed.column_value()]))
+    let select = || {
+        Query::select()
+            .columns([
+                c("id"),
+                c("user_id"),
+                c("topic"),
+                c("message_id"),
+                c("message"),
+                c("attempts"),
+                c("state"),
+            ])
+            .from(c("task"))
+            .to_owned()
+    };
+    let fresh = select()
+        .and_where(Expr::col(c("state")).eq(TaskState::Created.column_value()))
         .cond_where(
             Cond::any()
                 .add(Expr::col(c("next_attempt_at")).is_null())
@@ -274,7 +283,19 @@ pub async fn claim(tx: &impl ConnectionTrait, limit: u64, now: NaiveDateTime) ->
         .limit(limit)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .to_owned();
-    let rows = tx.query_all(tx.get_database_backend().build(&q)).await?;
+    let mut rows = tx.query_all(tx.get_database_backend().build(&fresh)).await?;
+    let left = limit.saturating_sub(rows.len() as u64);
+    if left > 0 {
+        let retries = select()
+            .and_where(Expr::col(c("state")).eq(TaskState::Failed.column_value()))
+            .and_where(Expr::col(c("next_attempt_at")).lte(now))
+            .order_by(c("next_attempt_at"), Order::Asc)
+            .order_by(c("id"), Order::Asc)
+            .limit(left)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .to_owned();
+        rows.extend(tx.query_all(tx.get_database_backend().build(&retries)).await?);
+    }
     rows.into_iter()
         .map(|r| {
             let id: u64 = r.try_get("", "id")?;
