@@ -33,11 +33,13 @@ mod m20241123_000002_outbox_relay;
 mod m20241123_000003_read_model_versions;
 mod m20241124_000001_ticket_lookup_index;
 mod m20261130_000001_draw_save_procedure;
+mod m20261130_000002_binary_ids;
 mod support;
 
 pub use database::{drop_database, ensure_database};
 pub use m20241124_000001_ticket_lookup_index::INDEX as TICKET_LOOKUP_INDEX;
 pub use m20261130_000001_draw_save_procedure::procedure_name as draw_save_procedure;
+pub use m20261130_000002_binary_ids::{BINARY as ID_COLLATION, COLUMNS as BINARY_ID_COLUMNS};
 pub use support::SPLIT_TABLE_COUNT;
 
 /// Migrations of the config database `big_market`.
@@ -66,6 +68,7 @@ impl MigratorTrait for ShardMigrator {
             Box::new(m20241123_000003_read_model_versions::Migration),
             Box::new(m20241124_000001_ticket_lookup_index::Migration),
             Box::new(m20261130_000001_draw_save_procedure::Migration),
+            Box::new(m20261130_000002_binary_ids::Migration),
         ]
     }
 }

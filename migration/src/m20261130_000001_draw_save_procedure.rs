@@ -15,9 +15,9 @@
 //!    refused a row (nothing written). Any other error rolls back and is raised as is, so a
 //!    deadlock keeps its error number 1213.
 //!
-//! The parameters that are compared with `user_id` / `order_id` columns are declared with the
-//! collation of those columns, read when the procedure is created, so the comparisons use the
-//! columns' indexes. A later migration that changes those columns' collation must re-create
+//! The parameters that are compared with `user_id`, `order_id`, `day` and `month` columns are
+//! declared with the collation of those columns, read when the procedure is created, so the
+//! comparisons use the columns' indexes. A later migration that changes those columns' collation must re-create
 //! the procedures (run [`create_sql`] again).
 
 use sea_orm_migration::prelude::*;
@@ -51,17 +51,17 @@ async fn column_charset(manager: &SchemaManager<'_>, table: &str, column: &str) 
     Ok(format!("CHARACTER SET {cs} COLLATE {co}"))
 }
 
-/// The `CREATE PROCEDURE` of split table `index`; `user` and `order` are the character set
-/// clauses of the `user_id` and `order_id` columns.
-pub fn create_sql(index: usize, user: &str, order: &str) -> String {
+/// The `CREATE PROCEDURE` of split table `index`; `user`, `order` and `period` are the
+/// character set clauses of the `user_id`, `order_id` and `day` / `month` columns.
+pub fn create_sql(index: usize, user: &str, order: &str, period: &str) -> String {
     let name = procedure_name(index);
     let tb = format!("{index:03}");
     format!(
         r"CREATE PROCEDURE `{name}`(
   IN p_user_id VARCHAR(128) {user}, IN p_activity_id BIGINT, IN p_version BIGINT,
   IN p_reused TINYINT, IN p_order_id VARCHAR(64) {order},
-  IN p_day VARCHAR(16) {user}, IN p_day_count INT, IN p_day_left INT, IN p_new_day TINYINT,
-  IN p_month VARCHAR(16) {user}, IN p_month_count INT, IN p_month_left INT, IN p_new_month TINYINT,
+  IN p_day VARCHAR(16) {period}, IN p_day_count INT, IN p_day_left INT, IN p_new_day TINYINT,
+  IN p_month VARCHAR(16) {period}, IN p_month_count INT, IN p_month_left INT, IN p_new_month TINYINT,
   IN p_activity_name VARCHAR(128) CHARACTER SET utf8mb4, IN p_strategy_id BIGINT,
   IN p_award_id INT, IN p_award_title VARCHAR(256) CHARACTER SET utf8mb4, IN p_at DATETIME,
   IN p_topic1 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message_id1 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message1 TEXT CHARACTER SET utf8mb4,
@@ -169,10 +169,11 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let user = column_charset(manager, "raffle_activity_account", "user_id").await?;
         let order = column_charset(manager, "user_raffle_order_000", "order_id").await?;
+        let period = column_charset(manager, "raffle_activity_account_day", "day").await?;
         let mut sql = Vec::new();
         for index in 0..SPLIT_TABLE_COUNT {
             sql.push(format!("DROP PROCEDURE IF EXISTS `{}`", procedure_name(index)));
-            sql.push(create_sql(index, &user, &order));
+            sql.push(create_sql(index, &user, &order, &period));
         }
         execute_all(manager, sql).await
     }

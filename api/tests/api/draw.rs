@@ -57,7 +57,8 @@ async fn a_draw_by_xiaofuge_lands_in_big_market_01_table_001_in_one_transaction(
         .sql(
             SHARD_01,
             &format!(
-                "SELECT user_id, topic, state, message FROM task WHERE message_id = '{}'",
+                // `CAST`: the JSON row reader takes binary-collated text for bytes.
+                "SELECT CAST(user_id AS CHAR) AS user_id, topic, state, message FROM task WHERE message_id = '{}'",
                 d["messageId"].as_str().unwrap()
             ),
         )

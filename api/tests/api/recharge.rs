@@ -194,3 +194,51 @@ async fn recharge_rejects_bad_input_and_closed_activities_with_codes() {
     );
     app.cleanup().await;
 }
+
+/// User ids and out-business numbers compare byte for byte: spellings that differ only in case
+/// are different users and different orders, even where the router puts them in one table.
+#[tokio::test]
+async fn user_ids_and_out_business_numbers_compare_byte_for_byte() {
+    let app = spawn_app().await;
+    app.ok("mutation { armActivity(activityId: 100301) }").await;
+    let router = persistence::ShardRouter::new(2, 4).unwrap();
+    let (user, other) = (0..10_000)
+        .map(|i| (format!("victimcase{i}"), format!("victimcAse{i}")))
+        .find(|(a, b)| router.route(a) == router.route(b))
+        .expect("two spellings on one route");
+    let route = router.route(&user);
+    let (db, orders) = (1 + route.db, format!("raffle_activity_order{}", route.suffix()));
+    let recharge = |u: &str, obn: &str| {
+        format!(r#"mutation {{ rechargeQuota(userId: "{u}", sku: 9011, outBusinessNo: "{obn}") {{ created }} }}"#)
+    };
+    assert_eq!(
+        app.ok(&recharge(&user, "Order-AbC")).await["rechargeQuota"]["created"],
+        true
+    );
+    assert_eq!(
+        app.ok(&recharge(&user, "order-abc")).await["rechargeQuota"]["created"],
+        true,
+        "another order, not a replay"
+    );
+    assert_eq!(
+        app.ok(&recharge(&user, "gift-🎁")).await["rechargeQuota"]["created"],
+        true
+    );
+    assert_eq!(
+        app.ok(&recharge(&user, "gift-🎄")).await["rechargeQuota"]["created"],
+        true
+    );
+    assert_eq!(
+        app.int(db, &format!("SELECT COUNT(*) FROM {orders} WHERE user_id = '{user}'"))
+            .await,
+        4
+    );
+    let draw = |u: &str| format!(r#"mutation {{ draw(userId: "{u}", activityId: 100301) {{ orderId }} }}"#);
+    assert_eq!(
+        app.error_code(&draw(&other)).await,
+        "ERR_BIZ_006",
+        "{other} has no account"
+    );
+    app.ok(&draw(&user)).await;
+    app.cleanup().await;
+}

@@ -513,3 +513,23 @@ async fn round_trip_in<T: ShardRoundTrip>(dbs: &TestDatabases, name: &str, case:
     db.close().await?;
     Ok(())
 }
+
+/// `columns` as they were before `m20261130_000002_binary_ids` (what rolling back through it
+/// restores): the id columns in the original's `utf8mb4_general_ci`, `user_id` as
+/// `varchar(32)`.
+pub(crate) fn before_binary_ids(
+    columns: std::collections::BTreeSet<test_support::schema::ColumnInfo>,
+) -> std::collections::BTreeSet<test_support::schema::ColumnInfo> {
+    columns
+        .into_iter()
+        .map(|mut c| {
+            if migration::BINARY_ID_COLUMNS.contains(&c.column.as_str()) && c.collation == migration::ID_COLLATION {
+                c.collation = "utf8mb4_general_ci".into();
+                if c.column == "user_id" {
+                    c.column_type = "varchar(32)".into();
+                }
+            }
+            c
+        })
+        .collect()
+}
