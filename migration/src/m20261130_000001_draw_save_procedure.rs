@@ -51,11 +51,35 @@ async fn column_charset(manager: &SchemaManager<'_>, table: &str, column: &str) 
     Ok(format!("CHARACTER SET {cs} COLLATE {co}"))
 }
 
+/// The procedure's step that spends one unit of the `period` (`day` or `month`) row: created
+/// from the allowance when the decision says it is new, else decremented from the expected
+/// surplus (`moved` when it is not there).
+fn spend_period(period: &str) -> String {
+    format!(
+        r"    SET v_step = '{period}';
+    IF p_new_{period} THEN
+      INSERT INTO raffle_activity_account_{period} (user_id, activity_id, {period}, {period}_count, {period}_count_surplus)
+      VALUES (p_user_id, p_activity_id, p_{period}, p_{period}_count, p_{period}_left);
+    ELSE
+      UPDATE raffle_activity_account_{period} SET {period}_count_surplus = p_{period}_left
+       WHERE user_id = p_user_id AND activity_id = p_activity_id AND {period} = p_{period}
+         AND {period}_count_surplus = p_{period}_left + 1;
+      IF ROW_COUNT() <> 1 THEN
+        ROLLBACK;
+        SELECT 'moved' AS outcome;
+        LEAVE proc;
+      END IF;
+    END IF;
+"
+    )
+}
+
 /// The `CREATE PROCEDURE` of split table `index`; `user`, `order` and `period` are the
 /// character set clauses of the `user_id`, `order_id` and `day` / `month` columns.
 pub fn create_sql(index: usize, user: &str, order: &str, period: &str) -> String {
     let name = procedure_name(index);
     let tb = format!("{index:03}");
+    let (month, day) = (spend_period("month"), spend_period("day"));
     format!(
         r"CREATE PROCEDURE `{name}`(
   IN p_user_id VARCHAR(128) {user}, IN p_activity_id BIGINT, IN p_version BIGINT,
@@ -109,35 +133,7 @@ proc: BEGIN
       SELECT 'moved' AS outcome;
       LEAVE proc;
     END IF;
-    SET v_step = 'month';
-    IF p_new_month THEN
-      INSERT INTO raffle_activity_account_month (user_id, activity_id, month, month_count, month_count_surplus)
-      VALUES (p_user_id, p_activity_id, p_month, p_month_count, p_month_left);
-    ELSE
-      UPDATE raffle_activity_account_month SET month_count_surplus = p_month_left
-       WHERE user_id = p_user_id AND activity_id = p_activity_id AND month = p_month
-         AND month_count_surplus = p_month_left + 1;
-      IF ROW_COUNT() <> 1 THEN
-        ROLLBACK;
-        SELECT 'moved' AS outcome;
-        LEAVE proc;
-      END IF;
-    END IF;
-    SET v_step = 'day';
-    IF p_new_day THEN
-      INSERT INTO raffle_activity_account_day (user_id, activity_id, day, day_count, day_count_surplus)
-      VALUES (p_user_id, p_activity_id, p_day, p_day_count, p_day_left);
-    ELSE
-      UPDATE raffle_activity_account_day SET day_count_surplus = p_day_left
-       WHERE user_id = p_user_id AND activity_id = p_activity_id AND day = p_day
-         AND day_count_surplus = p_day_left + 1;
-      IF ROW_COUNT() <> 1 THEN
-        ROLLBACK;
-        SELECT 'moved' AS outcome;
-        LEAVE proc;
-      END IF;
-    END IF;
-    SET v_step = 'ticket';
+{month}{day}    SET v_step = 'ticket';
     INSERT INTO `user_raffle_order_{tb}` (user_id, activity_id, activity_name, strategy_id, order_id, order_time, order_state)
     VALUES (p_user_id, p_activity_id, p_activity_name, p_strategy_id, p_order_id, p_at, 'used');
   END IF;
