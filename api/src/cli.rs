@@ -30,4 +30,23 @@ pub enum Command {
     RebuildProjections,
     /// Print the GraphQL schema (SDL) to stdout.
     ExportSchema,
+    /// Print a bearer token that `serve` with the same configuration and working directory
+    /// accepts (HS256, valid `auth.token_ttl_secs`); with no configuration it signs with the
+    /// development secret, creating it if `serve` has not run yet.
+    Token(TokenArgs),
+}
+
+/// Whose token `big-market token` prints: exactly one of the options.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct TokenArgs {
+    /// A user token for this user id (acts only as that user).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// An operator token (role `admin`, subject `admin`).
+    #[arg(long)]
+    pub admin: bool,
+    /// A trusted-backend token (role `service`) for this application id.
+    #[arg(long, value_name = "APP_ID")]
+    pub service: Option<String>,
 }

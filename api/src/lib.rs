@@ -3,8 +3,10 @@
 //! The GraphQL edge (async-graphql on poem), configuration, wiring and the CLI of the
 //! `big-market` binary. The only crate that knows HTTP and GraphQL.
 
+pub mod auth;
 pub mod cli;
 pub mod graphql;
+pub mod http;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -20,6 +20,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Relay => api::startup::run_relay(&settings).await,
         Command::RebuildProjections => api::startup::rebuild_projections(&settings).await,
         Command::Migrate => api::startup::migrate(&settings).await,
+        Command::Token(args) => {
+            use api::auth::Role;
+            let (subject, role) = match (args.user, args.service) {
+                (Some(user), _) => (user, Role::User),
+                (None, Some(app)) => (app, Role::Service),
+                (None, None) => ("admin".to_owned(), Role::Admin),
+            };
+            println!("{}", api::auth::issue(&settings.auth, &subject, role)?);
+            Ok(())
+        }
         Command::ExportSchema => {
             print!("{}", api::graphql::sdl());
             Ok(())

@@ -94,7 +94,16 @@ pub async fn ready(state: Data<&Arc<AppState>>) -> impl IntoResponse {
 /// forwarding task merges with a periodic keep-alive (`{"type":"ping"}` on
 /// graphql-transport-ws, `{"type":"ka"}` on the legacy protocol), so idle proxies and clients
 /// see traffic and dead peers are noticed when a write fails.
+///
+/// Identity: the `connection_init` payload's `Authorization` (key case-insensitive, value
+/// `Bearer <token>`), else the upgrade request's `Authorization` header, else anonymous. A token
+/// that does not verify closes the connection with 4403 (graphql-transport-ws) or answers
+/// `connection_error` (legacy protocol).
 pub struct GraphQLWs {
+    /// Token verification.
+    pub auth: Arc<crate::auth::Authenticator>,
+    /// Open subscriptions per connection.
+    pub max_subscriptions_per_connection: usize,
     /// The schema.
     pub schema: crate::graphql::AppSchema,
     /// Close connections whose client is silent for this long (`None`: never).
@@ -113,8 +122,37 @@ impl poem::Endpoint for GraphQLWs {
         use poem::FromRequest;
         use poem::web::websocket::{Message, WebSocket};
 
+        let upgrade_identity = match crate::http::identify(&self.auth, &req) {
+            Ok(i) => i,
+            Err(e) => return Ok(crate::http::unauthorized(e)),
+        };
         let (req, mut body) = req.split();
         let websocket = WebSocket::from_request(&req, &mut body).await?;
+        let auth = self.auth.clone();
+        let slots = crate::graphql::subscription::ConnectionSlots::new(self.max_subscriptions_per_connection);
+        let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refused_in_init = refused.clone();
+        let on_init = move |payload: serde_json::Value| async move {
+            let token = payload.as_object().and_then(|o| {
+                o.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                    .map(|(_, v)| v.as_str().unwrap_or_default().to_owned())
+            });
+            let identity = match token {
+                None => upgrade_identity,
+                Some(value) => match auth.authorization(Some(&value)) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        refused_in_init.store(true, std::sync::atomic::Ordering::Release);
+                        return Err(async_graphql::Error::new(format!("Forbidden: {e}")));
+                    }
+                },
+            };
+            let mut data = async_graphql::Data::default();
+            data.insert(identity);
+            data.insert(slots);
+            Ok(data)
+        };
         let protocol = GraphQLProtocol::from_request(&req, &mut body).await?;
         let schema = self.schema.clone();
         let (idle_timeout, ping_every) = (self.idle_timeout, self.ping_every);
@@ -135,7 +173,13 @@ impl poem::Endpoint for GraphQLWs {
                             m = rx.next() => m,
                             _ = tick.tick() => Some(Message::Text(ping.to_owned())),
                         };
-                        let Some(m) = next else { break };
+                        let Some(mut m) = next else { break };
+                        // graphql-transport-ws: a refused token is 4403, not async-graphql's 1002.
+                        if let Message::Close(Some((_, reason))) = &m
+                            && refused.load(std::sync::atomic::Ordering::Acquire)
+                        {
+                            m = Message::Close(Some((poem::web::websocket::CloseCode::from(4403), reason.clone())));
+                        }
                         if out.send(m).await.is_err() {
                             break;
                         }
@@ -143,11 +187,17 @@ impl poem::Endpoint for GraphQLWs {
                     let _ = out.close().await;
                 };
                 let serve = GraphQLWebSocket::new_with_pair(tx, incoming, schema, protocol)
+                    .on_connection_init(on_init)
                     .keepalive_timeout(idle_timeout)
                     .serve();
+                // When the protocol ends (a close it decided on, or the client's), the messages it
+                // queued — its close frame above all — still go out before the socket closes.
+                tokio::pin!(forward);
                 tokio::select! {
-                    _ = serve => {}
-                    _ = forward => {}
+                    _ = serve => {
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), &mut forward).await;
+                    }
+                    _ = &mut forward => {}
                 }
             })
             .into_response())

@@ -34,6 +34,46 @@ pub struct Settings {
     pub draw: DrawSection,
     /// Logging.
     pub log: LogSettings,
+    /// Who may call: bearer tokens (JWT) and their keys.
+    pub auth: AuthSettings,
+}
+
+/// Bearer-token (JWT) authentication; see `docs/SECURITY.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// HS256 secret (at least 32 bytes). Empty: tokens are verified with `jwks_file` only, or,
+    /// when that is empty too, with the development secret in `dev_secret_file` (loopback only).
+    pub secret: String,
+    /// File of the development secret, created on first use (relative to the working directory).
+    pub dev_secret_file: String,
+    /// A JWKS file (RS256 / ES256 public keys of an identity provider; `kid` selects the key).
+    pub jwks_file: String,
+    /// Required `iss` claim of every token.
+    pub issuer: String,
+    /// Claim that carries the user id (the original's tokens: `openId`); `sub` is the fallback.
+    pub user_claim: String,
+    /// Claim that carries the role: `user` (the default when absent), `service` or `admin`.
+    pub role_claim: String,
+    /// Seconds of clock skew tolerated on `exp` / `nbf`.
+    pub leeway_secs: u64,
+    /// Lifetime in seconds of the tokens `big-market token` prints.
+    pub token_ttl_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            secret: String::new(),
+            dev_secret_file: ".big-market/dev-secret".into(),
+            jwks_file: String::new(),
+            issuer: "big-market".into(),
+            user_claim: "openId".into(),
+            role_claim: "role".into(),
+            leeway_secs: 30,
+            token_ttl_secs: 24 * 3600,
+        }
+    }
 }
 
 /// HTTP listener and GraphQL limits.
@@ -59,6 +99,29 @@ pub struct HttpSettings {
     pub ws_ping_secs: u64,
     /// Milliseconds each dependency check of `/ready` may take (they run concurrently).
     pub ready_timeout_ms: u64,
+    /// Answer introspection queries (`__schema`, `__type`); switch off in production if the
+    /// schema is not public.
+    pub introspection: bool,
+    /// Largest request body in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Largest GraphQL document (`query` text) in bytes.
+    pub max_query_bytes: usize,
+    /// Operations in one JSON batch (1 = batching off).
+    pub max_batch: usize,
+    /// Root fields of one operation (the raffle page loads with 8).
+    pub max_root_fields: usize,
+    /// Fields of one operation, every selection counted (`__typename` and aliases included,
+    /// fragments expanded).
+    pub max_fields: usize,
+    /// Mutation fields that spend or grant (`draw`, `rechargeQuota`, `randomRaffle`, …) in one
+    /// request.
+    pub max_spending_fields: usize,
+    /// Open `taskStatus` subscriptions per WebSocket connection.
+    pub max_subscriptions_per_connection: usize,
+    /// Open `taskStatus` subscriptions per user (over all connections of this instance).
+    pub max_subscriptions_per_user: usize,
+    /// Close an HTTP connection that sent and received nothing for this many seconds.
+    pub idle_timeout_secs: u64,
 }
 
 /// Databases: the config DB and one URL per shard.
@@ -270,6 +333,16 @@ impl Default for HttpSettings {
             ws_idle_timeout_secs: 0,
             ws_ping_secs: 15,
             ready_timeout_ms: 800,
+            introspection: true,
+            max_body_bytes: 1024 * 1024,
+            max_query_bytes: 32 * 1024,
+            max_batch: 1,
+            max_root_fields: 16,
+            max_fields: 500,
+            max_spending_fields: 1,
+            max_subscriptions_per_connection: 16,
+            max_subscriptions_per_user: 32,
+            idle_timeout_secs: 60,
         }
     }
 }

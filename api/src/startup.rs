@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql_poem::GraphQL;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::Tracing;
 use poem::{EndpointExt, Route, Server, get, post};
@@ -20,6 +19,30 @@ pub struct Application {
     acceptor: poem::listener::TcpAcceptor,
     app: poem::endpoint::BoxEndpoint<'static>,
     workers: Workers,
+    idle_timeout: Duration,
+}
+
+/// The token verifier of `settings`, refusing the development secret off loopback.
+///
+/// # Errors
+/// Bad keys, or no configured key while `http.host` is not a loopback address.
+pub fn authenticator(settings: &Settings) -> anyhow::Result<crate::auth::Authenticator> {
+    use crate::auth::{SecretSource, is_loopback};
+    if settings.auth.secret.is_empty() && settings.auth.jwks_file.is_empty() && !is_loopback(&settings.http.host) {
+        anyhow::bail!(
+            "http.host {} is not a loopback address, so the development token secret is not used: \
+             set auth.secret (BIG_MARKET_AUTH__SECRET, at least 32 bytes) or auth.jwks_file",
+            settings.http.host
+        );
+    }
+    let (auth, source) = crate::auth::Authenticator::new(&settings.auth)?;
+    if source == SecretSource::Development {
+        tracing::warn!(
+            file = %settings.auth.dev_secret_file,
+            "tokens are verified with the development secret (loopback only); set auth.secret for a deployment"
+        );
+    }
+    Ok(auth)
 }
 
 impl Application {
@@ -37,19 +60,29 @@ impl Application {
             settings.relay.enabled,
             settings.consumers.enabled,
         );
-        let schema = graphql::build(
-            Some(state.clone()),
-            settings.http.max_depth,
-            settings.http.max_complexity,
-        );
+        let auth = Arc::new(authenticator(&settings)?);
+        let schema = graphql::build(Some(state.clone()), &settings.http);
         let ws = routes::GraphQLWs {
+            auth: auth.clone(),
+            max_subscriptions_per_connection: settings.http.max_subscriptions_per_connection.max(1),
             schema: schema.clone(),
             idle_timeout: (settings.http.ws_idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(settings.http.ws_idle_timeout_secs)),
             ping_every: Duration::from_secs(settings.http.ws_ping_secs.max(1)),
         };
         let mut route = Route::new()
-            .at("/graphql", post(GraphQL::new(schema)))
+            .at(
+                "/graphql",
+                post(crate::http::GraphQLHttp {
+                    schema,
+                    auth,
+                    limits: crate::http::RequestLimits {
+                        max_body_bytes: settings.http.max_body_bytes.max(1024),
+                        max_query_bytes: settings.http.max_query_bytes.max(64),
+                        max_batch: settings.http.max_batch.max(1),
+                    },
+                }),
+            )
             .at("/graphql/ws", get(ws))
             .at("/health", get(routes::health))
             .at("/ready", get(routes::ready));
@@ -72,6 +105,7 @@ impl Application {
             acceptor,
             app,
             workers,
+            idle_timeout: Duration::from_secs(settings.http.idle_timeout_secs.max(1)),
         })
     }
 
@@ -80,13 +114,15 @@ impl Application {
         self.port
     }
 
-    /// Serves until Ctrl-C / SIGTERM, then drains in-flight requests (up to 10 s).
+    /// Serves until Ctrl-C / SIGTERM, then drains in-flight requests (up to 10 s). Connections
+    /// silent for `http.idle_timeout_secs` are closed.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(http.port = self.port, "big-market listening");
         Server::new_with_acceptor(self.acceptor)
+            .idle_timeout(self.idle_timeout)
             .run_with_graceful_shutdown(self.app, shutdown_signal(), Some(Duration::from_secs(10)))
             .await?;
         self.workers.stop().await;

@@ -32,8 +32,10 @@ pub struct AppState {
     pub tasks: MySqlTaskAdmin,
     /// Task-status streams (subscriptions).
     pub task_stream: TaskStream,
-    /// Open subscription slots.
-    pub subscriptions: Arc<tokio::sync::Semaphore>,
+    /// Caps on open subscriptions (per instance, per user; per connection on the socket).
+    pub subscription_slots: crate::graphql::subscription::SubscriptionSlots,
+    /// The audit log of operator operations.
+    pub audit: persistence::mysql::audit::MySqlAuditLog,
     /// User read models (accounts, credit, award history).
     pub views: UserViews,
     /// Business day / month boundaries.
@@ -106,7 +108,11 @@ impl AppState {
             views,
             calendar,
             ready_timeout: std::time::Duration::from_millis(settings.http.ready_timeout_ms.max(1)),
-            subscriptions: Arc::new(tokio::sync::Semaphore::new(settings.http.max_subscriptions)),
+            subscription_slots: crate::graphql::subscription::SubscriptionSlots::new(
+                settings.http.max_subscriptions,
+                settings.http.max_subscriptions_per_user.max(1),
+            ),
+            audit: persistence::mysql::audit::MySqlAuditLog::new(db.config.clone()),
             nudge,
             db,
         }))

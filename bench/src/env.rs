@@ -34,8 +34,10 @@ pub(crate) struct BenchUser {
     pub(crate) id: String,
     /// Shard and split table.
     pub(crate) route: Route,
-    /// The JSON body of its `draw` request.
+    /// The JSON body of its `draw` request (the user draws for itself: no `userId`).
     pub(crate) http_body: String,
+    /// Its bearer token (role `user`), as a client of the raffle page sends it.
+    pub(crate) token: String,
 }
 
 /// The benchmark's databases, Redis prefix and running application.
@@ -157,6 +159,8 @@ impl World {
         settings.rabbitmq.queue_prefix = format!("bmbench.{pid}.");
         settings.relay.enabled = false;
         settings.consumers.enabled = false;
+        // A secret of this run: the benchmark signs its users' tokens with it.
+        settings.auth.secret = format!("bench-secret-{pid}-{}", "x".repeat(32));
         let router = ShardRouter::new(settings.database.shard_urls.len(), settings.database.tables_per_shard)?;
         eprintln!(
             "bench: creating databases {name}_cfg + {} shards on {server}, Redis prefix {}, queue prefix {}",
@@ -199,20 +203,25 @@ impl World {
             .collect()
     }
 
-    /// `bench-user-1` … `bench-user-<n>` with their routes and `draw` request bodies.
-    pub(crate) fn users(&self, n: usize) -> Vec<BenchUser> {
+    /// `bench-user-1` … `bench-user-<n>` with their routes, tokens and `draw` request bodies.
+    pub(crate) fn users(&self, n: usize) -> anyhow::Result<Vec<BenchUser>> {
         (1..=n)
             .map(|i| {
                 let id = format!("bench-user-{i}");
-                let query =
-                    format!(r#"mutation {{ draw(userId: "{id}", activityId: {ACTIVITY_ID}) {{ awardId orderId }} }}"#);
-                BenchUser {
+                let query = format!(r#"mutation {{ draw(activityId: {ACTIVITY_ID}) {{ awardId orderId }} }}"#);
+                Ok(BenchUser {
                     route: self.router.route(&id),
                     http_body: json!({ "query": query }).to_string(),
+                    token: api::auth::issue(&self.settings.auth, &id, api::auth::Role::User)?,
                     id,
-                }
+                })
             })
             .collect()
+    }
+
+    /// An operator token for this run's application.
+    pub(crate) fn admin_token(&self) -> anyhow::Result<String> {
+        api::auth::issue(&self.settings.auth, "bench-admin", api::auth::Role::Admin)
     }
 
     /// Gives every user an account with ample quota in activity 100301.
@@ -321,7 +330,7 @@ impl BenchEnv {
             .bind(strategy_id)
             .execute(&world.config)
             .await?;
-        let users = world.users(users);
+        let users = world.users(users)?;
         world.give_quota(&users).await?;
 
         let app = Application::build(world.settings.clone())
@@ -338,6 +347,7 @@ impl BenchEnv {
     async fn arm(&self) -> anyhow::Result<()> {
         let body: Value = reqwest::Client::new()
             .post(format!("{}/graphql", self.base_url))
+            .bearer_auth(self.world.admin_token()?)
             .json(&json!({ "query": format!("mutation {{ armActivity(activityId: {ACTIVITY_ID}) }}") }))
             .send()
             .await

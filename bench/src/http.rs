@@ -47,8 +47,9 @@ impl HttpDriver {
     pub(crate) async fn draw(&self, user: &BenchUser) -> anyhow::Result<()> {
         let mut stream = self.connection().await?;
         let request = format!(
-            "POST /graphql HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+            "POST /graphql HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
             self.addr,
+            user.token,
             user.http_body.len(),
             user.http_body
         );

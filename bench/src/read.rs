@@ -141,8 +141,9 @@ fn requests(port: u16, users: &[BenchUser]) -> Vec<Vec<u8>> {
             })
             .to_string();
             format!(
-                "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\n\r\n{body}",
+                "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                u.token,
                 body.len()
             )
             .into_bytes()
@@ -272,7 +273,7 @@ struct ProjectionRun {
 
 async fn measure(world: &World, args: &ReadBenchArgs) -> anyhow::Result<(Vec<QueryRun>, ProjectionRun)> {
     let settings = &world.settings;
-    let users = world.users(args.users);
+    let users = world.users(args.users)?;
     world.give_quota(&users).await?;
     let app = Application::build(settings.clone())
         .await

@@ -249,7 +249,7 @@ pub(crate) async fn reset(settings: &Settings, stores: &Stores) -> anyhow::Resul
 
 async fn measure(world: &World, args: &RelayBenchArgs) -> anyhow::Result<(Vec<LagRun>, Vec<DrainRun>)> {
     let settings = &world.settings;
-    let users = world.users(args.users);
+    let users = world.users(args.users)?;
     let stores = Stores::open(world, args.writers).await?;
     reset(settings, &stores).await?;
     let paced = Paced {

@@ -31,8 +31,13 @@ pub struct TestApp {
     pub dbs: Vec<sea_orm::DatabaseConnection>,
     /// A direct Redis connection for assertions.
     pub redis: redis::aio::MultiplexedConnection,
+    /// The operator token [`TestApp::graphql`] sends (role `admin`).
+    pub admin_token: String,
     databases: TestDatabases,
 }
+
+/// The HS256 secret of test apps (tests sign their own tokens with it).
+pub const TEST_SECRET: &str = "test-secret-of-the-big-market-api-tests-0123456789";
 
 /// Starts the app with the test settings (see [`spawn_app_with`]).
 pub async fn spawn_app() -> TestApp {
@@ -57,6 +62,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     settings.relay.poll_interval_ms = 100;
     settings.relay.backoff_base_ms = 20;
     settings.consumers.retry_delay_ms = 20;
+    settings.auth.secret = TEST_SECRET.to_owned();
     tweak(&mut settings);
     api::telemetry::init(&api::settings::LogSettings {
         filter: "warn".into(),
@@ -81,9 +87,12 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
                 .expect("connect to a test database"),
         );
     }
+    let admin_token = api::auth::issue(&settings.auth, "test-admin", api::auth::Role::Admin)
+        .unwrap_or_else(|e| panic!("signing the test admin token: {e:#}"));
     TestApp {
         address,
         client: reqwest::Client::new(),
+        admin_token,
         settings,
         dbs,
         redis,
@@ -92,17 +101,37 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
-    /// Posts a GraphQL operation and returns the whole response body.
+    /// Posts a GraphQL operation as the operator (the admin token) and returns the whole
+    /// response body.
     pub async fn graphql(&self, query: &str) -> Value {
-        self.client
+        self.graphql_as(Some(&self.admin_token), query).await
+    }
+
+    /// Posts a GraphQL operation with `token` (`None`: anonymous) and returns the whole body.
+    pub async fn graphql_as(&self, token: Option<&str>, query: &str) -> Value {
+        let mut req = self
+            .client
             .post(format!("{}/graphql", self.address))
-            .json(&json!({ "query": query }))
-            .send()
+            .json(&json!({ "query": query }));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send()
             .await
             .expect("POST /graphql")
             .json()
             .await
             .expect("GraphQL response is JSON")
+    }
+
+    /// A token of `role` for `subject` (a user id for role `user`), signed with the app's secret.
+    pub fn token(&self, subject: &str, role: api::auth::Role) -> String {
+        api::auth::issue(&self.settings.auth, subject, role).unwrap_or_else(|e| panic!("signing a test token: {e:#}"))
+    }
+
+    /// A user token for `user`.
+    pub fn user_token(&self, user: &str) -> String {
+        self.token(user, api::auth::Role::User)
     }
 
     /// Posts an operation that must succeed and returns `data`.

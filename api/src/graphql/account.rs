@@ -8,13 +8,16 @@ use async_graphql::connection::{Connection, Edge, EmptyFields, query};
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::ErrorCode;
-use domain::ids::{ActivityId, UserId};
+use domain::ids::ActivityId;
 use domain::outbox::AccountSnapshot;
 use persistence::mysql::read_side;
 use rust_decimal::Decimal;
 
+use super::access::acting_user;
+use super::audit::audited;
 use super::error::{invalid_argument, with_code};
 use crate::state::AppState;
+use serde_json::json;
 
 /// A user's draw quota in an activity, as of today.
 #[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
@@ -108,10 +111,6 @@ fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
     with_code(ErrorCode::Unknown, "internal error")
 }
 
-fn user(raw: &str) -> Result<UserId> {
-    UserId::parse(raw).map_err(invalid_argument)
-}
-
 /// Largest `userAwards` page.
 const MAX_PAGE: i32 = 100;
 
@@ -123,9 +122,15 @@ pub struct AccountQuery;
 impl AccountQuery {
     /// The user's quota in an activity (zeros for an unknown user). Day and month values are
     /// today's and this month's (business calendar).
-    async fn activity_account(&self, ctx: &Context<'_>, user_id: String, activity_id: i64) -> Result<ActivityAccount> {
+    async fn activity_account(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user; defaults to the token's user (service and admin tokens must name one).")]
+        user_id: Option<String>,
+        #[graphql(desc = "The activity.")] activity_id: i64,
+    ) -> Result<ActivityAccount> {
+        let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
-        let user = user(&user_id)?;
         let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
         let now = Utc::now();
         let (day, month) = (app.calendar.day(now), app.calendar.month(now));
@@ -139,9 +144,14 @@ impl AccountQuery {
     }
 
     /// The user's credits (zero for an unknown user).
-    async fn credit_account(&self, ctx: &Context<'_>, user_id: String) -> Result<CreditAccount> {
+    async fn credit_account(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user; defaults to the token's user (service and admin tokens must name one).")]
+        user_id: Option<String>,
+    ) -> Result<CreditAccount> {
+        let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
-        let user = user(&user_id)?;
         let v = match app.views.credit(user.as_str()).await.map_err(internal)? {
             Some(v) => v,
             None => read_side::load_credit(&app.db, &app.views, user.as_str())
@@ -158,12 +168,13 @@ impl AccountQuery {
     async fn user_awards(
         &self,
         ctx: &Context<'_>,
-        user_id: String,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "The user; defaults to the token's user (service and admin tokens must name one).")]
+        user_id: Option<String>,
+        #[graphql(desc = "Awards per page (0–100, default 20).")] first: Option<i32>,
+        #[graphql(desc = "A previous page's `endCursor`.")] after: Option<String>,
     ) -> Result<Connection<String, UserAward, EmptyFields, EmptyFields>> {
+        let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
-        let user = user(&user_id)?;
         let first = first.unwrap_or(20);
         if !(0..=MAX_PAGE).contains(&first) {
             return Err(with_code(
@@ -226,24 +237,28 @@ pub struct AccountMutation;
 impl AccountMutation {
     /// Drops and rebuilds every user read model (accounts, credit, award history, task status)
     /// from all shards, while the service runs. Task-status streams (subscription history) are kept.
+    /// Admin only.
     async fn rebuild_projections(&self, ctx: &Context<'_>) -> Result<RebuildReport> {
-        let app = ctx.data::<Arc<AppState>>()?;
-        let now = Utc::now();
-        let r = read_side::rebuild(
-            &app.db,
-            &app.views,
-            &app.task_stream,
-            &app.calendar.day(now),
-            &app.calendar.month(now),
-        )
-        .await
-        .map_err(internal)?;
-        Ok(RebuildReport {
-            dropped: r.dropped,
-            accounts: r.accounts,
-            credits: r.credits,
-            awards: r.awards,
-            tasks: r.tasks,
+        audited(ctx, "rebuildProjections", json!({}), async {
+            let app = ctx.data::<Arc<AppState>>()?;
+            let now = Utc::now();
+            let r = read_side::rebuild(
+                &app.db,
+                &app.views,
+                &app.task_stream,
+                &app.calendar.day(now),
+                &app.calendar.month(now),
+            )
+            .await
+            .map_err(internal)?;
+            Ok(RebuildReport {
+                dropped: r.dropped,
+                accounts: r.accounts,
+                credits: r.credits,
+                awards: r.awards,
+                tasks: r.tasks,
+            })
         })
+        .await
     }
 }

@@ -6,8 +6,11 @@ use async_graphql::{Context, Object, Result, SimpleObject};
 use domain::activity::recharge::RechargeQuota;
 use domain::ids::{ActivityId, Sku};
 
+use super::access::acting_user;
+use super::audit::audited;
 use super::error::{invalid_argument, to_gql};
 use crate::state::AppState;
+use serde_json::json;
 
 /// A quota recharge order (new, or the first one for a replayed `outBusinessNo`).
 #[derive(SimpleObject)]
@@ -43,56 +46,73 @@ pub struct ActivityMutation;
 impl ActivityMutation {
     /// Arms an activity: loads it with its SKUs, arms missing SKU stock counters from durable
     /// records and arms its strategy. Re-runnable. Errors: `0002` unknown activity.
+    /// Admin only.
     async fn arm_activity(&self, ctx: &Context<'_>, activity_id: i64) -> Result<bool> {
-        let state = ctx.data::<Arc<AppState>>()?;
-        let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
-        let cfg = state.activity.arm(activity_id).await.map_err(to_gql)?;
-        if let Err(e) = state.views.put_activity(&cfg).await {
-            // The view is rebuilt on first read; arming itself succeeded.
-            tracing::warn!(error = %e, "could not write the activity view");
-        }
-        Ok(true)
+        audited(ctx, "armActivity", json!({ "activityId": activity_id }), async {
+            let state = ctx.data::<Arc<AppState>>()?;
+            let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
+            let cfg = state.activity.arm(activity_id).await.map_err(to_gql)?;
+            if let Err(e) = state.views.put_activity(&cfg).await {
+                // The view is rebuilt on first read; arming itself succeeded.
+                tracing::warn!(error = %e, "could not write the activity view");
+            }
+            Ok(true)
+        })
+        .await
     }
 
     /// Buys one SKU package of draw quota without payment (the rebate path). Idempotent on
     /// `(userId, outBusinessNo)`: a retry returns the first order with `created: false`.
     /// Errors: `0002` bad argument / unknown SKU, `ERR_BIZ_003` not open, `ERR_BIZ_004` outside
     /// dates, `ERR_BIZ_005` sold out, `0003` `outBusinessNo` already used for another order.
+    /// Admin only (it grants quota without payment).
     async fn recharge_quota(
         &self,
         ctx: &Context<'_>,
-        user_id: String,
-        sku: i64,
-        out_business_no: String,
+        #[graphql(desc = "The user to credit.")] user_id: String,
+        #[graphql(desc = "The SKU (quota package) to buy.")] sku: i64,
+        #[graphql(desc = "The caller's idempotency key (byte for byte, per user).")] out_business_no: String,
     ) -> Result<RechargeResult> {
-        let state = ctx.data::<Arc<AppState>>()?;
-        let sku = Sku::parse(sku).map_err(invalid_argument)?;
-        let done = state
-            .activity
-            .recharge(RechargeQuota {
-                user_id,
-                sku,
-                out_business_no,
+        let arguments = json!({ "userId": user_id, "sku": sku, "outBusinessNo": out_business_no });
+        audited(ctx, "rechargeQuota", arguments, async {
+            let state = ctx.data::<Arc<AppState>>()?;
+            let sku = Sku::parse(sku).map_err(invalid_argument)?;
+            let done = state
+                .activity
+                .recharge(RechargeQuota {
+                    user_id,
+                    sku,
+                    out_business_no,
+                })
+                .await
+                .map_err(to_gql)?;
+            Ok(RechargeResult {
+                order_id: done.order_id.into(),
+                out_business_no: done.out_business_no,
+                created: done.created,
             })
-            .await
-            .map_err(to_gql)?;
-        Ok(RechargeResult {
-            order_id: done.order_id.into(),
-            out_business_no: done.out_business_no,
-            created: done.created,
         })
+        .await
     }
 
     /// Draws once: spends one unit of quota (or reuses an unused ticket), runs the strategy and
     /// records the award with its `send_award` event, in one transaction on the user's shard.
     /// Errors: `0002`, `ERR_BIZ_002` strategy not armed, `ERR_BIZ_003/004`, `ERR_BIZ_006/007/008`
     /// total / month / day quota exhausted, `ERR_BIZ_009` ticket already used.
-    async fn draw(&self, ctx: &Context<'_>, user_id: String, activity_id: i64) -> Result<DrawResult> {
+    /// A user token draws for itself (`userId` may be left out); service and admin tokens name
+    /// the user.
+    async fn draw(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user; defaults to the token's user.")] user_id: Option<String>,
+        #[graphql(desc = "The activity.")] activity_id: i64,
+    ) -> Result<DrawResult> {
+        let user = acting_user(ctx, user_id.as_deref())?;
         let state = ctx.data::<Arc<AppState>>()?;
         let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
         let r = state
             .activity
-            .draw(&user_id, activity_id, state.switches.blacklist)
+            .draw(user.as_str(), activity_id, state.switches.blacklist)
             .await
             .map_err(to_gql)?;
         Ok(DrawResult {

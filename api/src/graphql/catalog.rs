@@ -14,6 +14,7 @@ use domain::strategy::StrategyView;
 use persistence::mysql::read_side;
 use rust_decimal::Decimal;
 
+use super::access::acting_user;
 use super::error::{invalid_argument, to_gql, with_code};
 use crate::state::AppState;
 
@@ -107,10 +108,9 @@ async fn activity(app: &AppState, activity_id: ActivityId) -> Result<ActivityCon
 
 async fn user_context(
     app: &AppState,
-    user_id: &str,
+    user: UserId,
     activity_id: i64,
 ) -> Result<(StrategyView, AccountSnapshot, String)> {
-    let user = UserId::parse(user_id).map_err(invalid_argument)?;
     let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
     let cfg = activity(app, activity_id).await?;
     let strategy = app.strategy.view(cfg.activity.strategy_id).await.map_err(to_gql)?;
@@ -132,9 +132,16 @@ pub struct CatalogQuery;
 #[Object]
 impl CatalogQuery {
     /// The activity's awards for a user: lock counts and whether today's draws unlocked them.
-    async fn raffle_awards(&self, ctx: &Context<'_>, user_id: String, activity_id: i64) -> Result<Vec<RaffleAward>> {
+    async fn raffle_awards(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user; defaults to the token's user (service and admin tokens must name one).")]
+        user_id: Option<String>,
+        #[graphql(desc = "The activity.")] activity_id: i64,
+    ) -> Result<Vec<RaffleAward>> {
+        let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
-        let (strategy, account, day) = user_context(app, &user_id, activity_id).await?;
+        let (strategy, account, day) = user_context(app, user, activity_id).await?;
         let today = account
             .day
             .as_ref()
@@ -160,9 +167,16 @@ impl CatalogQuery {
     }
 
     /// The activity's weight groups, by threshold, with the user's total used draws.
-    async fn rule_weights(&self, ctx: &Context<'_>, user_id: String, activity_id: i64) -> Result<Vec<RuleWeight>> {
+    async fn rule_weights(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user; defaults to the token's user (service and admin tokens must name one).")]
+        user_id: Option<String>,
+        #[graphql(desc = "The activity.")] activity_id: i64,
+    ) -> Result<Vec<RuleWeight>> {
+        let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
-        let (strategy, account, _) = user_context(app, &user_id, activity_id).await?;
+        let (strategy, account, _) = user_context(app, user, activity_id).await?;
         let used = i64::from(account.total_count - account.total_count_surplus);
         Ok(strategy
             .rule_weights
@@ -187,7 +201,7 @@ impl CatalogQuery {
             .collect())
     }
 
-    /// The activity's quota packages with live stock.
+    /// The activity's quota packages with live stock. Public (no token needed).
     async fn sku_products(&self, ctx: &Context<'_>, activity_id: i64) -> Result<Vec<SkuProduct>> {
         let app = ctx.data::<Arc<AppState>>()?;
         let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;

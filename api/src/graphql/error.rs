@@ -35,3 +35,61 @@ pub fn with_code(code: ErrorCode, message: impl Into<String>) -> async_graphql::
         e.set("info", code.info());
     })
 }
+
+/// Codes of the API edge (who may call, limits on one request), beside the domain's
+/// [`ErrorCode`]s; listed in `docs/ERRORS.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeCode {
+    /// No token where one is needed, or a token that does not verify.
+    Unauthenticated,
+    /// A verified caller without the right (another user's data, an operator operation).
+    Forbidden,
+    /// Too many open subscriptions (per connection, per user or per instance).
+    TooManySubscriptions,
+    /// More than one spending mutation field in a request.
+    TooManySpendingFields,
+    /// More root fields than `http.max_root_fields`.
+    TooManyRootFields,
+    /// More selected fields than `http.max_fields`.
+    QueryTooComplex,
+    /// A `query` text longer than `http.max_query_bytes`.
+    QueryTooLarge,
+    /// A JSON batch larger than `http.max_batch`.
+    BatchTooLarge,
+    /// A body larger than `http.max_body_bytes`.
+    PayloadTooLarge,
+    /// A body that is not a GraphQL request in JSON.
+    BadRequest,
+}
+
+impl EdgeCode {
+    /// The wire code.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::TooManySubscriptions => "TOO_MANY_SUBSCRIPTIONS",
+            Self::TooManySpendingFields => "TOO_MANY_SPENDING_FIELDS",
+            Self::TooManyRootFields => "TOO_MANY_ROOT_FIELDS",
+            Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            Self::QueryTooLarge => "QUERY_TOO_LARGE",
+            Self::BatchTooLarge => "BATCH_TOO_LARGE",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::BadRequest => "BAD_REQUEST",
+        }
+    }
+}
+
+/// A resolver error with an edge code.
+pub fn edge(code: EdgeCode, message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code.code()))
+}
+
+/// A request-level error (before execution) with an edge code.
+pub fn server_error(code: EdgeCode, message: impl Into<String>) -> async_graphql::ServerError {
+    let mut e = async_graphql::ServerError::new(message, None);
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", code.code());
+    e.extensions = Some(ext);
+    e
+}

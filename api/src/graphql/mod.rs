@@ -3,10 +3,13 @@
 //! Operation names are a contract: clients generate code from `api/schema.graphql`, which a
 //! test keeps identical to [`sdl`].
 
+pub mod access;
 pub mod account;
 pub mod activity;
+pub mod audit;
 pub mod catalog;
 pub mod error;
+pub mod limits;
 pub mod stock;
 pub mod strategy;
 pub mod subscription;
@@ -16,6 +19,7 @@ use std::sync::Arc;
 
 use async_graphql::{MergedObject, Schema};
 
+use crate::settings::HttpSettings;
 use crate::state::AppState;
 
 /// All queries.
@@ -26,6 +30,7 @@ pub struct QueryRoot(
     account::AccountQuery,
     catalog::CatalogQuery,
     tasks::TaskQuery,
+    audit::AuditQuery,
 );
 
 /// All mutations.
@@ -42,17 +47,25 @@ pub struct MutationRoot(
 /// The executable schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionRoot>;
 
-/// Builds the schema with its limits; `state` is `None` only for SDL export.
-pub fn build(state: Option<Arc<AppState>>, max_depth: usize, max_complexity: usize) -> AppSchema {
+/// Builds the schema with the limits of `http`; `state` is `None` only for SDL export.
+pub fn build(state: Option<Arc<AppState>>, http: &HttpSettings) -> AppSchema {
     let mut b = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         subscription::SubscriptionRoot,
     )
-    .limit_depth(max_depth)
-    .limit_complexity(max_complexity)
+    .limit_depth(http.max_depth)
+    .limit_complexity(http.max_complexity)
     .limit_recursive_depth(32)
-    .limit_directives(16);
+    .limit_directives(16)
+    .extension(limits::OperationLimits {
+        max_root_fields: http.max_root_fields.max(1),
+        max_fields: http.max_fields.max(1),
+        max_spending_fields: http.max_spending_fields,
+    });
+    if !http.introspection {
+        b = b.disable_introspection();
+    }
     if let Some(state) = state {
         b = b.data(state);
     }
@@ -61,5 +74,5 @@ pub fn build(state: Option<Arc<AppState>>, max_depth: usize, max_complexity: usi
 
 /// The schema in SDL, as committed at `api/schema.graphql`.
 pub fn sdl() -> String {
-    build(None, usize::MAX, usize::MAX).sdl()
+    build(None, &HttpSettings::default()).sdl()
 }

@@ -6,8 +6,10 @@ use async_graphql::{Context, Object, Result, SimpleObject};
 use domain::ids::{AwardId, Sku, StrategyId};
 use domain::stock::StockAdded;
 
+use super::audit::audited;
 use super::error::{invalid_argument, to_gql};
 use crate::state::AppState;
+use serde_json::json;
 
 /// Stock after an addition.
 #[derive(SimpleObject)]
@@ -40,7 +42,7 @@ impl StockMutation {
     /// Adds `units` (1–100 000) of stock to an award of a strategy: the live counter first
     /// (the new units become sellable at once, whatever unit locks earlier sales left), then
     /// the durable count and surplus, which the stock sync never lowers below the live counter.
-    /// Errors: `0002` bad units or unknown award.
+    /// Errors: `0002` bad units or unknown award. Admin only.
     async fn add_award_stock(
         &self,
         ctx: &Context<'_>,
@@ -48,28 +50,35 @@ impl StockMutation {
         #[graphql(desc = "The award of that strategy.")] award_id: i32,
         #[graphql(desc = "Units to add, 1–100 000.")] units: i64,
     ) -> Result<StockLevel> {
-        let state = ctx.data::<Arc<AppState>>()?;
-        let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
-        let award_id = AwardId::parse(award_id).map_err(invalid_argument)?;
-        let added = state
-            .stock
-            .add_award_stock(strategy_id, award_id, units)
-            .await
-            .map_err(to_gql)?;
-        Ok(added.into())
+        let arguments = json!({ "strategyId": strategy_id, "awardId": award_id, "units": units });
+        audited(ctx, "addAwardStock", arguments, async {
+            let state = ctx.data::<Arc<AppState>>()?;
+            let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
+            let award_id = AwardId::parse(award_id).map_err(invalid_argument)?;
+            let added = state
+                .stock
+                .add_award_stock(strategy_id, award_id, units)
+                .await
+                .map_err(to_gql)?;
+            Ok(added.into())
+        })
+        .await
     }
 
     /// Adds `units` (1–100 000) of stock to a SKU, live counter first, then the durable count
-    /// and surplus. Errors: `0002` bad units or unknown SKU.
+    /// and surplus. Errors: `0002` bad units or unknown SKU. Admin only.
     async fn add_sku_stock(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The SKU.")] sku: i64,
         #[graphql(desc = "Units to add, 1–100 000.")] units: i64,
     ) -> Result<StockLevel> {
-        let state = ctx.data::<Arc<AppState>>()?;
-        let sku = Sku::parse(sku).map_err(invalid_argument)?;
-        let added = state.stock.add_sku_stock(sku, units).await.map_err(to_gql)?;
-        Ok(added.into())
+        audited(ctx, "addSkuStock", json!({ "sku": sku, "units": units }), async {
+            let state = ctx.data::<Arc<AppState>>()?;
+            let sku = Sku::parse(sku).map_err(invalid_argument)?;
+            let added = state.stock.add_sku_stock(sku, units).await.map_err(to_gql)?;
+            Ok(added.into())
+        })
+        .await
     }
 }

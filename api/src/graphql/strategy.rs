@@ -7,8 +7,10 @@ use domain::ids::StrategyId;
 use domain::strategy::{RaffleInput, StrategyAwardView, StrategyView};
 use rust_decimal::Decimal;
 
+use super::audit::audited;
 use super::error::{invalid_argument, to_gql};
 use crate::state::AppState;
+use serde_json::json;
 
 /// The user the original's `random_raffle` draws as (spec §7.7).
 const SYSTEM_USER: &str = "system";
@@ -88,6 +90,7 @@ pub struct StrategyQuery;
 #[Object]
 impl StrategyQuery {
     /// A strategy and its awards, from the read model. Unknown ids fail with code `0002`.
+    /// Public (no token needed).
     async fn strategy(&self, ctx: &Context<'_>, strategy_id: i64) -> Result<Strategy> {
         let state = ctx.data::<Arc<AppState>>()?;
         let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
@@ -104,30 +107,38 @@ impl StrategyMutation {
     /// Arms a strategy: validates its configuration, builds its rate tables and arms award
     /// stock from the durable surplus (never resetting a live counter). Re-runnable.
     /// Errors: `0002` unknown strategy, `ERR_BIZ_001` weight rule missing, `ERR_CONFIG_002` invalid configuration.
+    /// Admin only.
     async fn arm_strategy(&self, ctx: &Context<'_>, strategy_id: i64) -> Result<bool> {
-        let state = ctx.data::<Arc<AppState>>()?;
-        let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
-        state.strategy.arm(strategy_id).await.map_err(to_gql)?;
-        Ok(true)
+        audited(ctx, "armStrategy", json!({ "strategyId": strategy_id }), async {
+            let state = ctx.data::<Arc<AppState>>()?;
+            let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
+            state.strategy.arm(strategy_id).await.map_err(to_gql)?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Draws once as the user `system` (the original's `random_raffle`); takes award stock.
     /// Errors: `ERR_BIZ_002` when the strategy is not armed.
+    /// Admin only (it spends award stock).
     async fn random_raffle(&self, ctx: &Context<'_>, strategy_id: i64) -> Result<RaffleResult> {
-        let state = ctx.data::<Arc<AppState>>()?;
-        let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
-        let input = RaffleInput {
-            user_id: SYSTEM_USER,
-            total_used: 0,
-            day_partake_count: 0,
-            blacklist_enabled: state.switches.blacklist,
-            lock_ttl: None,
-        };
-        let award = state.strategy.raffle(strategy_id, &input).await.map_err(to_gql)?;
-        Ok(RaffleResult {
-            award_id: award.award_id.get(),
-            award_title: award.award_title,
-            award_index: award.sort,
+        audited(ctx, "randomRaffle", json!({ "strategyId": strategy_id }), async {
+            let state = ctx.data::<Arc<AppState>>()?;
+            let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
+            let input = RaffleInput {
+                user_id: SYSTEM_USER,
+                total_used: 0,
+                day_partake_count: 0,
+                blacklist_enabled: state.switches.blacklist,
+                lock_ttl: None,
+            };
+            let award = state.strategy.raffle(strategy_id, &input).await.map_err(to_gql)?;
+            Ok(RaffleResult {
+                award_id: award.award_id.get(),
+                award_title: award.award_title,
+                award_index: award.sort,
+            })
         })
+        .await
     }
 }

@@ -10,8 +10,11 @@ use domain::outbox::TaskState as DomainState;
 use persistence::outbox::store::{Replay, TaskRow};
 use persistence::redis::task_stream::TaskStatus;
 
+use super::access;
+use super::audit::audited;
 use super::error::with_code;
 use crate::state::AppState;
+use serde_json::json;
 
 /// Life of an outbox event.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -180,6 +183,7 @@ impl TaskQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, Task, EmptyFields, EmptyFields>> {
+        access::admin(ctx)?;
         let app = ctx.data::<Arc<AppState>>()?;
         let first = first.unwrap_or(20);
         if !(0..=MAX_PAGE as i32).contains(&first) {
@@ -214,12 +218,19 @@ impl TaskQuery {
 
     /// One outbox event by message id; null when unknown. Its status is read from Redis
     /// (falling back to the shard for events the read model has not seen yet).
+    /// A user may read its own events; admins and services any.
     async fn task(&self, ctx: &Context<'_>, message_id: String) -> Result<Option<Task>> {
+        access::caller(ctx)?;
         let app = ctx.data::<Arc<AppState>>()?;
         if let Some(status) = app.task_stream.status(&message_id).await.map_err(internal)? {
+            access::may_read_user(ctx, &status.user_id)?;
             return Ok(Some(Task::from_status(message_id, status)));
         }
-        Ok(app.tasks.find(&message_id).await.map_err(internal)?.map(Task::from))
+        let row = app.tasks.find(&message_id).await.map_err(internal)?;
+        if let Some(row) = &row {
+            access::may_read_user(ctx, &row.user_id)?;
+        }
+        Ok(row.map(Task::from))
     }
 }
 
@@ -232,6 +243,13 @@ impl TaskMutation {
     /// Re-queues a dead (or failed) event: attempts reset, published again at once.
     /// Errors: `0002` unknown message id or a task that is not dead/failed.
     async fn replay_task(&self, ctx: &Context<'_>, message_id: String) -> Result<Task> {
+        let arguments = json!({ "messageId": message_id });
+        audited(ctx, "replayTask", arguments, self.replay(ctx, message_id)).await
+    }
+}
+
+impl TaskMutation {
+    async fn replay(&self, ctx: &Context<'_>, message_id: String) -> Result<Task> {
         let app = ctx.data::<Arc<AppState>>()?;
         match app.tasks.replay(&message_id).await.map_err(internal)? {
             Replay::Requeued(t) => {

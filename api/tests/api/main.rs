@@ -1,9 +1,11 @@
 //! Black-box tests of the GraphQL API over HTTP, against the real MariaDB and Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
+mod auth;
 mod draw;
 mod faults;
 mod health;
+mod limits;
 mod read_side;
 mod recharge;
 mod relay;

@@ -11,16 +11,19 @@ use test_support::app::{TestApp, spawn_app_with};
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(address: &str) -> Ws {
+/// Opens `/graphql/ws` and sends `connection_init` with `token`; expects the ack.
+async fn connect(address: &str, token: &str) -> Ws {
     let mut req = format!("{}/graphql/ws", address.replace("http://", "ws://"))
         .into_client_request()
         .unwrap();
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket upgrade");
-    ws.send(Message::text(json!({"type": "connection_init"}).to_string()))
-        .await
-        .unwrap();
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}).to_string(),
+    ))
+    .await
+    .unwrap();
     let ack = next_message(&mut ws).await;
     assert_eq!(ack["type"], "connection_ack", "{ack}");
     ws
@@ -108,7 +111,7 @@ async fn a_subscriber_sees_created_published_delivered_for_its_draw() {
     let app = spawn_app_with(|_| {}).await;
     rigged(&app).await;
     let id = draw(&app, "xiaofuge", "w-1").await;
-    let mut ws = connect(&app.address).await;
+    let mut ws = connect(&app.address, &app.admin_token).await;
     subscribe(&mut ws, "xiaofuge", Some(&id), None).await;
     let states: Vec<Value> = [
         next_event(&mut ws).await,
@@ -130,7 +133,7 @@ async fn a_subscriber_sees_created_published_delivered_for_its_draw() {
 async fn a_reconnecting_subscriber_receives_each_missed_event_once() {
     let app = spawn_app_with(|_| {}).await;
     rigged(&app).await;
-    let mut ws = connect(&app.address).await;
+    let mut ws = connect(&app.address, &app.admin_token).await;
     subscribe(&mut ws, "liergou", None, None).await;
     let first = draw(&app, "liergou", "r-1").await;
     let mut last = Value::Null;
@@ -142,7 +145,7 @@ async fn a_reconnecting_subscriber_receives_each_missed_event_once() {
     // Events happen while the client is away.
     let second = draw(&app, "liergou", "r-2").await;
     delivered(&app, &second).await;
-    let mut ws = connect(&app.address).await;
+    let mut ws = connect(&app.address, &app.admin_token).await;
     subscribe(&mut ws, "liergou", None, last["cursor"].as_str()).await;
     let missed: Vec<(String, String)> = {
         let mut v = Vec::new();
@@ -181,7 +184,7 @@ async fn two_server_processes_share_the_stream() {
         .expect("second instance");
     let b_address = format!("http://127.0.0.1:{}", b.port());
     tokio::spawn(b.run_until_stopped());
-    let mut ws = connect(&b_address).await;
+    let mut ws = connect(&b_address, &a.admin_token).await;
     subscribe(&mut ws, "zhan", None, None).await;
     let id = draw(&a, "zhan", "p-1").await;
     let mut states = Vec::new();
@@ -197,23 +200,27 @@ async fn two_server_processes_share_the_stream() {
 #[tokio::test]
 async fn bad_subscription_arguments_are_rejected_with_codes() {
     let app = spawn_app_with(|s| s.http.max_subscriptions = 1).await;
-    let mut ws = connect(&app.address).await;
+    let mut ws = connect(&app.address, &app.admin_token).await;
     subscribe(&mut ws, "u", None, Some("not-a-cursor")).await;
     assert_eq!(error_code(&mut ws).await, "0002");
     ws.send(Message::text(json!({"id": "2", "type": "subscribe", "payload": {"query": "subscription { taskStatus(userId: \"u\") { cursor } }"}}).to_string()))
         .await
         .unwrap();
-    let mut other = connect(&app.address).await;
+    let mut other = connect(&app.address, &app.admin_token).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     subscribe(&mut other, "v", None, None).await;
-    assert_eq!(error_code(&mut other).await, "0005", "the single slot is taken");
+    assert_eq!(
+        error_code(&mut other).await,
+        "TOO_MANY_SUBSCRIPTIONS",
+        "the single slot is taken"
+    );
     app.cleanup().await;
 }
 
 #[tokio::test]
 async fn the_server_sends_keep_alive_pings() {
     let app = spawn_app_with(|s| s.http.ws_ping_secs = 1).await;
-    let mut ws = connect(&app.address).await;
+    let mut ws = connect(&app.address, &app.admin_token).await;
     subscribe(&mut ws, "quiet", None, None).await;
     let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
         .await
@@ -231,5 +238,94 @@ async fn the_server_sends_keep_alive_pings() {
         .unwrap()
         .unwrap();
     assert!(again.to_text().unwrap().contains("ping"), "{again:?}");
+    app.cleanup().await;
+}
+
+/// Opens `/graphql/ws` and sends `connection_init` with `payload`; returns the socket unacked.
+async fn open_with(address: &str, payload: Value) -> Ws {
+    let mut req = format!("{}/graphql/ws", address.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket upgrade");
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": payload}).to_string(),
+    ))
+    .await
+    .unwrap();
+    ws
+}
+
+#[tokio::test]
+async fn a_token_that_does_not_verify_closes_the_socket_with_4403() {
+    let app = spawn_app_with(|_| {}).await;
+    let mut ws = open_with(&app.address, json!({"authorization": "Bearer not-a-token"})).await;
+    let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("an answer within 5 s")
+        .expect("a frame")
+        .unwrap();
+    match frame {
+        Message::Close(Some(close)) => assert_eq!(u16::from(close.code), 4403, "{close:?}"),
+        other => panic!("expected a 4403 close, got {other:?}"),
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_user_token_subscribes_to_its_own_events_only() {
+    let app = spawn_app_with(|_| {}).await;
+    rigged(&app).await;
+    let token = app.user_token("carol");
+    // The key of the init payload is case-insensitive.
+    let mut ws = open_with(&app.address, json!({"AUTHORIZATION": format!("Bearer {token}")})).await;
+    assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
+    subscribe(&mut ws, "dave", None, None).await;
+    assert_eq!(error_code(&mut ws).await, "FORBIDDEN");
+    ws.send(Message::text(
+        json!({"id": "own", "type": "subscribe", "payload": {"query": "subscription { taskStatus { messageId state } }"}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    let id = draw(&app, "carol", "c-1").await;
+    let mut m = next_message(&mut ws).await;
+    if m["type"] == "complete" {
+        assert_eq!(m["id"], "1", "the refused subscription completes: {m}");
+        m = next_message(&mut ws).await;
+    }
+    assert_eq!(m["id"], "own", "{m}");
+    assert_eq!(m["payload"]["data"]["taskStatus"]["messageId"], id.as_str(), "{m}");
+
+    let mut anonymous = open_with(&app.address, json!({})).await;
+    assert_eq!(next_message(&mut anonymous).await["type"], "connection_ack");
+    subscribe(&mut anonymous, "carol", None, None).await;
+    assert_eq!(error_code(&mut anonymous).await, "UNAUTHENTICATED");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn two_thousand_subscriptions_on_one_connection_are_capped() {
+    let app = spawn_app_with(|s| s.http.max_subscriptions_per_connection = 16).await;
+    let mut ws = connect(&app.address, &app.admin_token).await;
+    let query = r#"subscription { taskStatus(userId: "many") { cursor } }"#;
+    for i in 0..2_000 {
+        ws.send(Message::text(
+            json!({"id": format!("s{i}"), "type": "subscribe", "payload": {"query": query}}).to_string(),
+        ))
+        .await
+        .unwrap();
+    }
+    let mut refused = 0;
+    while refused < 2_000 - 16 {
+        let m = next_message(&mut ws).await;
+        if m["type"] == "next" && m["payload"]["errors"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS" {
+            refused += 1;
+        } else if m["type"] != "complete" {
+            panic!("unexpected message {m}");
+        }
+    }
+    assert_eq!(refused, 1_984, "16 stay open, every other one is refused");
     app.cleanup().await;
 }

@@ -36,6 +36,7 @@ async fn fresh_migrate(dbs: &TestDatabases, [cfg, s01, s02]: &[String; 3]) -> an
     // Config tables and columns.
     let mut expected: Vec<String> = CONFIG_TABLES.iter().map(|(t, _)| t.to_string()).collect();
     expected.push("seaql_migrations".into());
+    expected.push(migration::AUDIT_LOG_TABLE.into());
     expected.sort();
     assert_eq!(tables(server, cfg).await?, expected, "config tables");
     for (table, business) in CONFIG_TABLES {
@@ -74,6 +75,11 @@ async fn fresh_migrate(dbs: &TestDatabases, [cfg, s01, s02]: &[String; 3]) -> an
     // Reference data.
     let mut counts = row_counts(server, cfg).await?;
     counts.remove("seaql_migrations");
+    assert_eq!(
+        counts.remove(migration::AUDIT_LOG_TABLE),
+        Some(0),
+        "the audit log starts empty"
+    );
     let expected_counts: BTreeMap<String, i64> = REFERENCE_COUNTS
         .iter()
         .map(|&(table, count)| (table.to_owned(), count))
@@ -127,6 +133,7 @@ async fn fresh_migrate(dbs: &TestDatabases, [cfg, s01, s02]: &[String; 3]) -> an
     }
     let mut counts = row_counts(server, cfg).await?;
     counts.remove("seaql_migrations");
+    counts.remove(migration::AUDIT_LOG_TABLE);
     assert_eq!(counts, expected_counts, "reference rows after down + up");
     Ok(())
 }

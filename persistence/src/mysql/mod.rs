@@ -13,6 +13,7 @@
 //! The outbox table `task` has its own home: [`crate::outbox::store`].
 
 pub mod activity;
+pub mod audit;
 pub mod db;
 pub mod delivery;
 pub mod draw_save;

@@ -1,0 +1,279 @@
+//! Who may do what (docs/SECURITY.md): anonymous, user, service and admin callers over HTTP and
+//! WebSocket, refused tokens, and the audit log of operator operations.
+
+use serde_json::{Value, json};
+use test_support::app::{CONFIG, SHARD_01, SHARD_02, TEST_SECRET, TestApp, spawn_app_with};
+
+use api::auth::Role;
+
+fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+/// The write side alone, activity 100301 armed, user `alice` with quota.
+async fn armed() -> TestApp {
+    let app = spawn_app_with(|s| {
+        s.relay.enabled = false;
+        s.consumers.enabled = false;
+    })
+    .await;
+    app.ok("mutation { armActivity(activityId: 100301) }").await;
+    app.ok(r#"mutation { rechargeQuota(userId: "alice", sku: 9014, outBusinessNo: "a-1") { orderId } }"#)
+        .await;
+    app
+}
+
+async fn award_records(app: &TestApp) -> i64 {
+    let mut n = 0;
+    for shard in [SHARD_01, SHARD_02] {
+        for t in 0..4 {
+            n += app
+                .int(shard, &format!("SELECT COUNT(*) FROM user_award_record_{t:03}"))
+                .await;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn anonymous_callers_read_the_catalogue_and_nothing_else() {
+    let app = armed().await;
+    let public = app
+        .graphql_as(
+            None,
+            "{ __typename strategy(strategyId: 100006) { strategyId } skuProducts(activityId: 100301) { sku } }",
+        )
+        .await;
+    assert!(public.get("errors").is_none(), "{public}");
+    assert_eq!(public["data"]["strategy"]["strategyId"], 100006);
+    for op in [
+        r#"mutation { draw(userId: "alice", activityId: 100301) { orderId } }"#,
+        r#"{ activityAccount(userId: "alice", activityId: 100301) { totalCount } }"#,
+        r#"{ creditAccount(userId: "alice") { availableAmount } }"#,
+        "{ tasks { edges { cursor } } }",
+        r#"{ task(messageId: "1") { state } }"#,
+        "mutation { armActivity(activityId: 100301) }",
+        "mutation { randomRaffle(strategyId: 100006) { awardId } }",
+        r#"mutation { rechargeQuota(userId: "alice", sku: 9014, outBusinessNo: "free") { orderId } }"#,
+        "mutation { rebuildProjections { dropped } }",
+        "{ auditLog { edges { cursor } } }",
+    ] {
+        let body = app.graphql_as(None, op).await;
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{op}: {body}");
+    }
+    assert_eq!(award_records(&app).await, 0, "no anonymous draw happened");
+    assert_eq!(
+        app.int(CONFIG, "SELECT COUNT(*) FROM audit_log WHERE actor <> 'test-admin'")
+            .await,
+        0,
+        "anonymous calls write no audit rows"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_user_token_draws_reads_and_follows_only_its_own_user() {
+    let app = armed().await;
+    let alice = app.user_token("alice");
+    let drawn = app
+        .graphql_as(
+            Some(&alice),
+            "mutation { draw(activityId: 100301) { orderId messageId } }",
+        )
+        .await;
+    assert!(drawn.get("errors").is_none(), "{drawn}");
+    let message_id = drawn["data"]["draw"]["messageId"].as_str().unwrap().to_owned();
+    let same = app
+        .graphql_as(
+            Some(&alice),
+            r#"{ activityAccount(userId: "alice", activityId: 100301) { totalCountSurplus } creditAccount { availableAmount } }"#,
+        )
+        .await;
+    assert!(same.get("errors").is_none(), "naming oneself is fine: {same}");
+    let own = app
+        .graphql_as(
+            Some(&alice),
+            &format!(r#"{{ task(messageId: "{message_id}") {{ topic }} }}"#),
+        )
+        .await;
+    assert_eq!(own["data"]["task"]["topic"], "send_award", "{own}");
+
+    // Another user, by the argument or by reading alice's event.
+    app.ok(r#"mutation { rechargeQuota(userId: "bob", sku: 9014, outBusinessNo: "b-1") { orderId } }"#)
+        .await;
+    let before = award_records(&app).await;
+    for op in [
+        r#"mutation { draw(userId: "bob", activityId: 100301) { orderId } }"#.to_owned(),
+        r#"{ activityAccount(userId: "bob", activityId: 100301) { totalCount } }"#.to_owned(),
+        r#"{ userAwards(userId: "Alice") { edges { cursor } } }"#.to_owned(),
+    ] {
+        let body = app.graphql_as(Some(&alice), &op).await;
+        assert_eq!(code(&body), "FORBIDDEN", "{op}: {body}");
+    }
+    let bob = app.user_token("bob");
+    let theirs = app
+        .graphql_as(
+            Some(&bob),
+            &format!(r#"{{ task(messageId: "{message_id}") {{ topic }} }}"#),
+        )
+        .await;
+    assert_eq!(code(&theirs), "FORBIDDEN", "{theirs}");
+    assert_eq!(award_records(&app).await, before, "no draw for bob with alice's token");
+
+    // Operator operations: refused, and the refusal is audited.
+    for op in [
+        "mutation { armActivity(activityId: 100301) }",
+        "{ tasks { edges { cursor } } }",
+        "{ auditLog { edges { cursor } } }",
+        r#"mutation { rechargeQuota(userId: "alice", sku: 9014, outBusinessNo: "free") { orderId } }"#,
+    ] {
+        let body = app.graphql_as(Some(&alice), op).await;
+        assert_eq!(code(&body), "FORBIDDEN", "{op}: {body}");
+    }
+    let refused = app
+        .sql(
+            CONFIG,
+            "SELECT CAST(actor AS CHAR) AS actor, role, operation, outcome FROM audit_log \
+             WHERE actor = 'alice' ORDER BY id",
+        )
+        .await;
+    assert_eq!(
+        refused,
+        vec![
+            json!({"actor": "alice", "role": "user", "operation": "armActivity", "outcome": "FORBIDDEN"}),
+            json!({"actor": "alice", "role": "user", "operation": "rechargeQuota", "outcome": "FORBIDDEN"}),
+        ]
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_service_token_acts_for_named_users_but_runs_no_operator_operation() {
+    let app = armed().await;
+    let service = app.token("rebate-service", Role::Service);
+    let drawn = app
+        .graphql_as(
+            Some(&service),
+            r#"mutation { draw(userId: "alice", activityId: 100301) { orderId } }"#,
+        )
+        .await;
+    assert!(drawn.get("errors").is_none(), "{drawn}");
+    let unnamed = app
+        .graphql_as(Some(&service), "mutation { draw(activityId: 100301) { orderId } }")
+        .await;
+    assert_eq!(code(&unnamed), "0002", "{unnamed}");
+    let arm = app
+        .graphql_as(Some(&service), "mutation { armActivity(activityId: 100301) }")
+        .await;
+    assert_eq!(code(&arm), "FORBIDDEN", "{arm}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn expired_foreign_and_malformed_tokens_are_refused_with_401() {
+    let app = armed().await;
+    let now = chrono::Utc::now().timestamp();
+    let sign = |claims: Value, secret: &str| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    let cases = [
+        (
+            "expired",
+            sign(
+                json!({"iss": "big-market", "openId": "alice", "exp": now - 600}),
+                TEST_SECRET,
+            ),
+        ),
+        (
+            "other issuer",
+            sign(
+                json!({"iss": "elsewhere", "openId": "alice", "exp": now + 600}),
+                TEST_SECRET,
+            ),
+        ),
+        (
+            "other secret",
+            sign(
+                json!({"iss": "big-market", "openId": "alice", "exp": now + 600}),
+                "another-secret-another-secret-another-secret",
+            ),
+        ),
+        ("garbage", "not-a-jwt".to_owned()),
+    ];
+    for (what, token) in cases {
+        let resp = app
+            .client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(&token)
+            .json(&json!({ "query": "{ creditAccount { availableAmount } }" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{what}");
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer", "{what}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{what}: {body}");
+    }
+    // The original's token shape (user in `openId`, no role) is a user token.
+    let original = sign(
+        json!({"iss": "big-market", "openId": "alice", "exp": now + 600}),
+        TEST_SECRET,
+    );
+    let body = app
+        .graphql_as(Some(&original), "{ creditAccount { availableAmount } }")
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn operator_operations_are_audited_and_the_log_pages_newest_first() {
+    let app = armed().await;
+    let bad = app.graphql("mutation { armActivity(activityId: 999999) }").await;
+    let bad_code = code(&bad).to_owned();
+    app.ok("mutation { addSkuStock(sku: 9014, units: 5) { count } }").await;
+    let page = app
+        .ok("{ auditLog(first: 2) { edges { cursor node { actor operation arguments outcome at } } pageInfo { hasNextPage endCursor } } }")
+        .await;
+    let edges = page["auditLog"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 2);
+    let newest = &edges[0]["node"];
+    assert_eq!(newest["actor"], "test-admin");
+    assert_eq!(newest["operation"], "addSkuStock");
+    assert_eq!(
+        serde_json::from_str::<Value>(newest["arguments"].as_str().unwrap()).unwrap(),
+        json!({"sku": 9014, "units": 5})
+    );
+    assert_eq!(newest["outcome"], "ok");
+    assert_eq!(edges[1]["node"]["operation"], "armActivity");
+    assert_eq!(edges[1]["node"]["outcome"], bad_code.as_str());
+    assert_eq!(page["auditLog"]["pageInfo"]["hasNextPage"], true);
+    let after = page["auditLog"]["pageInfo"]["endCursor"].as_str().unwrap();
+    let rest = app
+        .ok(&format!(
+            r#"{{ auditLog(first: 100, after: "{after}") {{ edges {{ node {{ operation arguments outcome }} }} }} }}"#
+        ))
+        .await;
+    let rest: Vec<Value> = rest["auditLog"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect();
+    assert_eq!(
+        rest.iter()
+            .map(|n| n["operation"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["rechargeQuota", "armActivity"],
+        "the setup's operations, oldest last"
+    );
+    assert_eq!(rest[1]["outcome"], "ok");
+    app.cleanup().await;
+}

@@ -1,0 +1,143 @@
+//! Limits on what one request can do (docs/SECURITY.md): spending fields, root fields, fields
+//! counted with `__typename`, batch, query and body size.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use test_support::app::{SHARD_01, SHARD_02, TestApp, spawn_app_with};
+
+fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+async fn tickets(app: &TestApp) -> i64 {
+    let mut n = 0;
+    for shard in [SHARD_01, SHARD_02] {
+        for t in 0..4 {
+            n += app
+                .int(shard, &format!("SELECT COUNT(*) FROM user_raffle_order_{t:03}"))
+                .await;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_hundred_aliased_draws_perform_no_draw_and_one_draw_still_works() {
+    let app = spawn_app_with(|s| {
+        s.relay.enabled = false;
+        s.consumers.enabled = false;
+    })
+    .await;
+    app.ok("mutation { armActivity(activityId: 100301) }").await;
+    app.ok(r#"mutation { rechargeQuota(userId: "eve", sku: 9014, outBusinessNo: "e-1") { orderId } }"#)
+        .await;
+    let eve = app.user_token("eve");
+    let aliased: String = (0..100)
+        .map(|i| format!("d{i}: draw(activityId: 100301) {{ orderId }} "))
+        .collect();
+    let body = app.graphql_as(Some(&eve), &format!("mutation {{ {aliased} }}")).await;
+    assert_eq!(code(&body), "TOO_MANY_SPENDING_FIELDS", "{body}");
+    assert!(body["data"].is_null(), "nothing ran: {body}");
+    assert_eq!(tickets(&app).await, 0);
+    let one = app
+        .graphql_as(Some(&eve), "mutation { draw(activityId: 100301) { orderId } }")
+        .await;
+    assert!(one.get("errors").is_none(), "{one}");
+    assert_eq!(tickets(&app).await, 1);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn typename_floods_batches_and_long_queries_are_refused_before_execution() {
+    let app = spawn_app_with(|_| {}).await;
+    let roots: String = (0..1_000).map(|i| format!("t{i}: __typename ")).collect();
+    let body = app.graphql_as(None, &format!("{{ {roots} }}")).await;
+    assert_eq!(code(&body), "TOO_MANY_ROOT_FIELDS", "{body}");
+    let nested: String = (0..600).map(|i| format!("t{i}: __typename ")).collect();
+    let body = app
+        .graphql_as(None, &format!("{{ strategy(strategyId: 100006) {{ {nested} }} }}"))
+        .await;
+    assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
+    let huge: String = (0..200_000).map(|i| format!("t{i}: __typename ")).collect();
+    let body = app.graphql_as(None, &format!("{{ {huge} }}")).await;
+    assert!(
+        ["QUERY_TOO_LARGE", "PAYLOAD_TOO_LARGE"].contains(&code(&body)),
+        "200 000 aliases: {}",
+        code(&body)
+    );
+
+    let batch: Vec<Value> = (0..500).map(|_| json!({"query": "{ __typename }"})).collect();
+    let resp = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(code(&body), "BATCH_TOO_LARGE", "{body}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_20_mb_body_is_refused_with_413_while_health_stays_fast() {
+    let app = spawn_app_with(|_| {}).await;
+    let big = format!(
+        r#"{{"query": "{{ __typename }}", "pad": "{}"}}"#,
+        "x".repeat(20 * 1024 * 1024)
+    );
+    let url = format!("{}/graphql", app.address);
+    let client = app.client.clone();
+    let declared = tokio::spawn({
+        let (client, url, big) = (client.clone(), url.clone(), big.clone());
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(big)
+                .send()
+                .await
+        }
+    });
+    // Streamed without a Content-Length: refused while reading, past the limit.
+    let chunks =
+        futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1024 * 1024]))));
+    let streamed = tokio::spawn({
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(reqwest::Body::wrap_stream(chunks))
+                .send()
+                .await
+        }
+    });
+    let start = Instant::now();
+    let health = client.get(format!("{}/health", app.address)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "/health took {:?}",
+        start.elapsed()
+    );
+    for (what, resp) in [
+        ("declared", declared.await.unwrap()),
+        ("streamed", streamed.await.unwrap()),
+    ] {
+        match resp {
+            Ok(resp) => {
+                assert_eq!(resp.status(), 413, "{what}");
+                let body: Value = resp.json().await.unwrap();
+                assert_eq!(code(&body), "PAYLOAD_TOO_LARGE", "{what}: {body}");
+            }
+            // The server may answer and close before the client finished sending.
+            Err(e) => assert!(e.is_request() || e.is_body(), "{what}: {e}"),
+        }
+    }
+    app.cleanup().await;
+}
