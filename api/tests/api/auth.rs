@@ -277,3 +277,93 @@ async fn operator_operations_are_audited_and_the_log_pages_newest_first() {
     assert_eq!(rest[1]["outcome"], "ok");
     app.cleanup().await;
 }
+
+/// An RS256 or ES256 token signed with a test key of `api/tests/fixtures`.
+fn signed_by_provider(alg: jsonwebtoken::Algorithm, kid: &str, claims: &Value) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let key = match alg {
+        jsonwebtoken::Algorithm::ES256 => {
+            jsonwebtoken::EncodingKey::from_ec_der(&std::fs::read(dir.join("jwks-es256.der")).unwrap())
+        }
+        _ => jsonwebtoken::EncodingKey::from_rsa_der(&std::fs::read(dir.join("jwks-rs256.der")).unwrap()),
+    };
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn tokens_of_an_identity_provider_verify_with_its_jwks() {
+    let jwks = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jwks.json");
+    let app = spawn_app_with(|s| {
+        s.auth.jwks_file = jwks.display().to_string();
+        s.relay.enabled = false;
+        s.consumers.enabled = false;
+    })
+    .await;
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let es = jsonwebtoken::Algorithm::ES256;
+    let rs = jsonwebtoken::Algorithm::RS256;
+    let admin = signed_by_provider(rs, "test-rsa", &json!({"iss": "big-market", "sub": "ops", "role": "admin", "exp": exp}));
+    let armed = app.graphql_as(Some(&admin), "mutation { armActivity(activityId: 100301) }").await;
+    assert_eq!(armed["data"]["armActivity"], true, "{armed}");
+    let user = signed_by_provider(es, "test-ec", &json!({"iss": "big-market", "openId": "frank", "exp": exp}));
+    let own = app.graphql_as(Some(&user), "{ creditAccount { availableAmount } }").await;
+    assert!(own.get("errors").is_none(), "{own}");
+    for (what, token) in [
+        ("unknown kid", signed_by_provider(es, "rotated-away", &json!({"iss": "big-market", "openId": "frank", "exp": exp}))),
+        ("kid of another algorithm", signed_by_provider(es, "test-rsa", &json!({"iss": "big-market", "openId": "frank", "exp": exp}))),
+        ("expired", signed_by_provider(es, "test-ec", &json!({"iss": "big-market", "openId": "frank", "exp": exp - 1200}))),
+    ] {
+        let body = app.graphql_as(Some(&token), "{ creditAccount { availableAmount } }").await;
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{what}: {body}");
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn big_market_token_works_before_serve_ever_ran_and_only_on_loopback() {
+    let dir = std::env::temp_dir().join(format!("bm-token-{}-{}", std::process::id(), line!()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_big-market"))
+            .args(args)
+            .current_dir(&dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .output()
+            .expect("running big-market token");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let admin = run(&["token", "--admin"]);
+    let user = run(&["token", "--user", "grace"]);
+    let secret_file = dir.join(".big-market/dev-secret");
+    assert!(secret_file.exists(), "the first token run creates the development secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "only its owner reads the secret");
+    }
+    let app = spawn_app_with(|s| {
+        s.auth.secret = String::new();
+        s.auth.dev_secret_file = secret_file.display().to_string();
+    })
+    .await;
+    let armed = app.graphql_as(Some(&admin), "mutation { armActivity(activityId: 100301) }").await;
+    assert_eq!(armed["data"]["armActivity"], true, "{armed}");
+    let own = app.graphql_as(Some(&user), "{ creditAccount { availableAmount } }").await;
+    assert!(own.get("errors").is_none(), "{own}");
+
+    // The same configuration on a public address refuses to start.
+    let mut public = app.settings.clone();
+    public.http.host = "0.0.0.0".into();
+    let refused = api::startup::authenticator(&public).unwrap_err().to_string();
+    assert!(refused.contains("auth.secret"), "{refused}");
+    public.auth.secret = "p".repeat(32);
+    assert!(api::startup::authenticator(&public).is_ok());
+    app.cleanup().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

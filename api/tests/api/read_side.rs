@@ -152,6 +152,13 @@ async fn an_unknown_user_reads_zeros_not_an_error() {
         .ok(r#"{ userAwards(userId: "nobody") { edges { cursor } pageInfo { hasNextPage } } }"#)
         .await;
     assert_eq!(w["userAwards"]["edges"], json!([]));
+    let mut redis = app.redis.clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*nobody*", app.settings.redis.key_prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(keys, Vec::<String>::new(), "reads of an unknown user create no keys");
     assert_eq!(
         app.error_code(r#"{ activityAccount(userId: "", activityId: 1) { totalCount } }"#)
             .await,

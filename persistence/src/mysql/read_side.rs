@@ -149,8 +149,8 @@ async fn credits(db: &DatabaseConnection, user: Option<&str>) -> Result<Vec<(Str
         .collect()
 }
 
-/// Loads one account view from MySQL (zeros, version 0, when the user has no account) and
-/// stores it unless a newer one arrived meanwhile.
+/// Loads one account view from MySQL and stores it unless a newer one arrived meanwhile; zeros
+/// (version 0, nothing stored) when the user has no account.
 ///
 /// # Errors
 /// When MySQL or Redis cannot be reached.
@@ -163,10 +163,13 @@ pub async fn load_account(
     month: &str,
 ) -> anyhow::Result<AccountSnapshot> {
     let (shard, _) = db.shard_of(user);
-    let snapshot = accounts(shard, day, month, Some((user, activity.get())))
-        .await?
-        .pop()
-        .unwrap_or(AccountSnapshot {
+    match accounts(shard, day, month, Some((user, activity.get()))).await?.pop() {
+        Some(snapshot) => {
+            views.apply_account(&snapshot).await?;
+            Ok(snapshot)
+        }
+        // No account: zeros, and no view is stored, so reads of unknown users create no keys.
+        None => Ok(AccountSnapshot {
             activity_id: activity,
             day: None,
             day_count: 0,
@@ -176,28 +179,29 @@ pub async fn load_account(
             total_count_surplus: 0,
             user_id: user.to_owned(),
             version: 0,
-        });
-    views.apply_account(&snapshot).await?;
-    Ok(snapshot)
+        }),
+    }
 }
 
-/// Loads one credit view from MySQL (zero when absent) and stores it unless newer exists.
+/// Loads one credit view from MySQL and stores it unless newer exists; zero (nothing stored)
+/// when the user has no credit account.
 ///
 /// # Errors
 /// When MySQL or Redis cannot be reached.
 pub async fn load_credit(db: &Databases, views: &UserViews, user: &str) -> anyhow::Result<CreditView> {
     let (shard, _) = db.shard_of(user);
-    let view = credits(shard, Some(user))
-        .await?
-        .pop()
-        .map(|(_, v)| v)
-        .unwrap_or(CreditView {
+    match credits(shard, Some(user)).await?.pop() {
+        Some((_, view)) => {
+            views.apply_credit(user, &view).await?;
+            Ok(view)
+        }
+        // No credit account: zero, and no view is stored (no keys for unknown users).
+        None => Ok(CreditView {
             total_amount: rust_decimal::Decimal::ZERO,
             available_amount: rust_decimal::Decimal::ZERO,
             version: 0,
-        });
-    views.apply_credit(user, &view).await?;
-    Ok(view)
+        }),
+    }
 }
 
 /// Drops every user view and task-status view and rebuilds them from all shards. Safe while
