@@ -304,18 +304,53 @@ async fn tokens_of_an_identity_provider_verify_with_its_jwks() {
     let exp = chrono::Utc::now().timestamp() + 600;
     let es = jsonwebtoken::Algorithm::ES256;
     let rs = jsonwebtoken::Algorithm::RS256;
-    let admin = signed_by_provider(rs, "test-rsa", &json!({"iss": "big-market", "sub": "ops", "role": "admin", "exp": exp}));
-    let armed = app.graphql_as(Some(&admin), "mutation { armActivity(activityId: 100301) }").await;
+    let admin = signed_by_provider(
+        rs,
+        "test-rsa",
+        &json!({"iss": "big-market", "sub": "ops", "role": "admin", "exp": exp}),
+    );
+    let armed = app
+        .graphql_as(Some(&admin), "mutation { armActivity(activityId: 100301) }")
+        .await;
     assert_eq!(armed["data"]["armActivity"], true, "{armed}");
-    let user = signed_by_provider(es, "test-ec", &json!({"iss": "big-market", "openId": "frank", "exp": exp}));
-    let own = app.graphql_as(Some(&user), "{ creditAccount { availableAmount } }").await;
+    let user = signed_by_provider(
+        es,
+        "test-ec",
+        &json!({"iss": "big-market", "openId": "frank", "exp": exp}),
+    );
+    let own = app
+        .graphql_as(Some(&user), "{ creditAccount { availableAmount } }")
+        .await;
     assert!(own.get("errors").is_none(), "{own}");
     for (what, token) in [
-        ("unknown kid", signed_by_provider(es, "rotated-away", &json!({"iss": "big-market", "openId": "frank", "exp": exp}))),
-        ("kid of another algorithm", signed_by_provider(es, "test-rsa", &json!({"iss": "big-market", "openId": "frank", "exp": exp}))),
-        ("expired", signed_by_provider(es, "test-ec", &json!({"iss": "big-market", "openId": "frank", "exp": exp - 1200}))),
+        (
+            "unknown kid",
+            signed_by_provider(
+                es,
+                "rotated-away",
+                &json!({"iss": "big-market", "openId": "frank", "exp": exp}),
+            ),
+        ),
+        (
+            "kid of another algorithm",
+            signed_by_provider(
+                es,
+                "test-rsa",
+                &json!({"iss": "big-market", "openId": "frank", "exp": exp}),
+            ),
+        ),
+        (
+            "expired",
+            signed_by_provider(
+                es,
+                "test-ec",
+                &json!({"iss": "big-market", "openId": "frank", "exp": exp - 1200}),
+            ),
+        ),
     ] {
-        let body = app.graphql_as(Some(&token), "{ creditAccount { availableAmount } }").await;
+        let body = app
+            .graphql_as(Some(&token), "{ creditAccount { availableAmount } }")
+            .await;
         assert_eq!(code(&body), "UNAUTHENTICATED", "{what}: {body}");
     }
     app.cleanup().await;
@@ -334,13 +369,20 @@ async fn big_market_token_works_before_serve_ever_ran_and_only_on_loopback() {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .output()
             .expect("running big-market token");
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
     let admin = run(&["token", "--admin"]);
     let user = run(&["token", "--user", "grace"]);
     let secret_file = dir.join(".big-market/dev-secret");
-    assert!(secret_file.exists(), "the first token run creates the development secret");
+    assert!(
+        secret_file.exists(),
+        "the first token run creates the development secret"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -352,9 +394,13 @@ async fn big_market_token_works_before_serve_ever_ran_and_only_on_loopback() {
         s.auth.dev_secret_file = secret_file.display().to_string();
     })
     .await;
-    let armed = app.graphql_as(Some(&admin), "mutation { armActivity(activityId: 100301) }").await;
+    let armed = app
+        .graphql_as(Some(&admin), "mutation { armActivity(activityId: 100301) }")
+        .await;
     assert_eq!(armed["data"]["armActivity"], true, "{armed}");
-    let own = app.graphql_as(Some(&user), "{ creditAccount { availableAmount } }").await;
+    let own = app
+        .graphql_as(Some(&user), "{ creditAccount { availableAmount } }")
+        .await;
     assert!(own.get("errors").is_none(), "{own}");
 
     // The same configuration on a public address refuses to start.
