@@ -90,7 +90,7 @@ pub struct HttpSettings {
     pub max_depth: usize,
     /// Maximum query complexity.
     pub max_complexity: usize,
-    /// Open subscriptions per instance (each holds one Redis connection).
+    /// Open subscriptions per instance (they share one Redis reader).
     pub max_subscriptions: usize,
     /// Close a `/graphql/ws` connection whose client sent nothing (not even a pong) for this
     /// many seconds; 0 = never.

@@ -32,6 +32,8 @@ pub struct AppState {
     pub tasks: MySqlTaskAdmin,
     /// Task-status streams (subscriptions).
     pub task_stream: TaskStream,
+    /// The process's one task-status reader, fanning out to every subscription.
+    pub task_fanout: persistence::redis::TaskFanout,
     /// Caps on open subscriptions (per instance, per user; per connection on the socket).
     pub subscription_slots: crate::graphql::subscription::SubscriptionSlots,
     /// The audit log of operator operations.
@@ -104,6 +106,7 @@ impl AppState {
             redis,
             switches: settings.switches.clone(),
             tasks: MySqlTaskAdmin::new(db.clone()),
+            task_fanout: persistence::redis::TaskFanout::start(task_stream.clone()),
             task_stream,
             views,
             calendar,

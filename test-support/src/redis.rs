@@ -82,6 +82,69 @@ fn escape_glob(text: &str) -> String {
     escaped
 }
 
+/// A Redis server of one test (`redis-server` on a free loopback port, no persistence), for
+/// tests that count its clients or must not disturb the shared one. Stopped when dropped.
+pub struct PrivateRedis {
+    /// `redis://127.0.0.1:<port>`.
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    /// Starts `redis-server` and waits (up to 10 s) until it answers.
+    ///
+    /// # Errors
+    /// When `redis-server` is not installed or does not come up.
+    pub async fn start() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting redis-server (install Redis 7: apt install redis-server)")?;
+        let server = Self {
+            url: format!("redis://127.0.0.1:{port}"),
+            child,
+        };
+        for _ in 0..100 {
+            if connect_url(&server.url).await.is_ok() {
+                return Ok(server);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("redis-server on port {port} did not answer within 10 s")
+    }
+
+    /// Clients connected now (`INFO clients`), the asking connection included.
+    ///
+    /// # Errors
+    /// When the server does not answer.
+    pub async fn connected_clients(&self) -> anyhow::Result<u64> {
+        let mut conn = connect_url(&self.url).await?;
+        let info: String = redis::cmd("INFO").arg("clients").query_async(&mut conn).await?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|v| v.trim().parse().ok())
+            .context("INFO clients without connected_clients")
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! `taskStatus`: live, resumable task-status events over graphql-transport-ws.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -8,7 +8,7 @@ use async_graphql::{Context, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use domain::ErrorCode;
 use domain::ids::UserId;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use persistence::redis::TaskEvent;
 use persistence::redis::task_stream::is_cursor;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -17,9 +17,6 @@ use super::access::acting_user;
 use super::error::{EdgeCode, edge, with_code};
 use super::tasks::TaskState;
 use crate::state::AppState;
-
-/// How long one blocking read waits before looping (keeps the reader responsive to drops).
-const BLOCK_MS: usize = 5_000;
 
 /// One state change of an outbox event.
 #[derive(SimpleObject, Debug, Clone)]
@@ -83,44 +80,14 @@ impl SubscriptionRoot {
             .subscription_slots
             .acquire(ctx.data_opt::<ConnectionSlots>(), user.as_str())
             .map_err(|why| edge(EdgeCode::TooManySubscriptions, why))?;
-        let conn = state.task_stream.reader().await.map_err(|e| {
-            tracing::error!(error = %e, "task-status reader could not connect to Redis");
-            with_code(ErrorCode::Unknown, "internal error")
-        })?;
-        let init = (state, conn, cursor, VecDeque::<TaskStatusEvent>::new(), permit);
-        Ok(futures::stream::unfold(
-            init,
-            move |(state, mut conn, mut cursor, mut buf, permit)| {
-                let user = user.clone();
-                let wanted = message_id.clone();
-                async move {
-                    loop {
-                        if let Some(e) = buf.pop_front() {
-                            return Some((e, (state, conn, cursor, buf, permit)));
-                        }
-                        match state
-                            .task_stream
-                            .read(&mut conn, user.as_str(), &cursor, BLOCK_MS, 100)
-                            .await
-                        {
-                            Ok(events) => {
-                                for e in events {
-                                    cursor.clone_from(&e.cursor);
-                                    if wanted.as_deref().is_none_or(|m| m == e.message_id) {
-                                        buf.push_back(e.into());
-                                    }
-                                }
-                            }
-                            Err(e) => {
-                                // The client reconnects with its last cursor and misses nothing.
-                                tracing::warn!(error = %e, "task-status stream read failed; closing the subscription");
-                                return None;
-                            }
-                        }
-                    }
-                }
-            },
-        ))
+        // One reader per process serves every subscription (no Redis connection of its own).
+        let events = state.task_fanout.follow(user.as_str(), &cursor);
+        Ok(events.filter_map(move |e| {
+            let keep = message_id.as_deref().is_none_or(|m| m == e.message_id);
+            // The permit lives as long as the stream: dropping the subscription frees its slots.
+            let _held = &permit;
+            futures::future::ready(keep.then(|| TaskStatusEvent::from(e)))
+        }))
     }
 }
 

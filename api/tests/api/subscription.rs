@@ -329,3 +329,41 @@ async fn two_thousand_subscriptions_on_one_connection_are_capped() {
     assert_eq!(refused, 1_984, "16 stay open, every other one is refused");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn two_thousand_subscribers_share_one_redis_reader() {
+    let redis = test_support::redis::PrivateRedis::start()
+        .await
+        .expect("a private redis-server");
+    let url = redis.url.clone();
+    let app = spawn_app_with(move |s| s.redis.url = url).await;
+    rigged(&app).await;
+    let before = redis.connected_clients().await.unwrap();
+    let mut sockets = Vec::new();
+    for chunk in (0..2_000).collect::<Vec<usize>>().chunks(200) {
+        let opened = futures::future::join_all(chunk.iter().map(|i| {
+            let (address, token) = (app.address.clone(), app.admin_token.clone());
+            async move {
+                let mut ws = connect(&address, &token).await;
+                subscribe(&mut ws, &format!("crowd-{i}"), None, None).await;
+                ws
+            }
+        }))
+        .await;
+        sockets.extend(opened);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = redis.connected_clients().await.unwrap();
+    println!("Redis clients: {before} before, {during} with 2 000 subscriptions open");
+    assert!(
+        during <= before + 2,
+        "2 000 subscriptions must not open Redis connections of their own: {before} → {during}"
+    );
+    // Events still reach the right subscriber through the shared reader.
+    let id = draw(&app, "crowd-1234", "crowd-p").await;
+    let e = next_event(&mut sockets[1234]).await;
+    assert_eq!(e["messageId"], id.as_str());
+    assert_eq!(e["state"], "CREATED");
+    drop(sockets);
+    app.cleanup().await;
+}

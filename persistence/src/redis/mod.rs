@@ -3,12 +3,14 @@
 pub mod armory;
 pub mod keys;
 pub mod stock;
+pub mod task_fanout;
 pub mod task_stream;
 pub mod views;
 
 pub use armory::RedisArmoryStore;
 pub use keys::Keys;
 pub use stock::{RedisAwardStock, RedisCounters, RedisSkuStock};
+pub use task_fanout::TaskFanout;
 pub use task_stream::{TaskEvent, TaskStream};
 pub use views::UserViews;
 

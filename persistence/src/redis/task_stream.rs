@@ -9,7 +9,6 @@
 
 use domain::outbox::TaskState;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
-use redis::streams::{StreamReadOptions, StreamReadReply};
 
 use super::Keys;
 
@@ -213,47 +212,39 @@ impl TaskStream {
             .await
     }
 
-    /// A connection of its own for a blocking reader (a blocked `XREAD` would stall others).
-    ///
-    /// # Errors
-    /// When Redis cannot be reached.
-    pub async fn reader(&self) -> redis::RedisResult<MultiplexedConnection> {
-        // No response timeout: a blocking XREAD legitimately waits for its BLOCK period.
-        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-        self.client.get_multiplexed_async_connection_with_config(&config).await
+    /// The shared (multiplexed) connection, for short non-blocking commands.
+    pub fn shared_connection(&self) -> ConnectionManager {
+        self.conn.clone()
     }
 
-    /// Up to `count` events of `user_id` after `cursor` (`0` = from the start), waiting up to
-    /// `block_ms` for the first one.
+    /// The stream key of `user_id`.
+    pub fn key_of(&self, user_id: &str) -> String {
+        self.keys.task_stream(user_id)
+    }
+
+    /// A connection of its own for a blocking reader (a blocked `XREAD` would stall others),
+    /// whose commands may wait `response_timeout` (longer than the reader's `BLOCK`).
     ///
     /// # Errors
     /// When Redis cannot be reached.
-    pub async fn read(
-        &self,
-        conn: &mut MultiplexedConnection,
-        user_id: &str,
-        cursor: &str,
-        block_ms: usize,
-        count: usize,
-    ) -> redis::RedisResult<Vec<TaskEvent>> {
-        let opts = StreamReadOptions::default().block(block_ms).count(count);
-        let reply: Option<StreamReadReply> =
-            redis::AsyncCommands::xread_options(conn, &[self.keys.task_stream(user_id)], &[cursor], &opts).await?;
-        let mut out = Vec::new();
-        for key in reply.map(|r| r.keys).unwrap_or_default() {
-            for entry in key.ids {
-                let text = |f: &str| entry.get::<String>(f).unwrap_or_default();
-                out.push(TaskEvent {
-                    message_id: text("messageId"),
-                    user_id: user_id.to_owned(),
-                    topic: text("topic"),
-                    state: parse_state(&text("state")),
-                    attempts: entry.get("attempts").unwrap_or(0),
-                    occurred_at_ms: entry.get("at").unwrap_or(0),
-                    cursor: entry.id,
-                });
-            }
-        }
-        Ok(out)
+    pub async fn reader(&self, response_timeout: std::time::Duration) -> redis::RedisResult<MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+            .set_response_timeout(Some(response_timeout));
+        self.client.get_multiplexed_async_connection_with_config(&config).await
+    }
+}
+
+/// The event of one stream entry of `user_id`.
+pub(crate) fn event_of(user_id: &str, entry: redis::streams::StreamId) -> TaskEvent {
+    let text = |f: &str| entry.get::<String>(f).unwrap_or_default();
+    TaskEvent {
+        message_id: text("messageId"),
+        user_id: user_id.to_owned(),
+        topic: text("topic"),
+        state: parse_state(&text("state")),
+        attempts: entry.get("attempts").unwrap_or(0),
+        occurred_at_ms: entry.get("at").unwrap_or(0),
+        cursor: entry.id,
     }
 }

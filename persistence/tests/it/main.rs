@@ -8,3 +8,4 @@ mod outbox;
 mod quota;
 mod stock;
 mod strategy;
+mod task_fanout;
