@@ -122,6 +122,9 @@ pub struct HttpSettings {
     pub max_subscriptions_per_user: usize,
     /// Close an HTTP connection that sent and received nothing for this many seconds.
     pub idle_timeout_secs: u64,
+    /// Close an HTTP/1 connection whose request head (request line and headers) is not complete
+    /// this many seconds after its first byte.
+    pub header_read_timeout_secs: u64,
 }
 
 /// Databases: the config DB and one URL per shard.
@@ -343,6 +346,7 @@ impl Default for HttpSettings {
             max_subscriptions_per_connection: 16,
             max_subscriptions_per_user: 32,
             idle_timeout_secs: 60,
+            header_read_timeout_secs: 10,
         }
     }
 }

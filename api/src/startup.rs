@@ -16,7 +16,7 @@ use crate::{graphql, routes};
 /// can use port 0 and read the real port.
 pub struct Application {
     port: u16,
-    acceptor: poem::listener::TcpAcceptor,
+    acceptor: crate::conn::HeadDeadlineAcceptor<poem::listener::TcpAcceptor>,
     app: poem::endpoint::BoxEndpoint<'static>,
     workers: Workers,
     idle_timeout: Duration,
@@ -95,6 +95,10 @@ impl Application {
             .into_acceptor()
             .await
             .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+        let acceptor = crate::conn::HeadDeadlineAcceptor::new(
+            acceptor,
+            Duration::from_secs(settings.http.header_read_timeout_secs.max(1)),
+        );
         let port = acceptor
             .local_addr()
             .first()

@@ -141,3 +141,80 @@ async fn a_20_mb_body_is_refused_with_413_while_health_stays_fast() {
     }
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_request_head_trickled_a_byte_at_a_time_is_cut_off_but_idle_keep_alive_is_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.http.header_read_timeout_secs = 1).await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+
+    // Slow headers: one byte every 200 ms never completes the head within 1 s.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let started = Instant::now();
+    let head = b"POST /graphql HTTP/1.1\r\nHost: slow\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    let mut cut = false;
+    for byte in head {
+        if slow.write_all(&[*byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut probe = [0u8; 64];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(1), slow.read(&mut probe)).await {
+            cut = true;
+            break;
+        }
+    }
+    assert!(
+        cut,
+        "the trickling connection was still open after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut after {:?}",
+        started.elapsed()
+    );
+
+    // A kept-alive connection may wait between requests longer than the head deadline.
+    let mut kept = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    for _ in 0..2 {
+        kept.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), kept.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn introspection_and_graphiql_can_be_switched_off() {
+    let app = spawn_app_with(|s| {
+        s.http.introspection = false;
+        s.http.graphiql = false;
+    })
+    .await;
+    let body = app.graphql("{ __schema { queryType { name } } }").await;
+    assert!(body["data"]["__schema"].is_null(), "introspection answered: {body}");
+    let page = app
+        .client
+        .get(format!("{}/graphiql", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+    let on = spawn_app_with(|_| {}).await;
+    let body = on.ok("{ __schema { queryType { name } } }").await;
+    assert_eq!(body["__schema"]["queryType"]["name"], "Query");
+    app.cleanup().await;
+    on.cleanup().await;
+}

@@ -367,3 +367,15 @@ async fn two_thousand_subscribers_share_one_redis_reader() {
     drop(sockets);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_websocket_outlives_the_request_head_deadline() {
+    let app = spawn_app_with(|s| s.http.header_read_timeout_secs = 1).await;
+    rigged(&app).await;
+    let mut ws = connect(&app.address, &app.admin_token).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    subscribe(&mut ws, "patient", None, None).await;
+    let id = draw(&app, "patient", "pa-1").await;
+    assert_eq!(next_event(&mut ws).await["messageId"], id.as_str());
+    app.cleanup().await;
+}
