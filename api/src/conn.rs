@@ -199,8 +199,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for HeadDeadline<T> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_end_of_a_head_is_found_across_reads() {
+    #[tokio::test]
+    async fn the_end_of_a_head_is_found_across_reads() {
         let mut c = HeadDeadline::new((), Duration::from_secs(1));
         assert!(!c.scan_head(b"POST /graphql HTTP/1.1\r\nHost: x\r"));
         assert!(!c.scan_head(b"\n"));

@@ -173,12 +173,25 @@ impl RedisSettings {
     }
 }
 
-/// Operational switches (defaults: all closed, as in the original).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Runtime switches: where they start and how often every instance re-reads them. The values
+/// themselves are data (`setSwitch`, docs/OPERATIONS.md); a stored value wins over these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Switches {
-    /// `blackListSwitch`: apply `rule_blacklist`.
+    /// Initial `blackListSwitch` (apply `rule_blacklist`) until one is stored.
     pub blacklist: bool,
+    /// Milliseconds between two re-reads of the stored switches by each instance (the fallback
+    /// when a pub/sub message is lost); changes reach every instance within this period.
+    pub refresh_ms: u64,
+}
+
+impl Default for Switches {
+    fn default() -> Self {
+        Self {
+            blacklist: false,
+            refresh_ms: 500,
+        }
+    }
 }
 
 /// RabbitMQ connection and queue naming.
@@ -294,8 +307,9 @@ impl ConsumerSection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DrawSection {
-    /// A draw's deadline in milliseconds: a draw not saved by then answers `0006` and writes
-    /// nothing (a draw that committed is always answered as committed).
+    /// Initial draw deadline in milliseconds (the switch `drawTimeoutMs` until one is stored):
+    /// a draw not saved by then answers `0006` and writes nothing (a draw that committed is
+    /// always answered as committed).
     pub timeout_ms: u64,
 }
 

@@ -10,7 +10,7 @@ use persistence::outbox::store::MySqlTaskAdmin;
 use persistence::redis::{Connection, Keys, RedisArmoryStore, RedisAwardStock, RedisSkuStock, TaskStream, UserViews};
 use persistence::{Databases, MySqlActivityRepository, MySqlQuotaRepository, SnowflakeIds, SystemClock};
 
-use crate::settings::{Settings, Switches};
+use crate::settings::Settings;
 
 /// Services and connections, built once at startup.
 pub struct AppState {
@@ -24,8 +24,12 @@ pub struct AppState {
     pub db: Databases,
     /// Redis connection.
     pub redis: Connection,
-    /// Operational switches.
-    pub switches: Switches,
+    /// The live runtime switches, kept in step with every instance.
+    pub switch_board: persistence::switch_board::SwitchBoard,
+    /// The shared draw rate limiter (its blacklist is an admin view).
+    pub rate_limiter: persistence::redis::rate_limit::RedisRateLimiter,
+    /// Refused draws per guard.
+    pub guard_counter: persistence::redis::rate_limit::RedisGuardCounter,
     /// Wakes the relay after commits.
     pub nudge: Arc<RelayNudge>,
     /// Outbox administration.
@@ -73,6 +77,32 @@ impl AppState {
         let calendar = BusinessCalendar::new(settings.business.utc_offset_minutes)
             .ok_or_else(|| anyhow::anyhow!("business.utc_offset_minutes must be within ±23:59"))?;
         let nudge = Arc::new(RelayNudge::new(&db));
+        // Arming elsewhere drops this instance's in-process copies (the state is set below).
+        let app_cell: Arc<std::sync::OnceLock<std::sync::Weak<AppState>>> = Arc::new(std::sync::OnceLock::new());
+        let cell = app_cell.clone();
+        let base = domain::switches::Switches {
+            blacklist: settings.switches.blacklist,
+            draw_timeout_ms: settings.draw.timeout_ms.clamp(1, 60_000),
+            ..domain::switches::Switches::default()
+        };
+        let switch_board = persistence::switch_board::SwitchBoard::start(
+            base,
+            persistence::mysql::switches::MySqlSwitchStore::new(db.config.clone()),
+            redis.clone(),
+            &settings.redis.url,
+            keys.clone(),
+            std::time::Duration::from_millis(settings.switches.refresh_ms.clamp(50, 60_000)),
+            Box::new(move || {
+                if let Some(app) = cell.get().and_then(std::sync::Weak::upgrade) {
+                    app.strategy.forget_armed();
+                    app.activity.forget_configs();
+                }
+            }),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the runtime switches: {e}"))?;
+        let rate_limiter = persistence::redis::rate_limit::RedisRateLimiter::new(redis.clone(), keys.clone());
+        let guard_counter = persistence::redis::rate_limit::RedisGuardCounter::new(redis.clone(), keys.clone());
         let activity = ActivityService::new(ActivityDeps {
             activities: Arc::new(MySqlActivityRepository::new(db.config.clone())),
             quota,
@@ -82,7 +112,9 @@ impl AppState {
             clock: Arc::new(SystemClock),
             calendar,
             notifier: nudge.clone(),
-            draw_timeout: std::time::Duration::from_millis(settings.draw.timeout_ms.max(1)),
+            switches: Arc::new(switch_board.clone()),
+            rate_limiter: Arc::new(rate_limiter.clone()),
+            guards: Arc::new(guard_counter.clone()),
         });
         tracing::info!(id.worker = worker, "id generator leased");
         let views = UserViews::new(redis.clone(), Keys::new(settings.redis.key_prefix.clone()));
@@ -99,12 +131,14 @@ impl AppState {
                 Keys::new(settings.redis.key_prefix.clone()),
             )),
         );
-        Ok(Arc::new(Self {
+        let app = Arc::new(Self {
+            switch_board,
+            rate_limiter,
+            guard_counter,
             stock,
             strategy,
             activity,
             redis,
-            switches: settings.switches.clone(),
             tasks: MySqlTaskAdmin::new(db.clone()),
             task_fanout: persistence::redis::TaskFanout::start(task_stream.clone()),
             task_stream,
@@ -118,7 +152,9 @@ impl AppState {
             audit: persistence::mysql::audit::MySqlAuditLog::new(db.config.clone()),
             nudge,
             db,
-        }))
+        });
+        let _ = app_cell.set(Arc::downgrade(&app));
+        Ok(app)
     }
 }
 

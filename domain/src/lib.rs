@@ -14,5 +14,6 @@ pub mod outbox;
 pub mod ports;
 pub mod stock;
 pub mod strategy;
+pub mod switches;
 
 pub use error::ErrorCode;

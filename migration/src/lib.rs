@@ -35,6 +35,7 @@ mod m20241124_000001_ticket_lookup_index;
 mod m20261130_000001_draw_save_procedure;
 mod m20261130_000002_binary_ids;
 mod m20261130_000003_audit_log;
+mod m20261130_000004_switches;
 mod support;
 
 pub use database::{drop_database, ensure_database};
@@ -42,6 +43,7 @@ pub use m20241124_000001_ticket_lookup_index::INDEX as TICKET_LOOKUP_INDEX;
 pub use m20261130_000001_draw_save_procedure::procedure_name as draw_save_procedure;
 pub use m20261130_000002_binary_ids::{BINARY as ID_COLLATION, COLUMNS as BINARY_ID_COLUMNS};
 pub use m20261130_000003_audit_log::TABLE as AUDIT_LOG_TABLE;
+pub use m20261130_000004_switches::TABLE as SWITCHES_TABLE;
 pub use support::SPLIT_TABLE_COUNT;
 
 /// Migrations of the config database `big_market`.
@@ -54,6 +56,7 @@ impl MigratorTrait for ConfigMigrator {
             Box::new(m20240406_000001_config_tables::Migration),
             Box::new(m20240406_000002_config_reference_data::Migration),
             Box::new(m20261130_000003_audit_log::Migration),
+            Box::new(m20261130_000004_switches::Migration),
         ]
     }
 }

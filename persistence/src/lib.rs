@@ -19,6 +19,7 @@ pub mod rabbit;
 pub mod random;
 pub mod redis;
 pub mod stock_sync;
+pub mod switch_board;
 
 pub use clock::SystemClock;
 pub use ids::SnowflakeIds;

@@ -261,3 +261,95 @@ impl TestApp {
         self.databases.drop_all().await.expect("drop test databases");
     }
 }
+
+/// Another server of a test's world running as its own OS process (`big-market serve`), with
+/// the test app's settings (same databases, Redis prefix, queues, secret) on another port.
+/// Killed when dropped.
+pub struct ServerProcess {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    child: std::process::Child,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `settings` as `BIG_MARKET_<SECTION>__<KEY>` variables (strings as they are, everything
+/// else as JSON, which the settings loader reads back).
+fn settings_env(settings: &Settings) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    let Value::Object(sections) = serde_json::to_value(settings).expect("settings serialize") else {
+        panic!("settings are not an object")
+    };
+    for (section, keys) in sections {
+        let Value::Object(keys) = keys else { continue };
+        for (key, value) in keys {
+            let text = match value {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            vars.push((
+                format!("BIG_MARKET_{}__{}", section.to_uppercase(), key.to_uppercase()),
+                text,
+            ));
+        }
+    }
+    vars
+}
+
+impl TestApp {
+    /// Starts `binary` (`env!("CARGO_BIN_EXE_big-market")`) as a second server of this world,
+    /// with `tweak` applied to a copy of the settings, and waits (up to 20 s) until its
+    /// `/health` answers.
+    pub async fn spawn_process(&self, binary: &str, tweak: impl FnOnce(&mut Settings)) -> ServerProcess {
+        let mut settings = self.settings.clone();
+        settings.http.port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        settings.log.filter = "warn".into();
+        tweak(&mut settings);
+        let address = format!("http://127.0.0.1:{}", settings.http.port);
+        let child = std::process::Command::new(binary)
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(settings_env(&settings))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {binary} serve: {e}"));
+        let server = ServerProcess { address, child };
+        for _ in 0..200 {
+            if let Ok(r) = self.client.get(format!("{}/health", server.address)).send().await
+                && r.status().is_success()
+            {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the second server at {} did not answer /health within 20 s",
+            server.address
+        )
+    }
+
+    /// Posts `query` with the admin token to another server of this world.
+    pub async fn graphql_at(&self, address: &str, token: Option<&str>, query: &str) -> Value {
+        let mut req = self
+            .client
+            .post(format!("{address}/graphql"))
+            .json(&json!({ "query": query }));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+            .await
+            .expect("POST /graphql")
+            .json()
+            .await
+            .expect("GraphQL response is JSON")
+    }
+}

@@ -52,6 +52,7 @@ impl ActivityMutation {
             let state = ctx.data::<Arc<AppState>>()?;
             let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
             let cfg = state.activity.arm(activity_id).await.map_err(to_gql)?;
+            super::strategy::announce_armed(state).await;
             if let Err(e) = state.views.put_activity(&cfg).await {
                 // The view is rebuilt on first read; arming itself succeeded.
                 tracing::warn!(error = %e, "could not write the activity view");
@@ -110,11 +111,7 @@ impl ActivityMutation {
         let user = acting_user(ctx, user_id.as_deref())?;
         let state = ctx.data::<Arc<AppState>>()?;
         let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
-        let r = state
-            .activity
-            .draw(user.as_str(), activity_id, state.switches.blacklist)
-            .await
-            .map_err(to_gql)?;
+        let r = state.activity.draw(user.as_str(), activity_id).await.map_err(to_gql)?;
         Ok(DrawResult {
             award_id: r.award.award_id.get(),
             award_title: r.award.award_title,

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod stock;
 pub mod strategy;
 pub mod subscription;
+pub mod switches;
 pub mod tasks;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub struct QueryRoot(
     catalog::CatalogQuery,
     tasks::TaskQuery,
     audit::AuditQuery,
+    switches::SwitchQuery,
 );
 
 /// All mutations.
@@ -42,6 +44,7 @@ pub struct MutationRoot(
     account::AccountMutation,
     tasks::TaskMutation,
     stock::StockMutation,
+    switches::SwitchMutation,
 );
 
 /// The executable schema.

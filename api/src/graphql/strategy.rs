@@ -113,6 +113,7 @@ impl StrategyMutation {
             let state = ctx.data::<Arc<AppState>>()?;
             let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
             state.strategy.arm(strategy_id).await.map_err(to_gql)?;
+            announce_armed(state).await;
             Ok(true)
         })
         .await
@@ -125,11 +126,14 @@ impl StrategyMutation {
         audited(ctx, "randomRaffle", json!({ "strategyId": strategy_id }), async {
             let state = ctx.data::<Arc<AppState>>()?;
             let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
+            // A draw like any other: degrade and the rate limit apply.
+            let system = domain::ids::UserId::parse(SYSTEM_USER).map_err(invalid_argument)?;
+            let switches = state.activity.admit(&system).await.map_err(to_gql)?;
             let input = RaffleInput {
                 user_id: SYSTEM_USER,
                 total_used: 0,
                 day_partake_count: 0,
-                blacklist_enabled: state.switches.blacklist,
+                blacklist_enabled: switches.blacklist,
                 lock_ttl: None,
             };
             let award = state.strategy.raffle(strategy_id, &input).await.map_err(to_gql)?;
@@ -140,5 +144,13 @@ impl StrategyMutation {
             })
         })
         .await
+    }
+}
+
+/// Tells every instance that configuration was armed (they drop their in-process copies).
+pub(crate) async fn announce_armed(state: &AppState) {
+    if let Err(e) = state.switch_board.config_changed().await {
+        // Other instances still reload their copies when those expire.
+        tracing::warn!(error = %e, "could not announce the arming to other instances");
     }
 }

@@ -12,3 +12,4 @@ mod relay;
 mod schema;
 mod strategy;
 mod subscription;
+mod switches;

@@ -94,20 +94,19 @@ impl ActivityService {
     /// and records the award with its `send_award` event in one transaction on the user's
     /// shard. Award stock taken by a draw that does not commit is given back.
     ///
-    /// The draw has a deadline (`draw_timeout` of [`super::service::ActivityDeps`]): when it
-    /// passes before the save, the draw stops with `0006`, writing nothing and giving taken
-    /// stock back. A save blocked on a lock fails with the database's lock-wait limit and is
-    /// rolled back; a save that committed is always answered as a success.
+    /// First the guards of [`ActivityService::admit`] (degrade, shared rate limit). Then the
+    /// draw has a deadline (the switch `drawTimeoutMs`): when it passes before the save, the
+    /// draw stops with `0006`, writing nothing and giving taken stock back. A save blocked on a
+    /// lock fails with the database's lock-wait limit and is rolled back; a save that
+    /// committed is always answered as a success.
     ///
     /// # Errors
-    /// `0002`, `0006`, `ERR_BIZ_002/003/004/006/007/008/009`, store failures.
-    pub async fn draw(
-        &self,
-        user_id: &str,
-        activity_id: ActivityId,
-        blacklist_enabled: bool,
-    ) -> Result<DrawRecorded, ActivityError> {
+    /// `0002`, `0004`, `0005`, `0006`, `ERR_BIZ_002/003/004/006/007/008/009`, store failures.
+    pub async fn draw(&self, user_id: &str, activity_id: ActivityId) -> Result<DrawRecorded, ActivityError> {
         let user = UserId::parse(user_id)?;
+        let switches = self.admit(&user).await?;
+        let blacklist_enabled = switches.blacklist;
+        let draw_timeout = chrono::Duration::milliseconds(i64::try_from(switches.draw_timeout_ms).unwrap_or(1_000));
         let cfg = self.config(activity_id).await?;
         let now = self.clock.now();
         let activity = &cfg.activity;
@@ -116,10 +115,13 @@ impl ActivityService {
         let (day, month) = (self.calendar.day(now), self.calendar.month(now));
         let lock_ttl = lock_ttl(activity, now);
         let (mut moved, mut conflicts) = (0, 0);
-        let deadline = now + self.draw_timeout;
+        let deadline = now + draw_timeout;
         let past_deadline = || {
-            (self.clock.now() > deadline)
-                .then(|| ActivityError::DeadlineExceeded(activity_id, self.draw_timeout.num_milliseconds()))
+            let late = self.clock.now() > deadline;
+            if late {
+                self.guards.refused(super::protection::Guard::TimedOut);
+            }
+            late.then(|| ActivityError::DeadlineExceeded(activity_id, draw_timeout.num_milliseconds()))
         };
         // The first attempt may decide on the quota this process saw last (see `quota_cache`).
         let mut cached = self.quotas.get(user.as_str(), activity_id);

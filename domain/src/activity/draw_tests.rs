@@ -15,6 +15,7 @@ use super::ports::{
     ActivityRepository, DrawSave, DrawSaved, ExistingRecharge, QuotaRepository, RechargeSave, RechargeSaved,
     SaveFailure, SkuStockCounter,
 };
+use super::protection::{Admission, DrawRateLimiter};
 use super::service::{ActivityDeps, ActivityService};
 use super::{Activity, ActivityConfig, ActivityError, ActivityState, BusinessCalendar};
 use crate::error::HasErrorCode as _;
@@ -28,6 +29,7 @@ use crate::strategy::armory::tests::Seeded;
 use crate::strategy::model::{AwardCatalogEntry, StrategyAwardConfig, StrategyConfig};
 use crate::strategy::tree::tests::{MemStock, luck_tree};
 use crate::strategy::{ArmedStrategy, StrategyService, StrategyView};
+use crate::switches::Switches;
 
 const ACTIVITY: ActivityId = ActivityId::new(100301);
 const STRATEGY: StrategyId = StrategyId::new(100006);
@@ -213,10 +215,26 @@ struct World {
     quota: Arc<Quota>,
     stock: Arc<MemStock>,
     commits: Arc<Counter>,
+    limiter: Arc<Limiter>,
 }
 
 /// Given a user with 10 draws left and 5 units of award 102; the clock moves `step` per reading.
 fn given(moved: usize, step: chrono::Duration) -> World {
+    given_switched(moved, step, Switches::default(), Admission::Allowed)
+}
+
+/// A rate limiter that always answers the same.
+struct Limiter(Admission, AtomicUsize);
+
+#[async_trait::async_trait]
+impl DrawRateLimiter for Limiter {
+    async fn admit(&self, _: &str, _: u32, _: u32, _: u64) -> Result<Admission, crate::ports::PortError> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        Ok(self.0)
+    }
+}
+
+fn given_switched(moved: usize, step: chrono::Duration, switches: Switches, admission: Admission) -> World {
     let quota = Arc::new(Quota {
         account: Mutex::new(QuotaAccount {
             total_count: 10,
@@ -239,6 +257,7 @@ fn given(moved: usize, step: chrono::Duration) -> World {
         Arc::new(Config),
         Arc::new(Seeded::new(7)),
     ));
+    let limiter = Arc::new(Limiter(admission, AtomicUsize::new(0)));
     let service = ActivityService::new(ActivityDeps {
         activities: Arc::new(Config),
         quota: quota.clone(),
@@ -251,13 +270,16 @@ fn given(moved: usize, step: chrono::Duration) -> World {
         }),
         calendar: BusinessCalendar::default(),
         notifier: commits.clone(),
-        draw_timeout: std::time::Duration::from_secs(1),
+        switches: Arc::new(switches),
+        rate_limiter: limiter.clone(),
+        guards: Arc::new(()),
     });
     World {
         service,
         quota,
         stock,
         commits,
+        limiter,
     }
 }
 
@@ -268,7 +290,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 #[test]
 fn a_draw_returns_the_events_its_save_wrote_and_the_next_one_needs_no_read() {
     let w = given(0, chrono::Duration::zero());
-    let drawn = block_on(w.service.draw(USER, ACTIVITY, false)).unwrap();
+    let drawn = block_on(w.service.draw(USER, ACTIVITY)).unwrap();
     assert_eq!(drawn.award.award_id, AwardId::new(102));
     let topics: Vec<_> = drawn.events.iter().map(|m| m.topic).collect();
     assert_eq!(topics, [TOPIC_SEND_AWARD, TOPIC_ACCOUNT_CHANGED]);
@@ -282,7 +304,7 @@ fn a_draw_returns_the_events_its_save_wrote_and_the_next_one_needs_no_read() {
         "the relay is nudged after the commit"
     );
 
-    block_on(w.service.draw(USER, ACTIVITY, false)).unwrap();
+    block_on(w.service.draw(USER, ACTIVITY)).unwrap();
     assert_eq!(
         w.quota.loads.load(Ordering::SeqCst),
         1,
@@ -294,7 +316,7 @@ fn a_draw_returns_the_events_its_save_wrote_and_the_next_one_needs_no_read() {
 #[test]
 fn a_moved_save_gives_its_stock_back_and_decides_again_on_a_fresh_read() {
     let w = given(2, chrono::Duration::zero());
-    block_on(w.service.draw(USER, ACTIVITY, false)).unwrap();
+    block_on(w.service.draw(USER, ACTIVITY)).unwrap();
     assert_eq!(w.quota.loads.load(Ordering::SeqCst), 3);
     assert_eq!(w.quota.saved_topics.lock().unwrap().len(), 1, "saved once");
     assert_eq!(w.stock.left(102), 4, "two units taken and given back, one kept");
@@ -305,10 +327,60 @@ fn a_draw_past_its_deadline_answers_0006_gives_its_stock_back_and_saves_nothing(
     // Every clock reading is 600 ms later: the deadline (1 s) passes after the raffle took
     // stock, before the save.
     let w = given(0, chrono::Duration::milliseconds(600));
-    let err = block_on(w.service.draw(USER, ACTIVITY, false)).unwrap_err();
+    let err = block_on(w.service.draw(USER, ACTIVITY)).unwrap_err();
     assert!(matches!(err, ActivityError::DeadlineExceeded(..)), "{err}");
     assert_eq!(err.error_code().code(), "0006");
     assert!(w.quota.saved_topics.lock().unwrap().is_empty());
     assert_eq!(w.stock.left(102), 5);
     assert_eq!(w.commits.0.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_degraded_draw_answers_0004_and_touches_nothing() {
+    let switches = Switches {
+        degrade: true,
+        rate_limiter: true,
+        ..Switches::default()
+    };
+    let w = given_switched(0, chrono::Duration::zero(), switches, Admission::Allowed);
+    let err = block_on(w.service.draw(USER, ACTIVITY)).unwrap_err();
+    assert_eq!(err.error_code().code(), "0004", "{err}");
+    assert!(w.quota.saved_topics.lock().unwrap().is_empty());
+    assert_eq!(w.stock.left(102), 5);
+    assert_eq!(
+        w.limiter.1.load(Ordering::SeqCst),
+        0,
+        "degrade answers before the limiter"
+    );
+}
+
+#[test]
+fn the_rate_limiter_is_asked_only_while_its_switch_is_open_and_its_refusals_are_0005() {
+    let w = given_switched(0, chrono::Duration::zero(), Switches::default(), Admission::Refused);
+    block_on(w.service.draw(USER, ACTIVITY)).unwrap();
+    assert_eq!(w.limiter.1.load(Ordering::SeqCst), 0);
+    for admission in [Admission::Refused, Admission::Blacklisted] {
+        let switches = Switches {
+            rate_limiter: true,
+            ..Switches::default()
+        };
+        let w = given_switched(0, chrono::Duration::zero(), switches, admission);
+        let err = block_on(w.service.draw(USER, ACTIVITY)).unwrap_err();
+        assert_eq!(err.error_code().code(), "0005", "{err}");
+        assert!(w.quota.saved_topics.lock().unwrap().is_empty());
+        assert_eq!(w.limiter.1.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[test]
+fn the_draw_deadline_follows_the_switch() {
+    // Every clock reading is 100 ms later: a 150 ms deadline passes before the save.
+    let switches = Switches {
+        draw_timeout_ms: 150,
+        ..Switches::default()
+    };
+    let w = given_switched(0, chrono::Duration::milliseconds(100), switches, Admission::Allowed);
+    let err = block_on(w.service.draw(USER, ACTIVITY)).unwrap_err();
+    assert_eq!(err.error_code().code(), "0006", "{err}");
+    assert!(w.quota.saved_topics.lock().unwrap().is_empty());
 }

@@ -42,6 +42,12 @@ pub enum ActivityError {
     /// stock was given back.
     #[error("the draw did not finish within {1} ms (activity {0}); nothing was written")]
     DeadlineExceeded(ActivityId, i64),
+    /// `degradeSwitch` is open: draws are refused (`0004`).
+    #[error("draws are switched off for now (degraded); try again later")]
+    Degraded,
+    /// Over the per-user rate limit (`0005`; `true`: the user is on the blacklist).
+    #[error("{}", if *.1 { format!("user {} is blocked for drawing too often; try again later", .0) } else { format!("user {} draws too often; try again in a second", .0) })]
+    RateLimited(String, bool),
     /// The transaction lost a deadlock or a lock wait and was rolled back; retrying may succeed
     /// (`0001` if it still fails).
     #[error("transaction conflict: {0}")]
@@ -72,6 +78,8 @@ impl HasErrorCode for ActivityError {
             Self::DayQuotaExhausted(_) => ErrorCode::DayQuotaExhausted,
             Self::TicketUsed(_) => ErrorCode::TicketUsed,
             Self::DeadlineExceeded(..) => ErrorCode::CircuitOpen,
+            Self::Degraded => ErrorCode::Degraded,
+            Self::RateLimited(..) => ErrorCode::RateLimited,
             Self::Duplicate(_) => ErrorCode::IndexDuplicate,
             Self::Strategy(e) => e.error_code(),
             Self::Port(_) | Self::Conflict(_) => ErrorCode::Unknown,

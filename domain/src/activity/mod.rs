@@ -16,6 +16,7 @@ mod draw_tests;
 pub mod error;
 pub mod model;
 pub mod ports;
+pub mod protection;
 pub mod quota_cache;
 pub mod recharge;
 pub mod service;

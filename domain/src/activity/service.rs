@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use super::error::ActivityError;
 use super::model::{Activity, ActivityConfig, ActivityState, BusinessCalendar};
 use super::ports::{ActivityRepository, QuotaRepository, SkuStockCounter};
+use super::protection::{DrawRateLimiter, GuardRecorder, SwitchSource};
 use super::quota_cache::QuotaCache;
 use crate::ids::ActivityId;
 use crate::ports::{Clock, IdGenerator, OutboxNotifier};
@@ -30,7 +31,9 @@ pub struct ActivityService {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) calendar: BusinessCalendar,
     pub(super) notifier: Arc<dyn OutboxNotifier>,
-    pub(super) draw_timeout: chrono::Duration,
+    pub(super) switches: Arc<dyn SwitchSource>,
+    pub(super) rate_limiter: Arc<dyn DrawRateLimiter>,
+    pub(super) guards: Arc<dyn GuardRecorder>,
     pub(super) quotas: QuotaCache,
     cache: ConfigCache,
 }
@@ -53,8 +56,12 @@ pub struct ActivityDeps {
     pub calendar: BusinessCalendar,
     /// Told after commits with outbox rows (wakes the relay).
     pub notifier: Arc<dyn OutboxNotifier>,
-    /// A draw's deadline: past it, a draw that has not been saved answers `0006`.
-    pub draw_timeout: std::time::Duration,
+    /// The live switches (degrade, rate limit, blacklist, the draw deadline `drawTimeoutMs`).
+    pub switches: Arc<dyn SwitchSource>,
+    /// The per-user rate limiter shared by every instance.
+    pub rate_limiter: Arc<dyn DrawRateLimiter>,
+    /// Counts draws refused by each guard.
+    pub guards: Arc<dyn GuardRecorder>,
 }
 
 impl ActivityService {
@@ -69,7 +76,9 @@ impl ActivityService {
             clock: d.clock,
             calendar: d.calendar,
             notifier: d.notifier,
-            draw_timeout: chrono::Duration::from_std(d.draw_timeout).unwrap_or(chrono::Duration::seconds(1)),
+            switches: d.switches,
+            rate_limiter: d.rate_limiter,
+            guards: d.guards,
             quotas: QuotaCache::default(),
             cache: RwLock::new(HashMap::new()),
         }
@@ -106,6 +115,14 @@ impl ActivityService {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(activity_id, (self.clock.now(), cfg.clone()));
         Ok(cfg)
+    }
+
+    /// Drops every in-process activity configuration (another instance re-armed one).
+    pub fn forget_configs(&self) {
+        self.cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// The activity's configuration (cached in process for a short time).

@@ -124,6 +124,12 @@ impl StrategyService {
         self.armed.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Drops every in-process armed copy (another instance re-armed configuration): the next
+    /// draw of each strategy arms it again here from the configuration.
+    pub fn forget_armed(&self) {
+        self.cache().clear();
+    }
+
     /// The armed strategy: the in-process copy, or — when another instance armed it — a copy
     /// armed here from the same configuration.
     ///

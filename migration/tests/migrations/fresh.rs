@@ -37,6 +37,7 @@ async fn fresh_migrate(dbs: &TestDatabases, [cfg, s01, s02]: &[String; 3]) -> an
     let mut expected: Vec<String> = CONFIG_TABLES.iter().map(|(t, _)| t.to_string()).collect();
     expected.push("seaql_migrations".into());
     expected.push(migration::AUDIT_LOG_TABLE.into());
+    expected.push(migration::SWITCHES_TABLE.into());
     expected.sort();
     assert_eq!(tables(server, cfg).await?, expected, "config tables");
     for (table, business) in CONFIG_TABLES {
@@ -79,6 +80,11 @@ async fn fresh_migrate(dbs: &TestDatabases, [cfg, s01, s02]: &[String; 3]) -> an
         counts.remove(migration::AUDIT_LOG_TABLE),
         Some(0),
         "the audit log starts empty"
+    );
+    assert_eq!(
+        counts.remove(migration::SWITCHES_TABLE),
+        Some(0),
+        "every switch starts at its default"
     );
     let expected_counts: BTreeMap<String, i64> = REFERENCE_COUNTS
         .iter()
@@ -134,6 +140,7 @@ async fn fresh_migrate(dbs: &TestDatabases, [cfg, s01, s02]: &[String; 3]) -> an
     let mut counts = row_counts(server, cfg).await?;
     counts.remove("seaql_migrations");
     counts.remove(migration::AUDIT_LOG_TABLE);
+    counts.remove(migration::SWITCHES_TABLE);
     assert_eq!(counts, expected_counts, "reference rows after down + up");
     Ok(())
 }

@@ -12,7 +12,7 @@ mod m20241123_outbox_relay;
 mod m20241123_read_model_versions;
 mod m20241123_widen_ids;
 mod m20241124_ticket_lookup_index;
-mod m20261130_audit_log;
+mod m20261130_audit_log_and_switches;
 mod m20261130_binary_ids;
 mod m20261130_draw_save_procedure;
 mod support;

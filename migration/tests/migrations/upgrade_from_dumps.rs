@@ -88,7 +88,7 @@ async fn upgrade_in_place(dbs: &TestDatabases, dumped: &[String; 3], fresh: &[St
     for ((name, counts), rows) in dumped.iter().zip(&before_counts).zip(&before_rows) {
         let mut after = row_counts(server, name).await?;
         let applied = after.remove("seaql_migrations");
-        for created in [OUTBOX_INBOX, migration::AUDIT_LOG_TABLE] {
+        for created in [OUTBOX_INBOX, migration::AUDIT_LOG_TABLE, migration::SWITCHES_TABLE] {
             let count = after.remove(created);
             assert!(count.is_none_or(|count| count == 0), "{name}.{created} is not empty");
         }
@@ -97,6 +97,7 @@ async fn upgrade_in_place(dbs: &TestDatabases, dumped: &[String; 3], fresh: &[St
         let mut after_rows = data_snapshot_without(server, name, &all_appended_columns()?).await?;
         after_rows.remove(OUTBOX_INBOX);
         after_rows.remove(migration::AUDIT_LOG_TABLE);
+        after_rows.remove(migration::SWITCHES_TABLE);
         assert!(&after_rows == rows, "rows of {name} changed by the upgrade");
     }
     assert_eq!(

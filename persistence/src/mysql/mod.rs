@@ -23,3 +23,4 @@ pub mod read_side;
 pub mod router;
 pub mod stock;
 pub mod strategy;
+pub mod switches;

@@ -85,4 +85,37 @@ impl Keys {
     pub fn task_status(&self, message_id: &str) -> String {
         self.k(format_args!("bm:rm:t:{message_id}"))
     }
+
+    /// `bm:rl:{user}`: the user's draw rate-limit bucket.
+    pub fn rate_bucket(&self, user_id: &str) -> String {
+        self.k(format_args!("bm:rl:{{{user_id}}}"))
+    }
+
+    /// `bm:rl:refused:{user}`: the user's counted rate-limit refusals.
+    pub fn rate_refusals(&self, user_id: &str) -> String {
+        self.k(format_args!("bm:rl:refused:{{{user_id}}}"))
+    }
+
+    /// `bm:rl:blacklisted:{user}`: present (with a TTL) while the user is blacklisted; its
+    /// value is when the entry ends (epoch µs).
+    pub fn rate_blacklisted(&self, user_id: &str) -> String {
+        self.k(format_args!("bm:rl:blacklisted:{{{user_id}}}"))
+    }
+
+    /// `bm:guard:refused`: refused draws per guard.
+    pub fn guard_refusals(&self) -> String {
+        self.k(format_args!("bm:guard:refused"))
+    }
+
+    /// `bm:switches`: the pub/sub channel that tells every instance to re-read its switches
+    /// and configuration.
+    pub fn switches_channel(&self) -> String {
+        self.k(format_args!("bm:switches"))
+    }
+
+    /// `bm:config:generation`: raised by every arming; an instance that sees it change drops
+    /// its in-process strategy and activity copies.
+    pub fn config_generation(&self) -> String {
+        self.k(format_args!("bm:config:generation"))
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod armory;
 pub mod keys;
+pub mod rate_limit;
 pub mod stock;
 pub mod task_fanout;
 pub mod task_stream;

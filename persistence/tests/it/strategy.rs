@@ -199,20 +199,32 @@ async fn a_hundred_thousand_draws_of_100006_follow_the_configured_rates() {
         .collect();
     let total: f64 = rates.values().sum();
     let n = 100_000;
-    let mut seen: BTreeMap<i32, usize> = BTreeMap::new();
-    for _ in 0..n {
-        *seen.entry(pool.draw(&OsRandom).get()).or_default() += 1;
+    let sample = || {
+        let mut seen: BTreeMap<i32, usize> = BTreeMap::new();
+        for _ in 0..n {
+            *seen.entry(pool.draw(&OsRandom).get()).or_default() += 1;
+        }
+        let chi2: f64 = rates
+            .iter()
+            .map(|(a, r)| {
+                let e = n as f64 * r / total;
+                let o = *seen.get(a).unwrap_or(&0) as f64;
+                (o - e).powi(2) / e
+            })
+            .sum();
+        (chi2, seen)
+    };
+    // 8 awards → 7 degrees of freedom; 24.32 is the 0.999 quantile (a false alarm 1 in 1000).
+    // A biased table fails every sample; a fair one fails two independent samples in a row
+    // once in a million runs.
+    let (chi2, seen) = sample();
+    if chi2 >= 24.32 {
+        let (again, seen_again) = sample();
+        assert!(
+            again < 24.32,
+            "chi-square {chi2:.2} over {seen:?}, then {again:.2} over {seen_again:?}"
+        );
     }
-    let chi2: f64 = rates
-        .iter()
-        .map(|(a, r)| {
-            let e = n as f64 * r / total;
-            let o = *seen.get(a).unwrap_or(&0) as f64;
-            (o - e).powi(2) / e
-        })
-        .sum();
-    // 8 awards → 7 degrees of freedom; 24.32 is the 0.999 quantile (false alarm 1 in 1000).
-    assert!(chi2 < 24.32, "chi-square {chi2:.2} over {seen:?}");
     assert!(OsRandom.below(1) == 0);
     env.cleanup().await;
 }
