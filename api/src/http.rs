@@ -1,27 +1,42 @@
-//! `POST /graphql`: the caller's identity from `Authorization: Bearer <token>`, then the limits
-//! of one request, then execution.
+//! `/graphql` over HTTP, by the GraphQL over HTTP specification: the caller's identity, the
+//! limits of one request, media types and status codes, then execution.
 //!
 //! Checked in this order, each before any work of the next:
 //!
-//! 1. the token (a header that does not verify → 401 `UNAUTHENTICATED`; no header → anonymous,
-//!    which public fields accept and every other field refuses);
-//! 2. the body size (`http.max_body_bytes`: 413 `PAYLOAD_TOO_LARGE`, from `Content-Length` when
-//!    sent, else while reading — the body is never buffered past the limit);
-//! 3. the JSON (400 `BAD_REQUEST`; bodies over 64 KiB are parsed on a blocking thread so the
-//!    async workers keep answering), the batch size (`http.max_batch`, 400 `BATCH_TOO_LARGE`)
-//!    and the query text size (`http.max_query_bytes`, 400 `QUERY_TOO_LARGE`);
-//! 4. execution, where [`crate::graphql::limits`] checks the parsed document.
+//! 1. **method**: `POST` runs anything; `GET` runs queries only (a mutation or subscription over
+//!    GET is `405` with `Allow: POST`); parameters of a GET come from the query string
+//!    (`query`, `operationName`, and `variables` / `extensions` as JSON text);
+//! 2. **media types**: the response is `application/graphql-response+json` when the `Accept`
+//!    header asks for it first, else `application/json` (also with no `Accept`, or `*/*`); an
+//!    `Accept` that allows neither is `406`. A POST body must be `application/json` (UTF-8):
+//!    anything else — `text/plain`, forms, no content type — is `415`, so a browser cannot send
+//!    a mutation cross-site without a CORS preflight;
+//! 3. **the token** (a header that does not verify → 401 `UNAUTHENTICATED`; no header →
+//!    anonymous, which public fields accept and every other field refuses);
+//! 4. **the body size** (`http.max_body_bytes`: 413 `PAYLOAD_TOO_LARGE`, from `Content-Length`
+//!    when sent, else while reading — the body is never buffered past the limit);
+//! 5. **the parameters**: the JSON (bodies over 64 KiB are parsed on a blocking thread so the
+//!    async workers keep answering) must be an object — or an array when batching is on
+//!    (`http.max_batch`, `BATCH_TOO_LARGE`) — whose `query` is a string (at most
+//!    `http.max_query_bytes`, `QUERY_TOO_LARGE`), `operationName` a string, `variables` and
+//!    `extensions` objects; anything else is 400 `BAD_REQUEST`;
+//! 6. **execution**, where [`crate::graphql::limits`] and [`crate::graphql::codes`] check and
+//!    code the parsed document. Under `application/graphql-response+json`, a request that failed
+//!    before execution (parse, validation, limits: [`crate::graphql::codes::is_request_error`])
+//!    is `400` without a `data` entry; under `application/json` it stays `200`, as clients of
+//!    that media type expect.
 
 use std::sync::Arc;
 
-use async_graphql::BatchRequest;
-use async_graphql_poem::GraphQLBatchResponse;
-use poem::http::{StatusCode, header};
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, Variables};
+use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use crate::auth::{AuthError, Authenticator, Identity};
 use crate::graphql::AppSchema;
+use crate::graphql::codes::is_request_error;
 use crate::graphql::error::EdgeCode;
 
 /// Limits on one HTTP request.
@@ -38,6 +53,48 @@ pub struct RequestLimits {
 /// Bodies larger than this are parsed off the async workers.
 const PARSE_INLINE_BYTES: usize = 64 * 1024;
 
+/// `application/graphql-response+json`.
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// The response media type a request asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// `application/json` (the legacy media type; request errors answer 200).
+    Json,
+    /// `application/graphql-response+json` (request errors answer 400).
+    GraphqlResponse,
+}
+
+impl Media {
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json; charset=utf-8",
+            Self::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+        }
+    }
+}
+
+/// The first media type of `accept` this server can answer with (`None`: none of them).
+pub fn negotiate(accept: Option<&str>) -> Option<Media> {
+    let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
+        return Some(Media::Json);
+    };
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let refused = parts.any(|p| p.replace(' ', "") == "q=0");
+        if refused {
+            continue;
+        }
+        match media.as_str() {
+            GRAPHQL_RESPONSE_JSON => return Some(Media::GraphqlResponse),
+            "application/json" | "application/*" | "*/*" => return Some(Media::Json),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The GraphQL endpoint.
 pub struct GraphQLHttp {
     /// The schema.
@@ -48,13 +105,20 @@ pub struct GraphQLHttp {
     pub limits: RequestLimits,
 }
 
-/// A response with one GraphQL error carrying `code`.
+/// A response with one GraphQL error carrying `code`, as `application/json`.
 pub fn refuse(status: StatusCode, code: EdgeCode, message: impl Into<String>) -> Response {
-    let body = json!({ "errors": [{ "message": message.into(), "extensions": { "code": code.code() } }] });
-    let mut resp = poem::web::Json(body).with_status(status).into_response();
-    if code == EdgeCode::Unauthenticated {
+    refuse_as(Media::Json, status, code.code(), message)
+}
+
+fn refuse_as(media: Media, status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "errors": [{ "message": message.into(), "extensions": { "code": code } }] });
+    let mut resp = Response::builder()
+        .status(status)
+        .content_type(media.content_type())
+        .body(body.to_string());
+    if code == EdgeCode::Unauthenticated.code() {
         resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     resp
 }
@@ -77,18 +141,229 @@ pub fn unauthorized(e: AuthError) -> Response {
     refuse(StatusCode::UNAUTHORIZED, EdgeCode::Unauthenticated, e.0)
 }
 
-fn parse(body: &[u8]) -> Result<BatchRequest, String> {
-    serde_json::from_slice::<BatchRequest>(body).map_err(|e| format!("the body is not a GraphQL request in JSON: {e}"))
+/// One operation's parameters, checked for their JSON types.
+fn request_of(
+    params: &Map<String, Value>,
+    max_query_bytes: usize,
+) -> Result<async_graphql::Request, (EdgeCode, String)> {
+    let bad = |m: &str| (EdgeCode::BadRequest, m.to_owned());
+    let query = match params.get("query") {
+        Some(Value::String(q)) => q.clone(),
+        None | Some(Value::Null) => return Err(bad("the request has no `query` (a string)")),
+        Some(_) => return Err(bad("`query` must be a string")),
+    };
+    if query.len() > max_query_bytes {
+        return Err((
+            EdgeCode::QueryTooLarge,
+            format!(
+                "the query is {} bytes; at most {max_query_bytes} are accepted",
+                query.len()
+            ),
+        ));
+    }
+    let mut request = async_graphql::Request::new(query);
+    match params.get("operationName") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(name)) => request = request.operation_name(name.clone()),
+        Some(_) => return Err(bad("`operationName` must be a string")),
+    }
+    match params.get("variables") {
+        None | Some(Value::Null) => {}
+        Some(v @ Value::Object(_)) => request = request.variables(Variables::from_json(v.clone())),
+        Some(_) => return Err(bad("`variables` must be an object")),
+    }
+    match params.get("extensions") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(ext)) => {
+            for (k, v) in ext {
+                if let Ok(v) = async_graphql::Value::from_json(v.clone()) {
+                    request.extensions.insert(k.clone(), v);
+                }
+            }
+        }
+        Some(_) => return Err(bad("`extensions` must be an object")),
+    }
+    Ok(request)
 }
 
-impl Endpoint for GraphQLHttp {
-    type Output = Response;
+/// The parameters of a GET request, from its query string (`variables` and `extensions` are
+/// JSON text).
+fn get_params(uri: &poem::http::Uri) -> Result<Map<String, Value>, String> {
+    let mut params = Map::new();
+    for (k, v) in form_pairs(uri.query().unwrap_or_default()) {
+        let value = match k.as_str() {
+            "variables" | "extensions" => serde_json::from_str(&v).map_err(|e| format!("`{k}` is not JSON: {e}"))?,
+            _ => Value::String(v),
+        };
+        params.insert(k, value);
+    }
+    Ok(params)
+}
 
-    async fn call(&self, mut req: Request) -> poem::Result<Self::Output> {
+/// `application/x-www-form-urlencoded` pairs of a query string.
+fn form_pairs(query: &str) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                        Ok(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// The type of the operation `request` would run, when its document parses.
+fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
+    let doc = async_graphql::parser::parse_query(&request.query).ok()?;
+    let wanted = request.operation_name.as_deref();
+    doc.operations
+        .iter()
+        .find(|(name, _)| wanted.is_none() || name.map(|n| n.as_str()) == wanted)
+        .map(|(_, op)| op.node.ty)
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice::<Value>(body).map_err(|e| format!("the body is not JSON: {e}"))
+}
+
+/// The JSON of one response; under `application/graphql-response+json`, a request error loses
+/// its `data` entry. Every error gets a code (`0001` when it had none).
+fn response_json(resp: async_graphql::Response, media: Media) -> (Value, bool) {
+    let request_error = resp.data == async_graphql::Value::Null
+        && !resp.errors.is_empty()
+        && resp.errors.iter().all(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(|c| matches!(c, async_graphql::Value::String(s) if is_request_error(s)))
+        });
+    let mut json = serde_json::to_value(&resp).unwrap_or_else(|_| json!({}));
+    if let Some(errors) = json.get_mut("errors").and_then(Value::as_array_mut) {
+        for e in errors {
+            let ext = e
+                .as_object_mut()
+                .map(|o| o.entry("extensions").or_insert_with(|| json!({})));
+            if let Some(Value::Object(ext)) = ext {
+                ext.entry("code").or_insert_with(|| json!("0001"));
+            }
+        }
+    }
+    if request_error
+        && media == Media::GraphqlResponse
+        && let Some(o) = json.as_object_mut()
+    {
+        o.remove("data");
+    }
+    (json, request_error)
+}
+
+impl GraphQLHttp {
+    async fn answer(&self, req: Request, media: Media) -> Response {
+        let refuse =
+            |status: StatusCode, code: EdgeCode, message: String| refuse_as(media, status, code.code(), message);
         let identity = match identify(&self.auth, &req) {
             Ok(i) => i,
-            Err(e) => return Ok(unauthorized(e)),
+            Err(e) => return refuse(StatusCode::UNAUTHORIZED, EdgeCode::Unauthenticated, e.0),
         };
+        let is_get = req.method() == Method::GET;
+        let (batch, is_batch): (Vec<Map<String, Value>>, bool) = if is_get {
+            match get_params(req.uri()) {
+                Ok(p) => (vec![p], false),
+                Err(e) => return refuse(StatusCode::BAD_REQUEST, EdgeCode::BadRequest, e),
+            }
+        } else {
+            let content_type = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let mut parts = content_type.split(';').map(str::trim);
+            let json_body = parts.next() == Some("application/json")
+                && parts.all(|p| !p.starts_with("charset=") || p == "charset=utf-8" || p == "charset=\"utf-8\"");
+            if !json_body {
+                return refuse(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    EdgeCode::BadRequest,
+                    "POST /graphql takes a body of Content-Type application/json (UTF-8)".to_owned(),
+                );
+            }
+            match self.read_body(req).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            }
+        };
+        let mut requests = Vec::with_capacity(batch.len());
+        for params in &batch {
+            match request_of(params, self.limits.max_query_bytes) {
+                Ok(r) => requests.push(r.data(identity.clone())),
+                Err((code, message)) => return refuse(StatusCode::BAD_REQUEST, code, message),
+            }
+        }
+        if is_get
+            && let Some(ty) = requests.first().and_then(operation_type)
+            && ty != OperationType::Query
+        {
+            let mut resp = refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                EdgeCode::BadRequest,
+                "only queries run over GET; send mutations with POST".to_owned(),
+            );
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return resp;
+        }
+        let response = if !is_batch && requests.len() == 1 {
+            BatchResponse::Single(self.schema.execute(requests.remove(0)).await)
+        } else {
+            self.schema.execute_batch(BatchRequest::Batch(requests)).await
+        };
+        let (body, status) = match response {
+            BatchResponse::Single(r) => {
+                let (json, request_error) = response_json(r, media);
+                let status = if request_error && media == Media::GraphqlResponse {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::OK
+                };
+                (json, status)
+            }
+            BatchResponse::Batch(rs) => (
+                Value::Array(rs.into_iter().map(|r| response_json(r, media).0).collect()),
+                StatusCode::OK,
+            ),
+        };
+        Response::builder()
+            .status(status)
+            .content_type(media.content_type())
+            .body(body.to_string())
+    }
+
+    /// The body of a POST as operations' parameters (one, or a batch: `true`), within the
+    /// limits.
+    async fn read_body(&self, mut req: Request) -> Result<(Vec<Map<String, Value>>, bool), Response> {
         let max = self.limits.max_body_bytes;
         let too_large = || {
             refuse(
@@ -103,13 +378,13 @@ impl Endpoint for GraphQLHttp {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > max as u64) {
-            return Ok(too_large());
+            return Err(too_large());
         }
         let body = match req.take_body().into_bytes_limit(max).await {
             Ok(b) => b,
-            Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large()),
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => return Err(too_large()),
             Err(e) => {
-                return Ok(refuse(
+                return Err(refuse(
                     StatusCode::BAD_REQUEST,
                     EdgeCode::BadRequest,
                     format!("reading the body: {e}"),
@@ -117,21 +392,18 @@ impl Endpoint for GraphQLHttp {
             }
         };
         let parsed = if body.len() > PARSE_INLINE_BYTES {
-            tokio::task::spawn_blocking(move || parse(&body))
+            tokio::task::spawn_blocking(move || parse_body(&body))
                 .await
                 .unwrap_or_else(|e| Err(format!("parsing the body failed: {e}")))
         } else {
-            parse(&body)
+            parse_body(&body)
         };
-        let batch = match parsed {
-            Ok(b) => b,
-            Err(e) => return Ok(refuse(StatusCode::BAD_REQUEST, EdgeCode::BadRequest, e)),
-        };
-        let requests: Vec<&async_graphql::Request> = match &batch {
-            BatchRequest::Single(r) => vec![r],
-            BatchRequest::Batch(rs) => {
-                if rs.len() > self.limits.max_batch {
-                    return Ok(refuse(
+        let bad = |m: String| refuse(StatusCode::BAD_REQUEST, EdgeCode::BadRequest, m);
+        match parsed.map_err(bad)? {
+            Value::Object(o) => Ok((vec![o], false)),
+            Value::Array(items) => {
+                if items.len() > self.limits.max_batch {
+                    return Err(refuse(
                         StatusCode::BAD_REQUEST,
                         EdgeCode::BatchTooLarge,
                         if self.limits.max_batch <= 1 {
@@ -141,21 +413,76 @@ impl Endpoint for GraphQLHttp {
                         },
                     ));
                 }
-                rs.iter().collect()
+                let mut ops = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        Value::Object(o) => ops.push(o),
+                        _ => return Err(bad("every operation of a batch must be an object".into())),
+                    }
+                }
+                Ok((ops, true))
             }
-        };
-        if let Some(r) = requests.iter().find(|r| r.query.len() > self.limits.max_query_bytes) {
-            return Ok(refuse(
-                StatusCode::BAD_REQUEST,
-                EdgeCode::QueryTooLarge,
-                format!(
-                    "the query is {} bytes; at most {} are accepted",
-                    r.query.len(),
-                    self.limits.max_query_bytes
-                ),
-            ));
+            _ => Err(bad("the body must be a JSON object with a `query`".into())),
         }
-        let response = self.schema.execute_batch(batch.data(identity)).await;
-        Ok(GraphQLBatchResponse(response).into_response())
+    }
+}
+
+impl Endpoint for GraphQLHttp {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Self::Output> {
+        if req.method() != Method::GET && req.method() != Method::POST {
+            let mut resp = refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                EdgeCode::BadRequest,
+                "use POST (or GET for queries)",
+            );
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+            return Ok(resp);
+        }
+        let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        let Some(media) = negotiate(accept) else {
+            return Ok(refuse(
+                StatusCode::NOT_ACCEPTABLE,
+                EdgeCode::BadRequest,
+                format!("answers are application/json or {GRAPHQL_RESPONSE_JSON}"),
+            ));
+        };
+        Ok(self.answer(req, media).await.into_response())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_headers_choose_the_first_media_type_this_server_speaks() {
+        assert_eq!(negotiate(None), Some(Media::Json));
+        assert_eq!(negotiate(Some("*/*")), Some(Media::Json));
+        assert_eq!(negotiate(Some("application/json")), Some(Media::Json));
+        assert_eq!(
+            negotiate(Some("application/graphql-response+json, application/json;q=0.9")),
+            Some(Media::GraphqlResponse)
+        );
+        assert_eq!(
+            negotiate(Some("application/json, application/graphql-response+json")),
+            Some(Media::Json)
+        );
+        assert_eq!(negotiate(Some("text/html")), None);
+        assert_eq!(negotiate(Some("application/json;q=0, text/html")), None);
+    }
+
+    #[test]
+    fn query_strings_decode_as_forms() {
+        assert_eq!(
+            form_pairs("query=%7B+__typename+%7D&operationName=&x"),
+            vec![
+                ("query".to_owned(), "{ __typename }".to_owned()),
+                ("operationName".to_owned(), String::new()),
+                ("x".to_owned(), String::new())
+            ]
+        );
     }
 }

@@ -14,3 +14,4 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod workers;
+pub mod ws_guard;

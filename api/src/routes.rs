@@ -110,6 +110,8 @@ pub struct GraphQLWs {
     pub idle_timeout: Option<std::time::Duration>,
     /// Server keep-alive period.
     pub ping_every: std::time::Duration,
+    /// graphql-transport-ws: close with 4408 when `connection_init` has not arrived by then.
+    pub init_timeout: std::time::Duration,
 }
 
 impl poem::Endpoint for GraphQLWs {
@@ -155,7 +157,9 @@ impl poem::Endpoint for GraphQLWs {
         };
         let protocol = GraphQLProtocol::from_request(&req, &mut body).await?;
         let schema = self.schema.clone();
-        let (idle_timeout, ping_every) = (self.idle_timeout, self.ping_every);
+        let (idle_timeout, ping_every, init_timeout) = (self.idle_timeout, self.ping_every, self.init_timeout);
+        // The protocol rules of `crate::ws_guard` apply to graphql-transport-ws only.
+        let checked = protocol.0 == WebSocketProtocols::GraphQLWS;
         let ping = match protocol.0 {
             WebSocketProtocols::GraphQLWS => r#"{"type":"ping"}"#,
             WebSocketProtocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
@@ -163,24 +167,64 @@ impl poem::Endpoint for GraphQLWs {
         Ok(websocket
             .protocols(ALL_WEBSOCKET_PROTOCOLS)
             .on_upgrade(move |socket| async move {
+                use poem::web::websocket::CloseCode;
                 let (mut out, incoming) = socket.split();
                 let (tx, mut rx) = futures::channel::mpsc::channel::<Message>(64);
+                let guard = Arc::new(std::sync::Mutex::new(crate::ws_guard::WsGuard::default()));
+                let initialised = |g: &std::sync::Mutex<crate::ws_guard::WsGuard>| {
+                    g.lock().unwrap_or_else(std::sync::PoisonError::into_inner).init_received()
+                };
+                let (inbound, outbound) = (guard.clone(), guard.clone());
+                let mut closer = tx.clone();
+                // A violation drops its message, queues the close and ends the client's stream.
+                let incoming = incoming.take_while(move |item| {
+                    let verdict = match item {
+                        Ok(Message::Text(text)) if checked => inbound
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .inbound(text),
+                        _ => crate::ws_guard::Verdict::Pass,
+                    };
+                    futures::future::ready(match verdict {
+                        crate::ws_guard::Verdict::Pass => true,
+                        crate::ws_guard::Verdict::Close(code, reason) => {
+                            let _ = closer.try_send(Message::Close(Some((CloseCode::from(code), reason))));
+                            false
+                        }
+                    })
+                });
                 let forward = async move {
                     let mut tick = tokio::time::interval(ping_every);
                     tick.tick().await;
+                    let init_deadline = tokio::time::sleep(init_timeout);
+                    tokio::pin!(init_deadline);
+                    let mut init_watch = checked;
                     loop {
                         let next = tokio::select! {
                             m = rx.next() => m,
                             _ = tick.tick() => Some(Message::Text(ping.to_owned())),
+                            _ = &mut init_deadline, if init_watch => {
+                                init_watch = false;
+                                if initialised(&guard) {
+                                    continue;
+                                }
+                                Some(Message::Close(Some((CloseCode::from(4408), "Connection initialisation timeout".to_owned()))))
+                            }
                         };
                         let Some(mut m) = next else { break };
-                        // graphql-transport-ws: a refused token is 4403, not async-graphql's 1002.
-                        if let Message::Close(Some((_, reason))) = &m
-                            && refused.load(std::sync::atomic::Ordering::Acquire)
-                        {
-                            m = Message::Close(Some((poem::web::websocket::CloseCode::from(4403), reason.clone())));
+                        match &m {
+                            Message::Text(text) if checked => outbound
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .outbound(text),
+                            // graphql-transport-ws: a refused token is 4403, not async-graphql's 1002.
+                            Message::Close(Some((_, reason))) if refused.load(std::sync::atomic::Ordering::Acquire) => {
+                                m = Message::Close(Some((CloseCode::from(4403), reason.clone())));
+                            }
+                            _ => {}
                         }
-                        if out.send(m).await.is_err() {
+                        let closing = matches!(m, Message::Close(_));
+                        if out.send(m).await.is_err() || closing {
                             break;
                         }
                     }

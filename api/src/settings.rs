@@ -97,6 +97,8 @@ pub struct HttpSettings {
     pub ws_idle_timeout_secs: u64,
     /// Seconds between server keep-alive pings on `/graphql/ws`.
     pub ws_ping_secs: u64,
+    /// Seconds a graphql-transport-ws client has to send `connection_init` (4408 after).
+    pub ws_init_timeout_secs: u64,
     /// Milliseconds each dependency check of `/ready` may take (they run concurrently).
     pub ready_timeout_ms: u64,
     /// Answer introspection queries (`__schema`, `__type`); switch off in production if the
@@ -349,6 +351,7 @@ impl Default for HttpSettings {
             max_subscriptions: 10_000,
             ws_idle_timeout_secs: 0,
             ws_ping_secs: 15,
+            ws_init_timeout_secs: 10,
             ready_timeout_ms: 800,
             introspection: true,
             max_body_bytes: 1024 * 1024,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::Tracing;
-use poem::{EndpointExt, Route, Server, get, post};
+use poem::{EndpointExt, Route, Server, get};
 
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -69,11 +69,12 @@ impl Application {
             idle_timeout: (settings.http.ws_idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(settings.http.ws_idle_timeout_secs)),
             ping_every: Duration::from_secs(settings.http.ws_ping_secs.max(1)),
+            init_timeout: Duration::from_secs(settings.http.ws_init_timeout_secs.max(1)),
         };
         let mut route = Route::new()
             .at(
                 "/graphql",
-                post(crate::http::GraphQLHttp {
+                crate::http::GraphQLHttp {
                     schema,
                     auth,
                     limits: crate::http::RequestLimits {
@@ -81,7 +82,7 @@ impl Application {
                         max_query_bytes: settings.http.max_query_bytes.max(64),
                         max_batch: settings.http.max_batch.max(1),
                     },
-                }),
+                },
             )
             .at("/graphql/ws", get(ws))
             .at("/health", get(routes::health))

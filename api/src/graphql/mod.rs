@@ -8,6 +8,7 @@ pub mod account;
 pub mod activity;
 pub mod audit;
 pub mod catalog;
+pub mod codes;
 pub mod error;
 pub mod limits;
 pub mod stock;
@@ -61,6 +62,7 @@ pub fn build(state: Option<Arc<AppState>>, http: &HttpSettings) -> AppSchema {
     .limit_complexity(http.max_complexity)
     .limit_recursive_depth(32)
     .limit_directives(16)
+    .extension(codes::ErrorCodes)
     .extension(limits::OperationLimits {
         max_root_fields: http.max_root_fields.max(1),
         max_fields: http.max_fields.max(1),

@@ -5,6 +5,7 @@ mod auth;
 mod draw;
 mod faults;
 mod health;
+mod http;
 mod limits;
 mod read_side;
 mod recharge;

@@ -379,3 +379,73 @@ async fn a_websocket_outlives_the_request_head_deadline() {
     assert_eq!(next_event(&mut ws).await["messageId"], id.as_str());
     app.cleanup().await;
 }
+
+/// Opens `/graphql/ws` (graphql-transport-ws) without sending anything.
+async fn open_raw(address: &str) -> Ws {
+    let mut req = format!("{}/graphql/ws", address.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket upgrade")
+        .0
+}
+
+/// The close code the server ends `ws` with (skipping its other messages), within 15 s.
+async fn close_code(ws: &mut Ws) -> u16 {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .expect("a close within 15 s")
+            .expect("a close frame, not the end of the stream")
+            .expect("a close frame, not a reset");
+        if let Message::Close(Some(close)) = frame {
+            return u16::from(close.code);
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_graphql_transport_ws_violation_closes_with_its_code() {
+    let app = spawn_app_with(|s| s.http.ws_init_timeout_secs = 1).await;
+    let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", app.admin_token)}})
+        .to_string();
+    let subscribe = |id: &str| {
+        json!({"id": id, "type": "subscribe", "payload": {"query": "subscription { taskStatus(userId: \"raw\") { cursor } }"}})
+            .to_string()
+    };
+
+    // 4400: not a protocol message.
+    let mut ws = open_raw(&app.address).await;
+    ws.send(Message::text("{\"type\":\"hello\"}")).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, 4400);
+
+    // 4401: subscribe before connection_init was acknowledged.
+    let mut ws = open_raw(&app.address).await;
+    ws.send(Message::text(subscribe("1"))).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, 4401);
+
+    // 4408: no connection_init within the init timeout (1 s here).
+    let mut ws = open_raw(&app.address).await;
+    let started = std::time::Instant::now();
+    assert_eq!(close_code(&mut ws).await, 4408);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+    // 4409: a second subscribe with the id of a running subscription.
+    let mut ws = open_raw(&app.address).await;
+    ws.send(Message::text(init.clone())).await.unwrap();
+    assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
+    ws.send(Message::text(subscribe("dup"))).await.unwrap();
+    ws.send(Message::text(subscribe("dup"))).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, 4409);
+
+    // 4429: a second connection_init.
+    let mut ws = open_raw(&app.address).await;
+    ws.send(Message::text(init.clone())).await.unwrap();
+    assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
+    ws.send(Message::text(init)).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, 4429);
+    app.cleanup().await;
+}
