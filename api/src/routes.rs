@@ -112,6 +112,8 @@ pub struct GraphQLWs {
     pub ping_every: std::time::Duration,
     /// graphql-transport-ws: close with 4408 when `connection_init` has not arrived by then.
     pub init_timeout: std::time::Duration,
+    /// Origins allowed to open the socket (empty: any).
+    pub allowed_origins: Vec<String>,
 }
 
 impl poem::Endpoint for GraphQLWs {
@@ -124,6 +126,16 @@ impl poem::Endpoint for GraphQLWs {
         use poem::FromRequest;
         use poem::web::websocket::{Message, WebSocket};
 
+        if !self.allowed_origins.is_empty()
+            && let Some(origin) = req.headers().get(poem::http::header::ORIGIN)
+            && !self.allowed_origins.iter().any(|o| o.as_bytes() == origin.as_bytes())
+        {
+            return Ok(crate::http::refuse(
+                poem::http::StatusCode::FORBIDDEN,
+                crate::graphql::error::EdgeCode::Forbidden,
+                "this origin may not open the GraphQL socket (http.cors_allow_origins)",
+            ));
+        }
         let upgrade_identity = match crate::http::identify(&self.auth, &req) {
             Ok(i) => i,
             Err(e) => return Ok(crate::http::unauthorized(e)),

@@ -99,6 +99,12 @@ pub struct HttpSettings {
     pub ws_ping_secs: u64,
     /// Seconds a graphql-transport-ws client has to send `connection_init` (4408 after).
     pub ws_init_timeout_secs: u64,
+    /// Browser origins allowed to call the API (CORS) and to open `/graphql/ws` (checked against
+    /// `Origin`), e.g. `["https://raffle.example.com"]`. Empty: no CORS answers, any origin on
+    /// the socket (tokens, not cookies, authenticate).
+    pub cors_allow_origins: Vec<String>,
+    /// Compress (br / gzip) text answers of at least this many bytes; 0 = never.
+    pub compress_min_bytes: usize,
     /// Milliseconds each dependency check of `/ready` may take (they run concurrently).
     pub ready_timeout_ms: u64,
     /// Answer introspection queries (`__schema`, `__type`); switch off in production if the
@@ -352,6 +358,8 @@ impl Default for HttpSettings {
             ws_idle_timeout_secs: 0,
             ws_ping_secs: 15,
             ws_init_timeout_secs: 10,
+            cors_allow_origins: Vec::new(),
+            compress_min_bytes: 1024,
             ready_timeout_ms: 800,
             introspection: true,
             max_body_bytes: 1024 * 1024,

@@ -70,6 +70,7 @@ impl Application {
                 .then(|| Duration::from_secs(settings.http.ws_idle_timeout_secs)),
             ping_every: Duration::from_secs(settings.http.ws_ping_secs.max(1)),
             init_timeout: Duration::from_secs(settings.http.ws_init_timeout_secs.max(1)),
+            allowed_origins: settings.http.cors_allow_origins.clone(),
         };
         let mut route = Route::new()
             .at(
@@ -90,7 +91,29 @@ impl Application {
         if settings.http.graphiql {
             route = route.at("/graphiql", get(routes::graphiql));
         }
-        let app = route.data(state).with(Tracing).boxed();
+        let app = route
+            .data(state)
+            .with_if(
+                settings.http.compress_min_bytes > 0,
+                crate::compress::Compress {
+                    min_bytes: settings.http.compress_min_bytes,
+                },
+            )
+            .with(Tracing);
+        let origins = &settings.http.cors_allow_origins;
+        let app = if origins.is_empty() {
+            app.boxed()
+        } else {
+            // Bearer tokens, not cookies: no credentials mode.
+            app.with(
+                poem::middleware::Cors::new()
+                    .allow_origins(origins.iter().map(String::as_str))
+                    .allow_methods([poem::http::Method::GET, poem::http::Method::POST])
+                    .allow_headers(["content-type", "authorization", "accept"])
+                    .max_age(600),
+            )
+            .boxed()
+        };
         let addr = format!("{}:{}", settings.http.host, settings.http.port);
         let acceptor = TcpListener::bind(addr.clone())
             .into_acceptor()

@@ -153,3 +153,107 @@ async fn graphql_http_server_audits_pass_without_warnings() {
     assert!(report.contains(" 0 warnings, 0 errors"), "{report}");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn large_answers_are_compressed_as_the_client_prefers_and_small_ones_are_not() {
+    use std::io::Read as _;
+    let app = app().await;
+    let url = format!("{}/graphql", app.address);
+    let introspection = json!({ "query": "{ __schema { types { name fields { name } } } }" });
+    let plain = app.client.post(&url).json(&introspection).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.bytes().await.unwrap();
+    assert!(plain.len() > 4_000, "introspection is {} bytes", plain.len());
+    for (accept, encoding) in [("br, gzip", "br"), ("gzip", "gzip")] {
+        let resp = app
+            .client
+            .post(&url)
+            .header("accept-encoding", accept)
+            .json(&introspection)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["content-encoding"], encoding);
+        assert_eq!(resp.headers()["vary"], "accept-encoding");
+        let body = resp.bytes().await.unwrap();
+        assert!(
+            body.len() * 2 < plain.len(),
+            "{encoding}: {} of {}",
+            body.len(),
+            plain.len()
+        );
+        let mut back = Vec::new();
+        if encoding == "br" {
+            brotli::Decompressor::new(&body[..], 4096)
+                .read_to_end(&mut back)
+                .unwrap();
+        } else {
+            flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut back).unwrap();
+        }
+        assert_eq!(back, plain.to_vec(), "{encoding} decodes to the same answer");
+    }
+    let small = app
+        .client
+        .post(&url)
+        .header("accept-encoding", "gzip")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        small.headers().get("content-encoding").is_none(),
+        "small answers go as they are"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn cors_answers_only_the_allowed_origins_and_the_socket_checks_origin_too() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app_with(|s| s.http.cors_allow_origins = vec!["https://raffle.example".into()]).await;
+    let url = format!("{}/graphql", app.address);
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type, authorization")
+            .send()
+    };
+    let ok = preflight("https://raffle.example").await.unwrap();
+    assert!(ok.status().is_success(), "{}", ok.status());
+    assert_eq!(ok.headers()["access-control-allow-origin"], "https://raffle.example");
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    assert!(!other.status().is_success(), "{}", other.status());
+
+    let ws = |origin: &'static str| {
+        let mut req = format!("{}/graphql/ws", app.address.replace("http://", "ws://"))
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+        req.headers_mut().insert("Origin", origin.parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+    };
+    assert!(ws("https://raffle.example").await.is_ok());
+    match ws("https://evil.example").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|(_, r)| r.status())),
+    }
+
+    // Without an allow-list there are no CORS answers at all.
+    let closed = spawn_app_with(|_| {}).await;
+    let resp = closed
+        .client
+        .request(reqwest::Method::OPTIONS, format!("{}/graphql", closed.address))
+        .header("origin", "https://raffle.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(resp.status(), 405);
+    app.cleanup().await;
+    closed.cleanup().await;
+}
