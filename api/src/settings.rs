@@ -241,6 +241,9 @@ pub struct RelaySection {
     /// Milliseconds a batch waits for the broker (to connect, and for its confirms) before its
     /// unconfirmed rows count a failed attempt.
     pub confirm_timeout_ms: u64,
+    /// Milliseconds claimed rows stay leased to their loop (at least twice the confirm
+    /// timeout): rows of a relay that died are due again after this.
+    pub lease_ms: u64,
 }
 
 impl Default for RelaySection {
@@ -254,6 +257,7 @@ impl Default for RelaySection {
             backoff_base_ms: d.backoff_base.as_millis() as u64,
             loops_per_shard: d.loops_per_shard,
             confirm_timeout_ms: persistence::rabbit::publisher::DEFAULT_CONFIRM_TIMEOUT.as_millis() as u64,
+            lease_ms: d.lease.as_millis() as u64,
         }
     }
 }
@@ -267,6 +271,7 @@ impl RelaySection {
             max_attempts: self.max_attempts.max(1),
             backoff_base: Duration::from_millis(self.backoff_base_ms),
             loops_per_shard: self.loops_per_shard.clamp(1, 16),
+            lease: Duration::from_millis(self.lease_ms.max(self.confirm_timeout_ms.saturating_mul(2)).max(1_000)),
             ..Default::default()
         }
     }

@@ -99,6 +99,10 @@ impl Projector {
                 attempts,
                 occurred_at_ms: at,
             };
+            // A deferred row was not tried: its events come when it is.
+            if *result == Published::Deferred {
+                continue;
+            }
             if row.fresh {
                 events.push(event(TaskState::Created, 0));
             }
@@ -107,6 +111,7 @@ impl Projector {
                 Published::Confirmed => event(TaskState::Published, attempts),
                 Published::Failed(_) if row.attempts + 1 >= self.max_attempts => event(TaskState::Dead, attempts),
                 Published::Failed(_) => event(TaskState::Failed, attempts),
+                Published::Deferred => continue,
             });
         }
         if events.is_empty() {

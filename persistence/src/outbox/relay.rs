@@ -1,19 +1,29 @@
 //! The outbox relay: committed `task` rows → RabbitMQ, with publisher confirms.
 //!
-//! Per shard, `loops_per_shard` loops each claim due rows ([`store::claim`]: `FOR UPDATE SKIP
-//! LOCKED`, so several loops and relay processes share the work without publishing a row
-//! twice), publish them as persistent, mandatory messages, wait for the confirms of the whole
-//! batch, and only then mark each confirmed row `completed`, all in the claiming transaction.
-//! A returned, nacked or unconfirmed message is not marked sent: it counts an attempt and is
-//! retried after an exponential backoff, and after `max_attempts` it becomes `dead` (visible,
-//! replayable). Each batch answers a [`BatchOutcome`]; its read-side effects belong to the
-//! [`Projector`].
+//! Per shard, `loops_per_shard` loops each run batches of three short steps, with **no
+//! transaction open while the broker is waited for**:
+//!
+//! 1. **claim and lease**: one transaction takes due rows ([`store::claim`]: `FOR UPDATE SKIP
+//!    LOCKED`, so several loops and relay processes share the work) and leases them
+//!    ([`store::lease`]: `next_attempt_at` = now + `lease`, so no other claim takes them), then
+//!    commits;
+//! 2. **deliver**: projection-only rows are applied to the read model at once — also while the
+//!    broker is down; the others are published as persistent, mandatory messages and their
+//!    confirms awaited (bounded by the publisher's confirm timeout). When the broker cannot be
+//!    reached at all, they are deferred ([`store::defer`]) without counting an attempt;
+//! 3. **settle**: a second short transaction marks confirmed rows `completed`; a returned,
+//!    nacked or unconfirmed message counts an attempt and is retried after an exponential
+//!    backoff, and after `max_attempts` it becomes `dead` (visible, replayable).
+//!
+//! The claim and the settle touch disjoint row sets of other loops (leased rows are not due),
+//! and neither waits on the broker, so loops cannot deadlock each other through a confirm
+//! wait. Each batch answers a [`BatchOutcome`]; its read-side effects belong to the
+//! [`Projector`]. A batch whose confirms take longer than two seconds is logged as a stall.
 //!
 //! Latency: the API nudges the shard's loop right after a commit; polling every
-//! `poll_interval` is the fallback after crashes and for other processes' commits. While the
-//! broker is unreachable nothing is claimed, so rows stay pending without burning attempts.
-//! A crash between publish and commit leaves the rows claimable again: delivery is
-//! at-least-once and consumers are idempotent.
+//! `poll_interval` is the fallback after crashes and for other processes' commits. A relay
+//! that dies between lease and settle leaves rows that are due again when their lease ends:
+//! delivery is at-least-once and consumers are idempotent.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +58,12 @@ pub struct RelaySettings {
     /// its confirms are claimed (`SKIP LOCKED`) and published by the other at once instead of
     /// after it: lower lag, and the database and broker round trips overlap when draining.
     pub loops_per_shard: usize,
+    /// How long claimed rows are leased to the loop that claimed them (longer than the
+    /// publisher's confirm timeout): a loop that dies leaves them due again after this.
+    pub lease: Duration,
+    /// When the broker cannot be reached, its rows are deferred by this much (no attempt is
+    /// counted).
+    pub defer: Duration,
 }
 
 impl Default for RelaySettings {
@@ -59,6 +75,8 @@ impl Default for RelaySettings {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(300),
             loops_per_shard: 2,
+            lease: Duration::from_secs(30),
+            defer: Duration::from_secs(2),
         }
     }
 }
@@ -106,6 +124,10 @@ pub struct RelayStats {
     pub failed: AtomicU64,
     /// Rows dead-lettered.
     pub dead: AtomicU64,
+    /// Batches that failed (and were retried after a pause).
+    pub batch_errors: AtomicU64,
+    /// Of those, the ones InnoDB chose as a deadlock victim (error 1213).
+    pub deadlocks: AtomicU64,
 }
 
 /// One row of a batch, as told to a [`RelayObserver`].
@@ -155,6 +177,8 @@ pub enum BatchOutcome {
         failed: usize,
         /// Rows that failed for the last time and are now dead.
         dead: usize,
+        /// Rows put back without an attempt because the broker could not be reached.
+        deferred: usize,
         /// The batch was full: more rows may be due right away.
         more: bool,
     },
@@ -259,7 +283,18 @@ impl Relay {
                     self.settings.poll_interval
                 }
                 Err(e) => {
-                    tracing::warn!(shard, error = format!("{e:#}"), "relay batch failed; retrying");
+                    self.stats.batch_errors.fetch_add(1, Ordering::Relaxed);
+                    let deadlock =
+                        e.downcast_ref::<DbErr>().and_then(crate::mysql::db::mysql_error_number) == Some(1213);
+                    if deadlock {
+                        self.stats.deadlocks.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::warn!(
+                        shard,
+                        deadlock,
+                        error = format!("{e:#}"),
+                        "relay batch failed; retrying"
+                    );
                     error_pause = (error_pause * 2).min(Duration::from_secs(10));
                     error_pause
                 }
@@ -279,23 +314,33 @@ impl Relay {
     /// When the broker or the shard cannot be reached (nothing is marked in that case).
     #[tracing::instrument(name = "relay.batch", skip(self), fields(rows))]
     pub async fn pump(&self, shard: usize) -> anyhow::Result<BatchOutcome> {
-        // Reach the broker before claiming: while it is down, rows stay pending untouched.
-        self.publisher.channel().await?;
         let db = self
             .db
             .shards
             .get(shard)
             .ok_or_else(|| anyhow::anyhow!("no shard {shard}"))?;
-        // READ COMMITTED, as every connection of `Databases`.
-        let tx = db.begin().await?;
+        // Whether the broker answers decides what happens to its rows, not whether the
+        // projection-only rows are applied.
+        let broker = self.publisher.channel().await;
+        // 1. Claim and lease, in one short transaction (READ COMMITTED, as every connection of
+        //    `Databases`).
         let now = self.projector.clock.now().naive_utc();
+        let tx = db.begin().await?;
         let rows = store::claim(&tx, self.settings.batch_size, now).await?;
         if rows.is_empty() {
             tx.commit().await?;
+            if let Err(e) = broker {
+                return Err(anyhow::anyhow!("broker unreachable: {e}"));
+            }
             return Ok(BatchOutcome::Idle);
         }
+        let ids: Vec<u64> = rows.iter().map(|r| r.id).collect();
+        let lease = chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::seconds(30));
+        store::lease(&tx, &ids, now + lease).await?;
+        tx.commit().await?;
         tracing::Span::current().record("rows", rows.len());
-        // Projection-only events are applied to the read model, not sent to the broker.
+
+        // 2. Deliver: projection-only rows to the read model, the others to the broker.
         let mut results: Vec<Option<Published>> = Vec::with_capacity(rows.len());
         for r in &rows {
             results.push(if INTERNAL_TOPICS.contains(&r.topic.as_str()) {
@@ -314,19 +359,63 @@ impl Relay {
                 payload: r.message.as_bytes(),
             })
             .collect();
-        let mut published = self.publisher.publish_all(&outgoing).await?.into_iter();
-        let results: Vec<Published> = results
-            .into_iter()
-            .map(|done| done.unwrap_or_else(|| published.next().unwrap_or(Published::Failed("no confirm".into()))))
-            .collect();
+        let mut deferred: Vec<u64> = Vec::new();
+        let sent = match (&broker, outgoing.is_empty()) {
+            (_, true) => Ok(Vec::new()),
+            (Err(e), false) => Err(format!("{e}")),
+            (Ok(_), false) => {
+                let started = std::time::Instant::now();
+                let sent = self.publisher.publish_all(&outgoing).await;
+                let took = started.elapsed();
+                if took > Duration::from_secs(2) {
+                    tracing::warn!(
+                        shard,
+                        rows = outgoing.len(),
+                        took_ms = took.as_millis() as u64,
+                        "relay stalled waiting for broker confirms"
+                    );
+                }
+                sent.map_err(|e| format!("{e}"))
+            }
+        };
+        let results: Vec<Published> = match sent {
+            Ok(published) => {
+                let mut published = published.into_iter();
+                results
+                    .into_iter()
+                    .map(|done| {
+                        done.unwrap_or_else(|| published.next().unwrap_or(Published::Failed("no confirm".into())))
+                    })
+                    .collect()
+            }
+            Err(reason) => {
+                // The broker could not be asked: put its rows back, no attempt counted.
+                deferred = rows
+                    .iter()
+                    .zip(&results)
+                    .filter(|(_, done)| done.is_none())
+                    .map(|(r, _)| r.id)
+                    .collect();
+                tracing::warn!(shard, rows = deferred.len(), error = %reason, "broker unreachable: rows deferred, projection-only rows applied");
+                results
+                    .into_iter()
+                    .map(|done| done.unwrap_or(Published::Deferred))
+                    .collect()
+            }
+        };
         self.observe(shard, &rows, &results, false);
+
+        // 3. Settle, in a second short transaction.
         let confirmed: Vec<u64> = rows
             .iter()
             .zip(&results)
             .filter(|(_, p)| **p == Published::Confirmed)
             .map(|(r, _)| r.id)
             .collect();
+        let tx = db.begin().await?;
         store::mark_published(&tx, &confirmed, now).await?;
+        let defer_until = now + chrono::Duration::from_std(self.settings.defer).unwrap_or(chrono::Duration::seconds(2));
+        store::defer(&tx, &deferred, defer_until).await?;
         let (mut failed, mut dead) = (0, 0);
         for (row, result) in rows.iter().zip(&results) {
             if let Published::Failed(reason) = result {
@@ -349,7 +438,8 @@ impl Relay {
             published: confirmed.len(),
             failed,
             dead,
-            more: rows.len() as u64 >= self.settings.batch_size,
+            deferred: deferred.len(),
+            more: rows.len() as u64 >= self.settings.batch_size && deferred.is_empty(),
         })
     }
 

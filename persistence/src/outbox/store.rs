@@ -359,3 +359,39 @@ pub async fn mark_failed(
         .to_owned();
     tx.execute(tx.get_database_backend().build(&q)).await.map(|_| ())
 }
+
+/// Leases claimed rows until `until`: their `next_attempt_at` moves there, so no claim takes
+/// them meanwhile, and the claiming transaction can commit before the broker is asked. A relay
+/// that dies holding a lease leaves rows that become due again when it ends.
+///
+/// # Errors
+/// The driver's error.
+pub async fn lease(tx: &impl ConnectionTrait, ids: &[u64], until: NaiveDateTime) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let q = Query::update()
+        .table(c("task"))
+        .value(c("next_attempt_at"), until)
+        .and_where(Expr::col(c("id")).is_in(ids.iter().copied()))
+        .to_owned();
+    tx.execute(tx.get_database_backend().build(&q)).await.map(|_| ())
+}
+
+/// Puts leased rows back, due at `at`, without counting an attempt (the broker could not be
+/// asked at all).
+///
+/// # Errors
+/// The driver's error.
+pub async fn defer(conn: &impl ConnectionTrait, ids: &[u64], at: NaiveDateTime) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let q = Query::update()
+        .table(c("task"))
+        .value(c("next_attempt_at"), at)
+        .and_where(Expr::col(c("id")).is_in(ids.iter().copied()))
+        .and_where(Expr::col(c("state")).is_in([TaskState::Created.column_value(), TaskState::Failed.column_value()]))
+        .to_owned();
+    conn.execute(conn.get_database_backend().build(&q)).await.map(|_| ())
+}

@@ -14,6 +14,8 @@ pub enum Published {
     Confirmed,
     /// Not confirmed (returned as unroutable, nacked, or the channel failed): retry later.
     Failed(String),
+    /// Not sent: the broker could not be reached; the row waits without counting an attempt.
+    Deferred,
 }
 
 /// One message to publish.

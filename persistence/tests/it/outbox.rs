@@ -97,3 +97,56 @@ async fn claims_never_share_a_row_and_settled_rows_are_claimed_only_when_due() {
     tx.rollback().await.unwrap();
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_claimed_batch_is_leased_so_no_transaction_stays_open_and_it_is_due_again_after_the_lease() {
+    let env = TestEnv::new().await;
+    let db = &env.db.shards[0];
+    let rows: Vec<OutboxMessage> = (0..3)
+        .map(|i| OutboxMessage::new("xiaofuge", TOPIC_SEND_AWARD, format!("l{i}").into(), 1, &i))
+        .collect();
+    store::insert_outbox(db, &rows).await.unwrap();
+    let t0 = now();
+    let tx = db.begin().await.unwrap();
+    let claimed = store::claim(&tx, 10, t0).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let ids: Vec<u64> = claimed.iter().map(|r| r.id).collect();
+    store::lease(&tx, &ids, t0 + Duration::seconds(30)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // While the batch is out (no transaction open), another claim neither waits nor takes it.
+    let started = std::time::Instant::now();
+    let tx = db.begin().await.unwrap();
+    assert!(store::claim(&tx, 10, t0).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(500),
+        "the claim waited"
+    );
+
+    // A relay that died: the rows are due again once the lease ends, attempts untouched.
+    let tx = db.begin().await.unwrap();
+    let again = store::claim(&tx, 10, t0 + Duration::seconds(31)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(again.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+    assert!(again.iter().all(|r| r.attempts == 0 && r.fresh));
+
+    // Deferred rows (broker unreachable) come back at the given time, no attempt counted.
+    store::defer(db, &ids, t0 + Duration::seconds(2)).await.unwrap();
+    let tx = db.begin().await.unwrap();
+    assert!(
+        store::claim(&tx, 10, t0 + Duration::seconds(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store::claim(&tx, 10, t0 + Duration::seconds(3)).await.unwrap().len(), 3);
+    tx.commit().await.unwrap();
+    assert!(
+        states(&env)
+            .await
+            .iter()
+            .all(|(_, state, attempts)| state == "create" && *attempts == 0)
+    );
+    env.cleanup().await;
+}
