@@ -151,6 +151,8 @@ pub struct DatabaseSection {
     pub connect_timeout_ms: u64,
     /// Seconds a statement waits for a row lock before its transaction is rolled back.
     pub lock_wait_timeout_secs: u64,
+    /// Milliseconds a statement may run on the server before it is interrupted; 0 = no limit.
+    pub statement_timeout_ms: u64,
 }
 
 /// Redis connection and key namespace.
@@ -393,6 +395,7 @@ impl Default for DatabaseSection {
             max_connections: 32,
             connect_timeout_ms: 5_000,
             lock_wait_timeout_secs: 1,
+            statement_timeout_ms: 10_000,
         }
     }
 }
@@ -451,6 +454,7 @@ impl Settings {
             max_connections: self.database.max_connections,
             connect_timeout: Duration::from_millis(self.database.connect_timeout_ms),
             lock_wait_timeout: Duration::from_secs(self.database.lock_wait_timeout_secs.max(1)),
+            statement_timeout: Duration::from_millis(self.database.statement_timeout_ms),
         }
     }
 }

@@ -26,6 +26,10 @@ pub struct DatabaseSettings {
     /// How long a statement waits for a row lock before it fails with 1205 and its
     /// transaction is rolled back (`innodb_lock_wait_timeout`, whole seconds, at least 1).
     pub lock_wait_timeout: Duration,
+    /// Longest a statement may run on the server before it is interrupted (MariaDB
+    /// `max_statement_time`; MySQL `max_execution_time`, which bounds `SELECT`s); zero: no
+    /// limit.
+    pub statement_timeout: Duration,
 }
 
 /// Run on every new connection: the isolation level of all its transactions.
@@ -66,6 +70,7 @@ impl Databases {
             .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?
             .disable_statement_logging();
         let lock_wait = s.lock_wait_timeout.as_secs().max(1);
+        let statement_ms = s.statement_timeout.as_millis();
         let pool = MySqlPoolOptions::new()
             .max_connections(s.max_connections)
             .min_connections(1)
@@ -76,6 +81,15 @@ impl Databases {
                     sea_orm::sqlx::query(&format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}"))
                         .execute(&mut *conn)
                         .await?;
+                    if statement_ms > 0 {
+                        let mariadb = format!("SET SESSION max_statement_time = {}", statement_ms as f64 / 1000.0);
+                        if sea_orm::sqlx::query(&mariadb).execute(&mut *conn).await.is_err() {
+                            // MySQL: the same limit for SELECTs, in milliseconds.
+                            sea_orm::sqlx::query(&format!("SET SESSION max_execution_time = {statement_ms}"))
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                    }
                     Ok(())
                 })
             })

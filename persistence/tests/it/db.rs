@@ -35,3 +35,29 @@ async fn every_pooled_connection_runs_read_committed() {
     }
     env.cleanup().await;
 }
+
+/// A statement that runs past `statement_timeout` (1.5 s in the test pools) is interrupted by
+/// the server, not waited for.
+#[tokio::test]
+async fn a_statement_running_past_the_statement_timeout_is_interrupted() {
+    let env = TestEnv::new().await;
+    let db = &env.db.shards[0];
+    let started = std::time::Instant::now();
+    let slept = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT SLEEP(5) AS s",
+        ))
+        .await;
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(4), "waited {took:?}");
+    // MariaDB either fails the statement (1969) or ends SLEEP early with 1.
+    match slept {
+        Err(e) => assert_eq!(persistence::mysql::db::mysql_error_number(&e), Some(1969), "{e}"),
+        Ok(row) => {
+            let s: i64 = row.expect("one row").try_get("", "s").unwrap();
+            assert_eq!(s, 1, "SLEEP interrupted");
+        }
+    }
+    env.cleanup().await;
+}

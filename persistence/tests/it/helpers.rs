@@ -34,6 +34,7 @@ impl TestEnv {
             max_connections: 16,
             connect_timeout: std::time::Duration::from_secs(5),
             lock_wait_timeout: std::time::Duration::from_secs(1),
+            statement_timeout: std::time::Duration::from_millis(1_500),
         })
         .await
         .expect("connect to the test databases");
