@@ -70,7 +70,14 @@ for i, key in ipairs(KEYS) do
   local b = (i - 1) * 5
   local state = ARGV[b + 1]
   local cur = redis.call('HGET', key, 'state')
-  if not (cur and rank[cur] and rank[cur] > rank[state]) then
+  if cur and rank[cur] and rank[cur] > rank[state] then
+    -- A late event (the relay's PUBLISHED after the consumer's DELIVERED) still brings the
+    -- publish attempts, which the consumer does not know.
+    local seen = tonumber(redis.call('HGET', key, 'attempts') or '0') or 0
+    if tonumber(ARGV[b + 4]) > seen then
+      redis.call('HSET', key, 'attempts', ARGV[b + 4])
+    end
+  else
     local fields = {'state', state, 'userId', ARGV[b + 2], 'topic', ARGV[b + 3], 'at', ARGV[b + 5]}
     -- The consumer does not know the publish attempts: keep the relay's count.
     if state ~= 'DELIVERED' or redis.call('HEXISTS', key, 'attempts') == 0 then

@@ -93,3 +93,20 @@ async fn followers_get_history_then_live_events_each_once_and_in_order_over_one_
     drop(second);
     assert_eq!(fanout.followed_streams(), 0, "dropped followers unregister");
 }
+
+#[tokio::test]
+async fn a_published_event_arriving_after_delivered_keeps_the_state_and_brings_the_attempts() {
+    let redis = PrivateRedis::start().await.expect("a private redis-server");
+    let conn = persistence::redis::connect(&redis.url).await.unwrap();
+    let stream = TaskStream::open(conn, &redis.url, Keys::new("order:")).unwrap();
+    // The consumer committed before the relay announced its confirm.
+    stream
+        .set_states(&[event("ann", "m9", TaskState::Delivered)])
+        .await
+        .unwrap();
+    let mut published = event("ann", "m9", TaskState::Published);
+    published.attempts = 1;
+    stream.set_states(&[published]).await.unwrap();
+    let status = stream.status("m9").await.unwrap().unwrap();
+    assert_eq!((status.state, status.attempts), (TaskState::Delivered, 1));
+}
