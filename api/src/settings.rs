@@ -287,10 +287,16 @@ pub struct ConsumerSection {
     pub enabled: bool,
     /// Unacknowledged deliveries in flight per consumer.
     pub prefetch: u16,
-    /// Delivery attempts before a message is dead-lettered.
+    /// Delivery attempts before a transiently failing message is parked.
     pub max_attempts: u32,
     /// First retry delay in milliseconds (doubles per attempt).
     pub retry_delay_ms: u64,
+    /// Longest retry delay in milliseconds.
+    pub max_retry_delay_ms: u64,
+    /// How often parked messages are re-driven while the database answers (milliseconds).
+    pub redrive_interval_ms: u64,
+    /// Re-drives of one parked message before it is dead-lettered for good.
+    pub max_redrives: u32,
     /// How often the durable award / SKU surplus is lowered to the live Redis counters.
     pub stock_sync_interval_ms: u64,
 }
@@ -300,8 +306,11 @@ impl Default for ConsumerSection {
         Self {
             enabled: true,
             prefetch: 32,
-            max_attempts: 5,
-            retry_delay_ms: 200,
+            max_attempts: 8,
+            retry_delay_ms: 1_000,
+            max_retry_delay_ms: 60_000,
+            redrive_interval_ms: 30_000,
+            max_redrives: 10,
             stock_sync_interval_ms: 2_000,
         }
     }
@@ -314,6 +323,8 @@ impl ConsumerSection {
             prefetch: self.prefetch.max(1),
             max_attempts: self.max_attempts.max(1),
             retry_delay: Duration::from_millis(self.retry_delay_ms),
+            max_retry_delay: Duration::from_millis(self.max_retry_delay_ms.max(self.retry_delay_ms)),
+            max_redrives: self.max_redrives,
         }
     }
 }

@@ -95,6 +95,30 @@ impl Workers {
                 Duration::from_millis(settings.consumers.stock_sync_interval_ms.max(10)),
             );
             handles.push(tokio::spawn(sync.run(rx.clone())));
+            // Parked messages go back to their queues whenever every database answers.
+            let probe = db.clone();
+            handles.push(tokio::spawn(consumer::heal(
+                settings.rabbitmq.url.clone(),
+                topology.clone(),
+                handlers.iter().map(|h| h.topic()).collect(),
+                settings.consumers.max_redrives,
+                Duration::from_millis(settings.consumers.redrive_interval_ms.max(10)),
+                move || {
+                    let probe = probe.clone();
+                    async move {
+                        let mut all = vec![probe.config.clone()];
+                        all.extend(probe.shards.iter().cloned());
+                        for db in all {
+                            match tokio::time::timeout(Duration::from_secs(2), db.ping()).await {
+                                Ok(Ok(())) => {}
+                                _ => return false,
+                            }
+                        }
+                        true
+                    }
+                },
+                rx.clone(),
+            )));
             for h in handlers {
                 handles.push(tokio::spawn(consumer::run(
                     settings.rabbitmq.url.clone(),

@@ -257,7 +257,7 @@ impl World {
         let conn = persistence::rabbit::connect(&self.settings.rabbitmq.url).await?;
         let ch = conn.create_channel().await?;
         for topic in domain::outbox::TOPICS {
-            for q in [topology.queue(topic), topology.dead_queue(topic)] {
+            for q in topology.queues_of(topic) {
                 ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default())
                     .await?;
             }

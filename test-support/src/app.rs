@@ -62,6 +62,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     settings.relay.poll_interval_ms = 100;
     settings.relay.backoff_base_ms = 20;
     settings.consumers.retry_delay_ms = 20;
+    settings.consumers.redrive_interval_ms = 300;
     settings.auth.secret = TEST_SECRET.to_owned();
     tweak(&mut settings);
     api::telemetry::init(&api::settings::LogSettings {
@@ -229,7 +230,10 @@ impl TestApp {
             .iter()
             .copied()
             .chain(["no_such_topic"])
-            .flat_map(|topic| [self.queue(topic), format!("{}.dead", self.queue(topic))])
+            .flat_map(|topic| {
+                let q = self.queue(topic);
+                [format!("{q}.dead"), format!("{q}.retry"), format!("{q}.parked"), q]
+            })
             .collect()
     }
 

@@ -522,3 +522,108 @@ async fn durable_stock_converges_to_the_live_counters_in_one_pass() {
     );
     app.cleanup().await;
 }
+
+/// The consumers' MariaDB is unreachable for longer than their retries: the award is parked,
+/// not lost and not dead; once MariaDB answers again it is re-driven by itself and delivered
+/// exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_award_parked_during_a_database_outage_is_delivered_by_itself_once_it_ends() {
+    use test_support::proxy::FaultProxy;
+    let app = spawn_app_with(|s| {
+        s.consumers.enabled = false;
+        s.consumers.max_attempts = 3;
+    })
+    .await;
+    rig_credit_award(&app).await;
+    app.ok(&recharge("xiaofuge", 9014, "park-1")).await;
+    let id = app.ok(&draw("xiaofuge")).await["draw"]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.eventually(15, &task_state(&id), |t| t["task"]["state"] == "PUBLISHED")
+        .await;
+
+    // A consumer process whose databases sit behind a proxy that is then cut.
+    let server = app.settings.database.config_url.clone();
+    let host = server
+        .trim_start_matches("mysql://")
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let upstream = tokio::net::lookup_host(&host).await.unwrap().next().unwrap();
+    let proxy = FaultProxy::start(upstream).await.unwrap();
+    let mut consumer_settings = app.settings.clone();
+    let through = |url: &str| url.replacen(&host, &proxy.addr().to_string(), 1);
+    consumer_settings.database.config_url = through(&consumer_settings.database.config_url);
+    consumer_settings.database.shard_urls = consumer_settings
+        .database
+        .shard_urls
+        .iter()
+        .map(|u| through(u))
+        .collect();
+    consumer_settings.database.connect_timeout_ms = 500;
+    let db = persistence::Databases::connect(&consumer_settings.database_settings())
+        .await
+        .unwrap();
+    proxy.refuse();
+    let workers = api::workers::Workers::start(
+        &consumer_settings,
+        &db,
+        &persistence::redis::connect(&consumer_settings.redis.url).await.unwrap(),
+        Arc::new(RelayNudge::new(&db)),
+        false,
+        true,
+    );
+
+    // Parked after its three attempts, not dead.
+    let ch = app.amqp().await;
+    let count = |queue: String| {
+        let ch = ch.clone();
+        async move {
+            ch.queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap()
+            .message_count()
+        }
+    };
+    let started = std::time::Instant::now();
+    while count(format!("{}.parked", app.queue("send_award"))).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the award was never parked"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        count(format!("{}.dead", app.queue("send_award"))).await,
+        0,
+        "not dead-lettered"
+    );
+    assert_eq!(app.ok(&task_state(&id)).await["task"]["state"], "PUBLISHED");
+
+    // MariaDB is back: the parked award is re-driven and delivered, once.
+    proxy.pass();
+    app.eventually(20, &task_state(&id), |t| t["task"]["state"] == "DELIVERED")
+        .await;
+    workers.stop().await;
+    assert_eq!(count(format!("{}.parked", app.queue("send_award"))).await, 0);
+    assert_eq!(
+        app.int(
+            SHARD_01,
+            "SELECT CAST(total_amount AS SIGNED) FROM user_credit_account WHERE user_id = 'xiaofuge'"
+        )
+        .await,
+        5,
+        "credited once"
+    );
+    app.cleanup().await;
+}

@@ -1,9 +1,19 @@
-//! Consumers: manual acks, bounded retries, dead-lettering — a message is never dropped.
+//! Consumers: manual acks, retries that back off over minutes, parking that heals by itself,
+//! dead-lettering of poison — a message is never dropped.
 //!
-//! A handler's failure is retried by republishing the message (with an attempt counter header)
-//! after a backoff, and the original is acknowledged only once the copy is confirmed. After
-//! `max_attempts`, or at once for a poison message, the message goes to `{queue}.dead` with the
-//! error attached. If even that publish fails the delivery is nacked back to the queue.
+//! * A **transient** failure (the database is down, a lock timed out) is retried: a copy with an
+//!   attempt counter goes to the topic's delay queue `{queue}.retry` with an `expiration` of
+//!   `retry_delay × 2^(attempts−1)` (at most `max_retry_delay`), and the broker puts it back
+//!   into the queue when it expires — no consumer holds it meanwhile. The original is
+//!   acknowledged only once the copy is confirmed.
+//! * After `max_attempts` the message is **parked** in `{queue}.parked` with its error. The
+//!   [`redrive`] pass moves parked messages back into their queue (attempts reset) whenever the
+//!   consumers' database answers, so an outage longer than the retries heals without an
+//!   operator; a message re-driven `max_redrives` times goes to `.dead`.
+//! * A **poison** message (malformed, unknown award) goes to `{queue}.dead` at once, with its
+//!   reason, and stays there until an operator moves it back.
+//!
+//! If a copy cannot be published, the delivery is nacked back to the queue.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +34,8 @@ use super::{Topology, connect};
 pub const ATTEMPTS_HEADER: &str = "x-bm-attempts";
 /// Header carrying the last error of a dead-lettered message.
 pub const ERROR_HEADER: &str = "x-bm-error";
+/// Header counting how often a parked message was re-driven.
+pub const REDRIVEN_HEADER: &str = "x-bm-redriven";
 
 /// Why a handler failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,18 +63,25 @@ pub trait Handler: Send + Sync {
 pub struct ConsumerSettings {
     /// Unacknowledged deliveries in flight.
     pub prefetch: u16,
-    /// Attempts before dead-lettering.
+    /// Attempts before a transiently failing message is parked.
     pub max_attempts: u32,
     /// First retry delay; doubles per attempt.
     pub retry_delay: Duration,
+    /// Longest retry delay.
+    pub max_retry_delay: Duration,
+    /// Re-drives of a parked message before it is dead-lettered for good.
+    pub max_redrives: u32,
 }
 
 impl Default for ConsumerSettings {
+    /// 8 attempts over about two minutes (1 s, 2 s, 4 s, … capped at 60 s), then parked.
     fn default() -> Self {
         Self {
             prefetch: 32,
-            max_attempts: 5,
-            retry_delay: Duration::from_millis(200),
+            max_attempts: 8,
+            retry_delay: Duration::from_secs(1),
+            max_retry_delay: Duration::from_secs(60),
+            max_redrives: 10,
         }
     }
 }
@@ -117,7 +136,7 @@ async fn consume(
     loop {
         tokio::select! {
             next = deliveries.next() => match next {
-                Some(Ok(d)) => settle(d, &queue, topology, handler, settings, &republish).await?,
+                Some(Ok(d)) => settle(d, topology, handler, settings, &republish).await?,
                 Some(Err(e)) => return Err(e),
                 None => return Err(lapin::Error::from(lapin::ErrorKind::IOError(Arc::new(std::io::Error::other("consumer stream ended"))))),
             },
@@ -145,7 +164,6 @@ fn attempts_of(d: &Delivery) -> u32 {
 #[tracing::instrument(name = "consume", skip_all, fields(topic = handler.topic(), message.id = ?d.properties.message_id(), attempts))]
 async fn settle(
     d: Delivery,
-    queue: &str,
     topology: &Topology,
     handler: &dyn Handler,
     settings: &ConsumerSettings,
@@ -153,16 +171,23 @@ async fn settle(
 ) -> lapin::Result<()> {
     let attempts = attempts_of(&d) + 1;
     tracing::Span::current().record("attempts", attempts);
-    let (target, error) = match handler.handle(&d.data).await {
+    let (target, error, expiration) = match handler.handle(&d.data).await {
         Ok(()) => return d.ack(BasicAckOptions::default()).await.map(drop),
         Err(HandleError::Transient(e)) if attempts < settings.max_attempts => {
-            tracing::warn!(error = %e, "handler failed; retrying");
-            tokio::time::sleep(settings.retry_delay.saturating_mul(1 << (attempts - 1).min(10))).await;
-            (queue.to_owned(), e)
+            let delay = settings
+                .retry_delay
+                .saturating_mul(1 << (attempts - 1).min(20))
+                .min(settings.max_retry_delay);
+            tracing::warn!(error = %e, delay_ms = delay.as_millis() as u64, "handler failed; retrying later");
+            (topology.retry_queue(handler.topic()), e, Some(delay))
         }
-        Err(HandleError::Transient(e) | HandleError::Poison(e)) => {
-            tracing::error!(error = %e, "message dead-lettered");
-            (topology.dead_queue(handler.topic()), e)
+        Err(HandleError::Transient(e)) => {
+            tracing::error!(error = %e, "message parked after its attempts; re-driven when the database answers");
+            (topology.parked_queue(handler.topic()), e, None)
+        }
+        Err(HandleError::Poison(e)) => {
+            tracing::error!(error = %e, "poison message dead-lettered");
+            (topology.dead_queue(handler.topic()), e, None)
         }
     };
     let mut headers = d.properties.headers().clone().unwrap_or_default();
@@ -174,7 +199,10 @@ async fn settle(
         ERROR_HEADER.into(),
         AMQPValue::LongString(error.chars().take(500).collect::<String>().into()),
     );
-    let props = d.properties.clone().with_headers(headers).with_delivery_mode(2);
+    let mut props = d.properties.clone().with_headers(headers).with_delivery_mode(2);
+    if let Some(delay) = expiration {
+        props = props.with_expiration(delay.as_millis().max(1).to_string().into());
+    }
     let copied = republish
         .basic_publish(
             "".into(),
@@ -207,4 +235,106 @@ pub fn persistent_json() -> BasicProperties {
     BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/json".into())
+}
+
+/// Moves every message parked for `topic` back into its queue (attempts reset, re-drive
+/// counted), or to `.dead` once it was re-driven `max_redrives` times; returns how many moved.
+/// Call it only when the consumers' dependency answers again.
+///
+/// # Errors
+/// The broker's error (messages not yet moved stay parked).
+pub async fn redrive(url: &str, topology: &Topology, topic: &str, max_redrives: u32) -> lapin::Result<u64> {
+    use lapin::options::BasicGetOptions;
+    let conn = connect(url).await?;
+    let channel = conn.create_channel().await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    topology.declare(&channel).await?;
+    let parked = topology.parked_queue(topic);
+    let mut moved = 0;
+    while let Some(msg) = channel
+        .basic_get(parked.as_str().into(), BasicGetOptions::default())
+        .await?
+    {
+        let d = msg.delivery;
+        let mut headers = d.properties.headers().clone().unwrap_or_default();
+        let redriven = headers
+            .inner()
+            .get(REDRIVEN_HEADER)
+            .and_then(|v| match v {
+                AMQPValue::LongInt(n) => u32::try_from(*n).ok(),
+                _ => None,
+            })
+            .unwrap_or(0)
+            + 1;
+        let target = if redriven > max_redrives {
+            topology.dead_queue(topic)
+        } else {
+            topology.queue(topic)
+        };
+        headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongInt(0));
+        headers.insert(
+            REDRIVEN_HEADER.into(),
+            AMQPValue::LongInt(i32::try_from(redriven).unwrap_or(i32::MAX)),
+        );
+        let props = d.properties.clone().with_headers(headers).with_delivery_mode(2);
+        let copied = channel
+            .basic_publish(
+                "".into(),
+                target.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &d.data,
+                props,
+            )
+            .await?
+            .await?;
+        if matches!(copied, Confirmation::Ack(None)) {
+            d.ack(BasicAckOptions::default()).await?;
+            moved += 1;
+        } else {
+            d.nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await?;
+            break;
+        }
+    }
+    let _ = conn.close(0, "redrive done".into()).await;
+    if moved > 0 {
+        tracing::info!(topic, moved, "parked messages re-driven");
+    }
+    Ok(moved)
+}
+
+/// Every `every`, while `healthy` answers `true`, re-drives the parked messages of `topics`
+/// (see [`redrive`]), until `shutdown`.
+pub async fn heal<F, Fut>(
+    url: String,
+    topology: Topology,
+    topics: Vec<&'static str>,
+    max_redrives: u32,
+    every: Duration,
+    healthy: F,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    F: Fn() -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    while !*shutdown.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        if !healthy().await {
+            continue;
+        }
+        for topic in &topics {
+            if let Err(e) = redrive(&url, &topology, topic, max_redrives).await {
+                tracing::warn!(topic, error = %e, "re-driving parked messages failed; next pass retries");
+            }
+        }
+    }
 }

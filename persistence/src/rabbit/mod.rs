@@ -10,7 +10,7 @@ pub mod handlers;
 pub mod publisher;
 
 use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties};
 
 /// Queue naming.
@@ -30,22 +30,59 @@ impl Topology {
         format!("{}{topic}", self.prefix)
     }
 
-    /// The dead-letter queue of a topic's consumer.
+    /// The dead-letter queue of a topic's consumer: poison messages, parked for good (an
+    /// operator moves them back by hand).
     pub fn dead_queue(&self, topic: &str) -> String {
         format!("{}{topic}.dead", self.prefix)
     }
 
-    /// Declares the durable queue (and dead-letter queue) of every topic on `channel`.
+    /// The delay queue of a topic: a retried message waits there for its `expiration`, then the
+    /// broker dead-letters it back into the topic's queue.
+    pub fn retry_queue(&self, topic: &str) -> String {
+        format!("{}{topic}.retry", self.prefix)
+    }
+
+    /// The parking queue of a topic: messages whose transient failures outlasted their
+    /// attempts, re-driven automatically once the consumers' database answers again.
+    pub fn parked_queue(&self, topic: &str) -> String {
+        format!("{}{topic}.parked", self.prefix)
+    }
+
+    /// Every queue of a topic.
+    pub fn queues_of(&self, topic: &str) -> [String; 4] {
+        [
+            self.queue(topic),
+            self.dead_queue(topic),
+            self.retry_queue(topic),
+            self.parked_queue(topic),
+        ]
+    }
+
+    /// Declares the durable queues of every topic on `channel`: the topic's, its dead-letter
+    /// and parking queues, and its delay queue (dead-lettering into the topic's queue).
     ///
     /// # Errors
     /// The broker's error.
     pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
         for topic in domain::outbox::TOPICS {
-            for q in [self.queue(topic), self.dead_queue(topic)] {
+            for q in [self.queue(topic), self.dead_queue(topic), self.parked_queue(topic)] {
                 channel
                     .queue_declare(q.as_str().into(), QueueDeclareOptions::durable(), FieldTable::default())
                     .await?;
             }
+            let mut args = FieldTable::default();
+            args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+            args.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(self.queue(topic).into()),
+            );
+            channel
+                .queue_declare(
+                    self.retry_queue(topic).as_str().into(),
+                    QueueDeclareOptions::durable(),
+                    args,
+                )
+                .await?;
         }
         Ok(())
     }
