@@ -113,19 +113,26 @@ async fn a_subscriber_sees_created_published_delivered_for_its_draw() {
     let id = draw(&app, "xiaofuge", "w-1").await;
     let mut ws = connect(&app.address, &app.admin_token).await;
     subscribe(&mut ws, "xiaofuge", Some(&id), None).await;
-    let states: Vec<Value> = [
+    let events = [
         next_event(&mut ws).await,
         next_event(&mut ws).await,
         next_event(&mut ws).await,
-    ]
-    .iter()
-    .map(|e| {
-        assert_eq!(e["messageId"], id.as_str());
-        assert_eq!(e["topic"], "send_award");
-        e["state"].clone()
-    })
-    .collect();
+    ];
+    let states: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e["messageId"], id.as_str());
+            assert_eq!(e["topic"], "send_award");
+            e["state"].clone()
+        })
+        .collect();
     assert_eq!(states, [json!("CREATED"), json!("PUBLISHED"), json!("DELIVERED")]);
+    let attempts: Vec<&Value> = events.iter().map(|e| &e["attempts"]).collect();
+    assert_eq!(attempts, [&json!(0), &json!(1), &json!(1)], "attempts never go back");
+    let delivered = app
+        .ok(&format!(r#"{{ task(messageId: "{id}") {{ state attempts }} }}"#))
+        .await;
+    assert_eq!(delivered["task"]["attempts"], 1, "{delivered}");
     app.cleanup().await;
 }
 

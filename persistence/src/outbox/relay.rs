@@ -11,7 +11,9 @@
 //!    broker is down; the others are published as persistent, mandatory messages and their
 //!    confirms awaited (bounded by the publisher's confirm timeout). When the broker cannot be
 //!    reached at all, they are deferred ([`store::defer`]) without counting an attempt;
-//! 3. **settle**: a second short transaction marks confirmed rows `completed`; a returned,
+//! 3. **settle**: the batch's states are announced on the status stream (what the broker
+//!    confirmed is published, whatever happens next), then a second short transaction marks
+//!    confirmed rows `completed`; a returned,
 //!    nacked or unconfirmed message counts an attempt and is retried after an exponential
 //!    backoff, and after `max_attempts` it becomes `dead` (visible, replayable).
 //!
@@ -404,6 +406,9 @@ impl Relay {
             }
         };
         self.observe(shard, &rows, &results, false);
+        // What the broker confirmed is published whatever the settle below does: announce it
+        // now, so the status stream shows PUBLISHED before a fast consumer's DELIVERED.
+        self.projector.announce(&rows, &results).await;
 
         // 3. Settle, in a second short transaction.
         let confirmed: Vec<u64> = rows
@@ -430,7 +435,6 @@ impl Relay {
         self.stats
             .published
             .fetch_add(confirmed.len() as u64, Ordering::Relaxed);
-        self.projector.announce(&rows, &results).await;
         self.projector.record_awards(&rows, &results).await;
         self.observe(shard, &rows, &results, true);
         Ok(BatchOutcome::Handled {

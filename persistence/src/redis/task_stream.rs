@@ -141,6 +141,29 @@ impl TaskStream {
         if events.is_empty() {
             return Ok(());
         }
+        // The consumer does not know the publish attempts: a DELIVERED event takes the count
+        // the relay recorded in the status view, so the stream never shows attempts going back.
+        let mut owned: Vec<TaskEvent>;
+        let mut events = events;
+        if events
+            .iter()
+            .any(|e| e.state == TaskState::Delivered && e.attempts == 0)
+        {
+            owned = events.to_vec();
+            let mut conn = self.conn.clone();
+            for e in owned
+                .iter_mut()
+                .filter(|e| e.state == TaskState::Delivered && e.attempts == 0)
+            {
+                let seen: Option<i32> = redis::cmd("HGET")
+                    .arg(self.keys.task_status(&e.message_id))
+                    .arg("attempts")
+                    .query_async(&mut conn)
+                    .await?;
+                e.attempts = seen.unwrap_or(0);
+            }
+            events = &owned;
+        }
         let mut pipe = redis::pipe();
         for e in events {
             pipe.cmd("XADD")
