@@ -36,6 +36,11 @@ pub struct TestApp {
     databases: TestDatabases,
 }
 
+/// The first error's `extensions.code` of a GraphQL answer, if any.
+pub fn error_code_of(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}
+
 /// The HS256 secret of test apps (tests sign their own tokens with it).
 pub const TEST_SECRET: &str = "test-secret-of-the-big-market-api-tests-0123456789";
 
@@ -110,19 +115,18 @@ impl TestApp {
 
     /// Posts a GraphQL operation with `token` (`None`: anonymous) and returns the whole body.
     pub async fn graphql_as(&self, token: Option<&str>, query: &str) -> Value {
-        let mut req = self
-            .client
-            .post(format!("{}/graphql", self.address))
-            .json(&json!({ "query": query }));
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
+        self.graphql_at(&self.address, token, query).await
+    }
+
+    /// Rows of every split table `{table}_000` … `_003` on both shards, counted.
+    pub async fn count_split(&self, table: &str) -> i64 {
+        let mut n = 0;
+        for shard in [SHARD_01, SHARD_02] {
+            for t in 0..4 {
+                n += self.int(shard, &format!("SELECT COUNT(*) FROM {table}_{t:03}")).await;
+            }
         }
-        req.send()
-            .await
-            .expect("POST /graphql")
-            .json()
-            .await
-            .expect("GraphQL response is JSON")
+        n
     }
 
     /// A token of `role` for `subject` (a user id for role `user`), signed with the app's secret.
@@ -340,7 +344,8 @@ impl TestApp {
         )
     }
 
-    /// Posts `query` with the admin token to another server of this world.
+    /// Posts `query` with `token` (`None`: anonymous) to the server at `address` (this app, or
+    /// another server of its world).
     pub async fn graphql_at(&self, address: &str, token: Option<&str>, query: &str) -> Value {
         let mut req = self
             .client

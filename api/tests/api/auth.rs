@@ -2,14 +2,12 @@
 //! WebSocket, refused tokens, and the audit log of operator operations.
 
 use serde_json::{Value, json};
-use test_support::app::{CONFIG, SHARD_01, SHARD_02, TEST_SECRET, TestApp, spawn_app_with};
+use test_support::app::{CONFIG, TEST_SECRET, TestApp, spawn_app_with};
 
 use api::auth::Role;
 
 fn code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code in {body}"))
+    test_support::app::error_code_of(body).unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
 /// The write side alone, activity 100301 armed, user `alice` with quota.
@@ -26,15 +24,7 @@ async fn armed() -> TestApp {
 }
 
 async fn award_records(app: &TestApp) -> i64 {
-    let mut n = 0;
-    for shard in [SHARD_01, SHARD_02] {
-        for t in 0..4 {
-            n += app
-                .int(shard, &format!("SELECT COUNT(*) FROM user_award_record_{t:03}"))
-                .await;
-        }
-    }
-    n
+    app.count_split("user_award_record").await
 }
 
 #[tokio::test]

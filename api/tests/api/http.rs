@@ -28,9 +28,7 @@ async fn post(app: &TestApp, accept: Option<&str>, body: &Value) -> (u16, String
 }
 
 fn code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no code in {body}"))
+    test_support::app::error_code_of(body).unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
 #[tokio::test]

@@ -4,24 +4,14 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use test_support::app::{SHARD_01, SHARD_02, TestApp, spawn_app_with};
+use test_support::app::{TestApp, spawn_app_with};
 
 fn code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code in {body}"))
+    test_support::app::error_code_of(body).unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
 async fn tickets(app: &TestApp) -> i64 {
-    let mut n = 0;
-    for shard in [SHARD_01, SHARD_02] {
-        for t in 0..4 {
-            n += app
-                .int(shard, &format!("SELECT COUNT(*) FROM user_raffle_order_{t:03}"))
-                .await;
-        }
-    }
-    n
+    app.count_split("user_raffle_order").await
 }
 
 #[tokio::test]

@@ -13,12 +13,7 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 
 /// Opens `/graphql/ws` and sends `connection_init` with `token`; expects the ack.
 async fn connect(address: &str, token: &str) -> Ws {
-    let mut req = format!("{}/graphql/ws", address.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket upgrade");
+    let mut ws = open_raw(address).await;
     ws.send(Message::text(
         json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}).to_string(),
     ))
@@ -250,12 +245,7 @@ async fn the_server_sends_keep_alive_pings() {
 
 /// Opens `/graphql/ws` and sends `connection_init` with `payload`; returns the socket unacked.
 async fn open_with(address: &str, payload: Value) -> Ws {
-    let mut req = format!("{}/graphql/ws", address.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket upgrade");
+    let mut ws = open_raw(address).await;
     ws.send(Message::text(
         json!({"type": "connection_init", "payload": payload}).to_string(),
     ))

@@ -6,12 +6,12 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use test_support::app::{CONFIG, SHARD_01, SHARD_02, ServerProcess, TestApp, spawn_app_with};
+use test_support::app::{CONFIG, SHARD_01, ServerProcess, TestApp, spawn_app_with};
 
 const BIN: &str = env!("CARGO_BIN_EXE_big-market");
 
 fn code(body: &Value) -> Option<&str> {
-    body["errors"][0]["extensions"]["code"].as_str()
+    test_support::app::error_code_of(body)
 }
 
 /// The write side alone, activity 100301 armed, every draw wins award 101 (plenty of stock).
@@ -65,15 +65,7 @@ async fn set_switch(app: &TestApp, address: &str, key: &str, value: &str) {
 }
 
 async fn tickets(app: &TestApp) -> i64 {
-    let mut n = 0;
-    for shard in [SHARD_01, SHARD_02] {
-        for t in 0..4 {
-            n += app
-                .int(shard, &format!("SELECT COUNT(*) FROM user_raffle_order_{t:03}"))
-                .await;
-        }
-    }
-    n
+    app.count_split("user_raffle_order").await
 }
 
 /// Draws on `address` until `want` answers (or 3 s pass); returns how long it took.

@@ -203,10 +203,17 @@ async fn settle(
     if let Some(delay) = expiration {
         props = props.with_expiration(delay.as_millis().max(1).to_string().into());
     }
-    let copied = republish
+    move_delivery(republish, d, &target, props).await.map(drop)
+}
+
+/// Publishes a copy of `d` to `target` with `props` (persistent, mandatory, confirmed), then
+/// acks `d`; when the copy is not confirmed, nacks `d` back to its queue. Answers whether it
+/// moved.
+async fn move_delivery(channel: &Channel, d: Delivery, target: &str, props: BasicProperties) -> lapin::Result<bool> {
+    let copied = channel
         .basic_publish(
             "".into(),
-            target.as_str().into(),
+            target.into(),
             BasicPublishOptions {
                 mandatory: true,
                 ..Default::default()
@@ -217,15 +224,15 @@ async fn settle(
         .await?
         .await;
     match copied {
-        Ok(Confirmation::Ack(None)) => d.ack(BasicAckOptions::default()).await.map(drop),
+        Ok(Confirmation::Ack(None)) => d.ack(BasicAckOptions::default()).await.map(|_| true),
         other => {
-            tracing::error!(outcome = ?other.map(|c| c.is_ack()), "could not re-queue the message; returning it to the broker");
+            tracing::error!(target, outcome = ?other.map(|c| c.is_ack()), "could not move the message; returning it to the broker");
             d.nack(BasicNackOptions {
                 requeue: true,
                 ..Default::default()
             })
             .await
-            .map(drop)
+            .map(|_| false)
         }
     }
 }
@@ -277,30 +284,10 @@ pub async fn redrive(url: &str, topology: &Topology, topic: &str, max_redrives: 
             AMQPValue::LongInt(i32::try_from(redriven).unwrap_or(i32::MAX)),
         );
         let props = d.properties.clone().with_headers(headers).with_delivery_mode(2);
-        let copied = channel
-            .basic_publish(
-                "".into(),
-                target.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                &d.data,
-                props,
-            )
-            .await?
-            .await?;
-        if matches!(copied, Confirmation::Ack(None)) {
-            d.ack(BasicAckOptions::default()).await?;
-            moved += 1;
-        } else {
-            d.nack(BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            })
-            .await?;
+        if !move_delivery(&channel, d, &target, props).await? {
             break;
         }
+        moved += 1;
     }
     let _ = conn.close(0, "redrive done".into()).await;
     if moved > 0 {
