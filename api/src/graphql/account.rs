@@ -175,13 +175,7 @@ impl AccountQuery {
     ) -> Result<Connection<String, UserAward, EmptyFields, EmptyFields>> {
         let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
-        let first = first.unwrap_or(20);
-        if !(0..=MAX_PAGE).contains(&first) {
-            return Err(with_code(
-                ErrorCode::IllegalParameter,
-                format!("first must be between 0 and {MAX_PAGE}"),
-            ));
-        }
+        let first = super::error::page_size(first, MAX_PAGE)?;
         let after = match after {
             None => None,
             Some(a) => Some(

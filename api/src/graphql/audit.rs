@@ -123,13 +123,7 @@ impl AuditQuery {
     ) -> Result<Connection<String, AuditEntryView, EmptyFields, EmptyFields>> {
         access::admin(ctx)?;
         let app = ctx.data::<Arc<AppState>>()?;
-        let first = first.unwrap_or(20);
-        if !(0..=MAX_PAGE).contains(&first) {
-            return Err(with_code(
-                ErrorCode::IllegalParameter,
-                format!("first must be between 0 and {MAX_PAGE}"),
-            ));
-        }
+        let first = super::error::page_size(first, MAX_PAGE)?;
         let before = match after.as_deref() {
             None => None,
             Some(c) => Some(

@@ -36,6 +36,22 @@ pub fn with_code(code: ErrorCode, message: impl Into<String>) -> async_graphql::
     })
 }
 
+/// The `first` of a page: 20 when absent, else within `0..=max` (`0002` otherwise).
+///
+/// # Errors
+/// `0002` for a size out of range.
+pub fn page_size(first: Option<i32>, max: i32) -> Result<i32, async_graphql::Error> {
+    let first = first.unwrap_or(20);
+    if (0..=max).contains(&first) {
+        Ok(first)
+    } else {
+        Err(with_code(
+            ErrorCode::IllegalParameter,
+            format!("first must be between 0 and {max}"),
+        ))
+    }
+}
+
 /// Codes of the API edge (who may call, limits on one request), beside the domain's
 /// [`ErrorCode`]s; listed in `docs/ERRORS.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -185,13 +185,7 @@ impl TaskQuery {
     ) -> Result<Connection<String, Task, EmptyFields, EmptyFields>> {
         access::admin(ctx)?;
         let app = ctx.data::<Arc<AppState>>()?;
-        let first = first.unwrap_or(20);
-        if !(0..=MAX_PAGE as i32).contains(&first) {
-            return Err(with_code(
-                ErrorCode::IllegalParameter,
-                format!("first must be between 0 and {MAX_PAGE}"),
-            ));
-        }
+        let first = super::error::page_size(first, MAX_PAGE as i32)?;
         let after = after.as_deref().map(parse_cursor).transpose()?;
         query(
             None::<String>,
