@@ -13,18 +13,20 @@ impl HasErrorCode for InvalidArgument {
     }
 }
 
-/// A user id: non-blank, at most 32 characters (the `varchar(32)` of every shard table).
+/// A user id: non-blank, not padded with whitespace, at most 128 characters (the
+/// `varchar(128)` of every shard table since migration `m20261130_000002_binary_ids`, the
+/// latest original's width), compared byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(String);
 
 impl UserId {
     /// Longest accepted user id, in characters.
-    pub const MAX_CHARS: usize = 32;
+    pub const MAX_CHARS: usize = 128;
 
     /// Validates a user id.
     ///
     /// # Errors
-    /// [`InvalidArgument`] when blank, longer than 32 characters, or padded with whitespace.
+    /// [`InvalidArgument`] when blank, longer than 128 characters, or padded with whitespace.
     pub fn parse(raw: &str) -> Result<Self, InvalidArgument> {
         if raw.trim().is_empty() {
             return Err(InvalidArgument("userId must not be blank".into()));
@@ -201,9 +203,9 @@ mod tests {
         assert!(UserId::parse("").is_err());
         assert!(UserId::parse("   ").is_err());
         assert!(UserId::parse(" a").is_err());
-        assert!(UserId::parse(&"x".repeat(33)).is_err());
+        assert!(UserId::parse(&"x".repeat(129)).is_err());
         assert_eq!(UserId::parse("咸鱼12138").unwrap().as_str(), "咸鱼12138");
-        assert!(UserId::parse(&"界".repeat(32)).is_ok());
+        assert!(UserId::parse(&"界".repeat(128)).is_ok());
     }
 
     #[test]

@@ -527,3 +527,25 @@ async fn stock_added_after_a_sell_out_is_sold_exactly_once() {
     );
     Arc::into_inner(app).unwrap().cleanup().await;
 }
+
+/// User ids take up to 128 characters (the latest original's `varchar(128)`), multi-byte ones
+/// included, from recharge to award record; one more is refused with `0002`.
+#[tokio::test]
+async fn a_user_id_of_128_characters_draws_and_one_of_129_is_refused() {
+    let app = armed().await;
+    let long: String = "界".repeat(100) + &"x".repeat(28);
+    assert_eq!(long.chars().count(), 128);
+    app.ok(&recharge(&long, 9011, "long-1")).await;
+    let d = app.ok(&draw(&long)).await["draw"].clone();
+    let order_id = d["orderId"].as_str().unwrap().to_owned();
+    let token = app.user_token(&long);
+    let awards = app
+        .graphql_as(Some(&token), "{ userAwards { edges { node { orderId } } } }")
+        .await;
+    assert!(awards.get("errors").is_none(), "{awards}");
+    assert_eq!(app.count_split("user_award_record").await, 1, "{order_id}");
+    let too_long = long + "y";
+    assert_eq!(app.error_code(&draw(&too_long)).await, "0002");
+    assert_eq!(app.error_code(&recharge(&too_long, 9011, "long-2")).await, "0002");
+    app.cleanup().await;
+}

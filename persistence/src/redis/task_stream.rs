@@ -64,6 +64,46 @@ pub fn is_cursor(s: &str) -> bool {
 /// (CREATED < FAIL < PUBLISHED, DEAD < DELIVERED) so events arriving out of order are harmless.
 /// Applies every event in one call: KEYS[i] is the i-th event's status key, ARGV holds five
 /// values per event (state, userId, topic, attempts, at).
+/// Appends events to the users' streams so that each message's states only move forward, in
+/// order, whoever reports them first: an event that does not advance the message's status is
+/// not appended (it may still raise the recorded publish attempts); a `DELIVERED` reported
+/// before the relay announced its confirm is preceded by the `CREATED` / `PUBLISHED` it implies;
+/// a `DELIVERED` without attempts takes the recorded ones. The status hash moves with the
+/// stream, in the same script.
+const APPEND: &str = r"
+local rank = {CREATED = 0, FAIL = 1, PUBLISHED = 2, DEAD = 2, DELIVERED = 3}
+local maxlen = ARGV[1]
+for i = 1, #KEYS / 2 do
+  local stream, status = KEYS[2 * i - 1], KEYS[2 * i]
+  local b = 1 + (i - 1) * 6
+  local mid, uid, topic, state = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local attempts, at = tonumber(ARGV[b + 5]) or 0, ARGV[b + 6]
+  local cur = redis.call('HGET', status, 'state')
+  local seen = tonumber(redis.call('HGET', status, 'attempts') or '0') or 0
+  local function add(s, a)
+    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'messageId', mid, 'topic', topic,
+      'state', s, 'attempts', a, 'at', at)
+  end
+  local forward = not cur or not rank[cur] or rank[state] > rank[cur]
+    or (rank[state] == rank[cur] and state == 'FAIL')
+  if not forward then
+    if attempts > seen then
+      redis.call('HSET', status, 'attempts', attempts)
+    end
+  else
+    if state == 'DELIVERED' then
+      if attempts == 0 then attempts = math.max(seen, 1) end
+      if not cur then add('CREATED', 0) end
+      if not cur or rank[cur] < 2 then add('PUBLISHED', attempts) end
+    end
+    add(state, attempts)
+    redis.call('HSET', status, 'state', state, 'userId', uid, 'topic', topic, 'at', at,
+      'attempts', math.max(attempts, seen))
+  end
+end
+return #KEYS
+";
+
 const SET_STATE: &str = r"
 local rank = {CREATED = 0, FAIL = 1, PUBLISHED = 2, DEAD = 2, DELIVERED = 3}
 for i, key in ipairs(KEYS) do
@@ -112,6 +152,7 @@ pub struct TaskStream {
     client: redis::Client,
     keys: Keys,
     set_state: redis::Script,
+    append_script: redis::Script,
 }
 
 impl TaskStream {
@@ -122,6 +163,7 @@ impl TaskStream {
             client,
             keys,
             set_state: redis::Script::new(SET_STATE),
+            append_script: redis::Script::new(APPEND),
         }
     }
 
@@ -141,52 +183,20 @@ impl TaskStream {
         if events.is_empty() {
             return Ok(());
         }
-        // The consumer does not know the publish attempts: a DELIVERED event takes the count
-        // the relay recorded in the status view, so the stream never shows attempts going back.
-        let mut owned: Vec<TaskEvent>;
-        let mut events = events;
-        if events
-            .iter()
-            .any(|e| e.state == TaskState::Delivered && e.attempts == 0)
-        {
-            owned = events.to_vec();
-            let mut conn = self.conn.clone();
-            for e in owned
-                .iter_mut()
-                .filter(|e| e.state == TaskState::Delivered && e.attempts == 0)
-            {
-                let seen: Option<i32> = redis::cmd("HGET")
-                    .arg(self.keys.task_status(&e.message_id))
-                    .arg("attempts")
-                    .query_async(&mut conn)
-                    .await?;
-                e.attempts = seen.unwrap_or(0);
-            }
-            events = &owned;
-        }
-        let mut pipe = redis::pipe();
+        let mut call = self.append_script.prepare_invoke();
+        call.arg(MAX_ENTRIES_PER_USER);
         for e in events {
-            pipe.cmd("XADD")
-                .arg(self.keys.task_stream(&e.user_id))
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(MAX_ENTRIES_PER_USER)
-                .arg("*")
-                .arg("messageId")
+            call.key(self.keys.task_stream(&e.user_id))
+                .key(self.keys.task_status(&e.message_id))
                 .arg(&e.message_id)
-                .arg("topic")
+                .arg(&e.user_id)
                 .arg(&e.topic)
-                .arg("state")
                 .arg(state_name(e.state))
-                .arg("attempts")
                 .arg(e.attempts)
-                .arg("at")
-                .arg(e.occurred_at_ms)
-                .ignore();
+                .arg(e.occurred_at_ms);
         }
         let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await?;
-        self.set_states(events).await
+        call.invoke_async::<i64>(&mut conn).await.map(drop)
     }
 
     /// Moves each message's status view forward to the event's state (no stream entry).

@@ -34,7 +34,7 @@ async fn followers_get_history_then_live_events_each_once_and_in_order_over_one_
     stream
         .append(&[
             event("ann", "m1", TaskState::Created),
-            event("ann", "m1", TaskState::Delivered),
+            event("ann", "m1", TaskState::Published),
         ])
         .await
         .unwrap();
@@ -46,7 +46,7 @@ async fn followers_get_history_then_live_events_each_once_and_in_order_over_one_
     let h1 = next(&mut first).await;
     let h2 = next(&mut first).await;
     assert_eq!((h1.message_id.as_str(), h1.state), ("m1", TaskState::Created));
-    assert_eq!(h2.state, TaskState::Delivered);
+    assert_eq!(h2.state, TaskState::Published);
     stream.append(&[event("ann", "m2", TaskState::Created)]).await.unwrap();
     let live = next(&mut first).await;
     assert_eq!(live.message_id, "m2");
@@ -108,5 +108,39 @@ async fn a_published_event_arriving_after_delivered_keeps_the_state_and_brings_t
     published.attempts = 1;
     stream.set_states(&[published]).await.unwrap();
     let status = stream.status("m9").await.unwrap().unwrap();
+    assert_eq!((status.state, status.attempts), (TaskState::Delivered, 1));
+}
+
+#[tokio::test]
+async fn a_message_s_states_reach_the_stream_in_order_whoever_reports_first() {
+    let redis = PrivateRedis::start().await.expect("a private redis-server");
+    let conn = persistence::redis::connect(&redis.url).await.unwrap();
+    let stream = TaskStream::open(conn, &redis.url, Keys::new("order:")).unwrap();
+    let fanout = TaskFanout::start(stream.clone());
+    // The consumer's DELIVERED arrives before the relay's CREATED / PUBLISHED.
+    stream.append(&[event("bo", "m1", TaskState::Delivered)]).await.unwrap();
+    let mut published = event("bo", "m1", TaskState::Published);
+    published.attempts = 1;
+    stream
+        .append(&[event("bo", "m1", TaskState::Created), published])
+        .await
+        .unwrap();
+    stream.append(&[event("bo", "m2", TaskState::Created)]).await.unwrap();
+    let mut follow = Box::pin(fanout.follow("bo", "0"));
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let e = next(&mut follow).await;
+        seen.push((e.message_id, e.state, e.attempts));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("m1".to_owned(), TaskState::Created, 0),
+            ("m1".to_owned(), TaskState::Published, 1),
+            ("m1".to_owned(), TaskState::Delivered, 1),
+            ("m2".to_owned(), TaskState::Created, 0),
+        ]
+    );
+    let status = stream.status("m1").await.unwrap().unwrap();
     assert_eq!((status.state, status.attempts), (TaskState::Delivered, 1));
 }
