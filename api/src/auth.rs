@@ -94,8 +94,16 @@ impl Identity {
 #[error("{0}")]
 pub struct AuthError(pub String);
 
+/// Tokens verified recently, so a client sending the same token again is not decoded and
+/// checked again: token → (identity, `exp`). Bounded; emptied when full.
+type Verified = std::sync::Mutex<HashMap<String, (Identity, i64)>>;
+
+/// Most tokens remembered at once.
+const VERIFIED_CAPACITY: usize = 20_000;
+
 /// Verifies bearer tokens.
 pub struct Authenticator {
+    verified: Verified,
     hs256: Option<DecodingKey>,
     jwks: HashMap<String, (DecodingKey, Algorithm)>,
     issuer: String,
@@ -230,6 +238,7 @@ impl Authenticator {
         };
         Ok((
             Self {
+                verified: std::sync::Mutex::new(HashMap::new()),
                 hs256: secret.map(|s| DecodingKey::from_secret(&s)),
                 jwks,
                 issuer: settings.issuer.clone(),
@@ -263,6 +272,25 @@ impl Authenticator {
     /// # Errors
     /// Any failed check, with a message that says which.
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        let remembered = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(token)
+            .cloned();
+        if let Some((identity, exp)) = remembered {
+            // The signature, issuer and claims of a token never change; only time passes.
+            if now <= exp.saturating_add(i64::try_from(self.leeway).unwrap_or(0)) {
+                return Ok(identity);
+            }
+            return Err(AuthError("token expired".into()));
+        }
+        let identity = self.verify_fully(token)?;
+        Ok(identity)
+    }
+
+    fn verify_fully(&self, token: &str) -> Result<Identity, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError(format!("malformed token: {e}")))?;
         let (key, alg) = match header.alg {
             Algorithm::HS256 => (
@@ -301,7 +329,15 @@ impl Authenticator {
                 _ => format!("invalid token: {e}"),
             })
         })?;
-        self.identity(&data.claims)
+        let identity = self.identity(&data.claims)?;
+        if let Some(exp) = data.claims.get("exp").and_then(Value::as_i64) {
+            let mut verified = self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+            verified.insert(token.to_owned(), (identity.clone(), exp));
+        }
+        Ok(identity)
     }
 
     fn identity(&self, claims: &Value) -> Result<Identity, AuthError> {
@@ -470,6 +506,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(auth.verify(&no_exp).unwrap_err().0, "token without the `exp` claim");
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_refused_once_it_expires() {
+        let s = AuthSettings {
+            secret: "r".repeat(32),
+            leeway_secs: 0,
+            ..AuthSettings::default()
+        };
+        let (auth, _) = Authenticator::new(&s).unwrap();
+        let exp = chrono::Utc::now().timestamp() + 1;
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &json!({"iss": "big-market", "openId": "u1", "exp": exp}),
+            &EncodingKey::from_secret(s.secret.as_bytes()),
+        )
+        .unwrap();
+        assert!(auth.verify(&token).is_ok());
+        assert!(auth.verify(&token).is_ok(), "the second time from memory");
+        std::thread::sleep(std::time::Duration::from_millis(2_100));
+        assert_eq!(auth.verify(&token).unwrap_err().0, "token expired");
     }
 
     #[test]

@@ -86,17 +86,30 @@ impl<T> HeadDeadline<T> {
         }
     }
 
-    /// Looks for the end of the head in `bytes` (continuing the previous reads).
+    /// Looks for the end of the head in `bytes` (continuing the previous reads), without
+    /// allocating: the blank line may straddle two reads, so the last three bytes are kept.
     fn scan_head(&mut self, bytes: &[u8]) -> bool {
-        let mut window: Vec<u8> = self.tail[..self.tail_len].to_vec();
-        window.extend_from_slice(bytes);
-        if window.windows(4).any(|w| w == b"\r\n\r\n") {
+        const END: &[u8; 4] = b"\r\n\r\n";
+        // Across the boundary: the kept tail followed by the first bytes of this read.
+        let mut joint = [0u8; 6];
+        let head = bytes.len().min(3);
+        joint[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
+        joint[self.tail_len..self.tail_len + head].copy_from_slice(&bytes[..head]);
+        let joint = &joint[..self.tail_len + head];
+        if joint.windows(4).any(|w| w == END) || bytes.windows(4).any(|w| w == END) {
             self.tail_len = 0;
             return true;
         }
-        let keep = window.len().min(3);
-        self.tail[..keep].copy_from_slice(&window[window.len() - keep..]);
-        self.tail_len = keep;
+        if bytes.len() >= 3 {
+            self.tail.copy_from_slice(&bytes[bytes.len() - 3..]);
+            self.tail_len = 3;
+        } else {
+            let keep = joint.len().min(3);
+            let mut tail = [0u8; 3];
+            tail[..keep].copy_from_slice(&joint[joint.len() - keep..]);
+            self.tail = tail;
+            self.tail_len = keep;
+        }
         false
     }
 }
@@ -108,7 +121,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for HeadDeadline<T> {
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         match polled {
             Poll::Ready(Ok(())) => {
-                let read = buf.filled().get(before..).unwrap_or_default().to_vec();
+                let read = buf.filled().get(before..).unwrap_or_default();
                 if read.is_empty() {
                     return Poll::Ready(Ok(()));
                 }
@@ -116,7 +129,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for HeadDeadline<T> {
                     this.phase = Phase::Head;
                     this.timer = Some(Box::pin(tokio::time::sleep(this.deadline)));
                 }
-                if this.phase == Phase::Head && this.scan_head(&read) {
+                if this.phase == Phase::Head && this.scan_head(read) {
                     this.phase = Phase::AfterHead;
                     this.timer = None;
                 }
@@ -208,5 +221,13 @@ mod tests {
         let mut d = HeadDeadline::new((), Duration::from_secs(1));
         assert!(!d.scan_head(b"GET / HTTP/1.1\r\n"));
         assert!(d.scan_head(b"\r\n"));
+        // One byte at a time.
+        let mut e = HeadDeadline::new((), Duration::from_secs(1));
+        let bytes = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let ends: Vec<bool> = bytes.iter().map(|b| e.scan_head(&[*b])).collect();
+        assert_eq!(ends.iter().position(|x| *x), Some(bytes.len() - 1));
+        let mut f = HeadDeadline::new((), Duration::from_secs(1));
+        assert!(!f.scan_head(b"\r\n\r"));
+        assert!(f.scan_head(b"\n"));
     }
 }
