@@ -71,7 +71,8 @@ pub struct HeadDeadline<T> {
     /// The last bytes of the head read so far (to find `\r\n\r\n` across reads).
     tail: [u8; 3],
     tail_len: usize,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Armed when a head phase starts (one timer per connection, reset per request).
+    timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<T> HeadDeadline<T> {
@@ -82,7 +83,7 @@ impl<T> HeadDeadline<T> {
             phase: Phase::Head,
             tail: [0; 3],
             tail_len: 0,
-            timer: Some(Box::pin(tokio::time::sleep(deadline))),
+            timer: Box::pin(tokio::time::sleep(deadline)),
         }
     }
 
@@ -127,20 +128,16 @@ impl<T: AsyncRead + Unpin> AsyncRead for HeadDeadline<T> {
                 }
                 if this.phase == Phase::BeforeHead {
                     this.phase = Phase::Head;
-                    this.timer = Some(Box::pin(tokio::time::sleep(this.deadline)));
+                    this.timer.as_mut().reset(tokio::time::Instant::now() + this.deadline);
                 }
                 if this.phase == Phase::Head && this.scan_head(read) {
                     this.phase = Phase::AfterHead;
-                    this.timer = None;
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                if this.phase == Phase::Head
-                    && let Some(timer) = this.timer.as_mut()
-                    && timer.as_mut().poll(cx).is_ready()
-                {
+                if this.phase == Phase::Head && this.timer.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         "request head not received within the header read timeout",
@@ -162,11 +159,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for HeadDeadline<T> {
         {
             if buf.starts_with(b"HTTP/1.1 101") {
                 this.phase = Phase::Upgraded;
-                this.timer = None;
             } else if buf.starts_with(b"HTTP/1.") {
                 // A response: the next byte read starts the next request head.
                 this.phase = Phase::BeforeHead;
-                this.timer = None;
                 this.tail_len = 0;
             }
         }
@@ -197,7 +192,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for HeadDeadline<T> {
             && is_response
         {
             this.phase = if is_upgrade { Phase::Upgraded } else { Phase::BeforeHead };
-            this.timer = None;
             this.tail_len = 0;
         }
         written

@@ -143,12 +143,12 @@ pub fn unauthorized(e: AuthError) -> Response {
 
 /// One operation's parameters, checked for their JSON types.
 fn request_of(
-    params: &Map<String, Value>,
+    mut params: Map<String, Value>,
     max_query_bytes: usize,
 ) -> Result<async_graphql::Request, (EdgeCode, String)> {
     let bad = |m: &str| (EdgeCode::BadRequest, m.to_owned());
-    let query = match params.get("query") {
-        Some(Value::String(q)) => q.clone(),
+    let query = match params.remove("query") {
+        Some(Value::String(q)) => q,
         None | Some(Value::Null) => return Err(bad("the request has no `query` (a string)")),
         Some(_) => return Err(bad("`query` must be a string")),
     };
@@ -162,22 +162,22 @@ fn request_of(
         ));
     }
     let mut request = async_graphql::Request::new(query);
-    match params.get("operationName") {
+    match params.remove("operationName") {
         None | Some(Value::Null) => {}
-        Some(Value::String(name)) => request = request.operation_name(name.clone()),
+        Some(Value::String(name)) => request = request.operation_name(name),
         Some(_) => return Err(bad("`operationName` must be a string")),
     }
-    match params.get("variables") {
+    match params.remove("variables") {
         None | Some(Value::Null) => {}
-        Some(v @ Value::Object(_)) => request = request.variables(Variables::from_json(v.clone())),
+        Some(v @ Value::Object(_)) => request = request.variables(Variables::from_json(v)),
         Some(_) => return Err(bad("`variables` must be an object")),
     }
-    match params.get("extensions") {
+    match params.remove("extensions") {
         None | Some(Value::Null) => {}
         Some(Value::Object(ext)) => {
             for (k, v) in ext {
-                if let Ok(v) = async_graphql::Value::from_json(v.clone()) {
-                    request.extensions.insert(k.clone(), v);
+                if let Ok(v) = async_graphql::Value::from_json(v) {
+                    request.extensions.insert(k, v);
                 }
             }
         }
@@ -248,35 +248,39 @@ fn parse_body(body: &[u8]) -> Result<Value, String> {
     serde_json::from_slice::<Value>(body).map_err(|e| format!("the body is not JSON: {e}"))
 }
 
-/// The JSON of one response; under `application/graphql-response+json`, a request error loses
-/// its `data` entry. Every error gets a code (`0001` when it had none).
-fn response_json(resp: async_graphql::Response, media: Media) -> (Value, bool) {
-    let request_error = resp.data == async_graphql::Value::Null
-        && !resp.errors.is_empty()
-        && resp.errors.iter().all(|e| {
-            e.extensions
-                .as_ref()
-                .and_then(|x| x.get("code"))
-                .is_some_and(|c| matches!(c, async_graphql::Value::String(s) if is_request_error(s)))
-        });
-    let mut json = serde_json::to_value(&resp).unwrap_or_else(|_| json!({}));
-    if let Some(errors) = json.get_mut("errors").and_then(Value::as_array_mut) {
-        for e in errors {
-            let ext = e
-                .as_object_mut()
-                .map(|o| o.entry("extensions").or_insert_with(|| json!({})));
-            if let Some(Value::Object(ext)) = ext {
-                ext.entry("code").or_insert_with(|| json!("0001"));
+/// Gives every error of `resp` a code (`0001` when it had none) and tells whether it is a
+/// request error (nothing ran: only codes of [`is_request_error`], no data).
+fn finish(resp: &mut async_graphql::Response) -> bool {
+    let mut all_request_errors = true;
+    for e in &mut resp.errors {
+        let ext = e.extensions.get_or_insert_with(Default::default);
+        match ext.get("code") {
+            Some(async_graphql::Value::String(c)) if is_request_error(c) => {}
+            Some(_) => all_request_errors = false,
+            None => {
+                ext.set("code", "0001");
+                all_request_errors = false;
             }
         }
     }
-    if request_error
-        && media == Media::GraphqlResponse
-        && let Some(o) = json.as_object_mut()
-    {
-        o.remove("data");
+    all_request_errors && !resp.errors.is_empty() && resp.data == async_graphql::Value::Null
+}
+
+/// The body of one response: serialized once; only a request error under
+/// `application/graphql-response+json` goes through a JSON value, to lose its `data` entry.
+fn response_body(mut resp: async_graphql::Response, media: Media) -> (String, bool) {
+    let request_error = finish(&mut resp);
+    if request_error && media == Media::GraphqlResponse {
+        let mut json = serde_json::to_value(&resp).unwrap_or_else(|_| json!({}));
+        if let Some(o) = json.as_object_mut() {
+            o.remove("data");
+        }
+        return (json.to_string(), true);
     }
-    (json, request_error)
+    (
+        serde_json::to_string(&resp).unwrap_or_else(|_| "{}".to_owned()),
+        request_error,
+    )
 }
 
 impl GraphQLHttp {
@@ -316,7 +320,7 @@ impl GraphQLHttp {
             }
         };
         let mut requests = Vec::with_capacity(batch.len());
-        for params in &batch {
+        for params in batch {
             match request_of(params, self.limits.max_query_bytes) {
                 Ok(r) => requests.push(r.data(identity.clone())),
                 Err((code, message)) => return refuse(StatusCode::BAD_REQUEST, code, message),
@@ -342,23 +346,28 @@ impl GraphQLHttp {
         };
         let (body, status) = match response {
             BatchResponse::Single(r) => {
-                let (json, request_error) = response_json(r, media);
+                let (body, request_error) = response_body(r, media);
                 let status = if request_error && media == Media::GraphqlResponse {
                     StatusCode::BAD_REQUEST
                 } else {
                     StatusCode::OK
                 };
-                (json, status)
+                (body, status)
             }
-            BatchResponse::Batch(rs) => (
-                Value::Array(rs.into_iter().map(|r| response_json(r, media).0).collect()),
-                StatusCode::OK,
-            ),
+            BatchResponse::Batch(mut rs) => {
+                rs.iter_mut().for_each(|r| {
+                    finish(r);
+                });
+                (
+                    serde_json::to_string(&rs).unwrap_or_else(|_| "[]".to_owned()),
+                    StatusCode::OK,
+                )
+            }
         };
         Response::builder()
             .status(status)
             .content_type(media.content_type())
-            .body(body.to_string())
+            .body(body)
     }
 
     /// The body of a POST as operations' parameters (one, or a batch: `true`), within the

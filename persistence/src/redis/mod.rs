@@ -79,6 +79,23 @@ pub async fn ping(conn: &Connection) -> bool {
         .is_ok()
 }
 
+/// One `SCAN` step over the keys matching `pattern` from `cursor`: the next cursor (0 when the
+/// scan is complete) and a batch of keys.
+pub(crate) async fn scan_step(
+    conn: &mut Connection,
+    cursor: u64,
+    pattern: &str,
+) -> redis::RedisResult<(u64, Vec<String>)> {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(1000)
+        .query_async(conn)
+        .await
+}
+
 pub(crate) fn port_err(e: redis::RedisError) -> PortError {
     PortError::new("redis", e)
 }

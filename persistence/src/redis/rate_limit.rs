@@ -84,15 +84,7 @@ impl RedisRateLimiter {
         let mut cursor: u64 = 0;
         let mut keys: Vec<String> = Vec::new();
         loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .map_err(port_err)?;
+            let (next, batch) = super::scan_step(&mut conn, cursor, &pattern).await.map_err(port_err)?;
             keys.extend(batch);
             cursor = next;
             if cursor == 0 {
@@ -100,12 +92,17 @@ impl RedisRateLimiter {
             }
         }
         let mut out = Vec::new();
-        for key in keys {
-            let until: Option<String> = redis::cmd("GET")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .map_err(port_err)?;
+        let mut ends: Vec<Option<String>> = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(500) {
+            ends.extend(
+                redis::cmd("MGET")
+                    .arg(chunk)
+                    .query_async::<Vec<Option<String>>>(&mut conn)
+                    .await
+                    .map_err(port_err)?,
+            );
+        }
+        for (key, until) in keys.into_iter().zip(ends) {
             let Some(until) = until.and_then(|u| u.parse::<i64>().ok()) else {
                 continue;
             };

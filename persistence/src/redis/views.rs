@@ -312,14 +312,7 @@ impl UserViews {
         let mut cursor: u64 = 0;
         let mut deleted = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
+            let (next, keys) = super::scan_step(&mut conn, cursor, pattern).await?;
             if !keys.is_empty() {
                 deleted += redis::cmd("UNLINK").arg(&keys).query_async::<u64>(&mut conn).await?;
             }
