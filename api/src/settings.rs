@@ -36,6 +36,67 @@ pub struct Settings {
     pub log: LogSettings,
     /// Who may call: bearer tokens (JWT) and their keys.
     pub auth: AuthSettings,
+    /// Award distribution: the gateways that grant non-credit awards.
+    pub awards: AwardsSection,
+}
+
+/// Award distribution (spec §7.4): credit awards need nothing; other award keys need their
+/// gateway, and an award whose key has no configured distributor is never delivered (its task
+/// goes `DEAD` until it is replayed with one configured; docs/OPERATIONS.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AwardsSection {
+    /// The OpenAI account gateway, distributor of `openai_use_count` awards.
+    pub openai: OpenAiGatewaySection,
+}
+
+/// The OpenAI account gateway (`POST {api_host}/api/v1/account/adjust_quota`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OpenAiGatewaySection {
+    /// Base URL (`http://…` or `https://…`). Empty: no gateway, so `openai_use_count` awards
+    /// have no distributor.
+    pub api_host: String,
+    /// `appId` sent with every call.
+    pub app_id: String,
+    /// `appToken` sent with every call (a secret).
+    pub app_token: String,
+    /// Milliseconds one call may take, connecting included (then it is retried).
+    pub timeout_ms: u64,
+}
+
+impl Default for OpenAiGatewaySection {
+    fn default() -> Self {
+        Self {
+            api_host: String::new(),
+            app_id: String::new(),
+            app_token: String::new(),
+            timeout_ms: 3_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for OpenAiGatewaySection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiGatewaySection")
+            .field("api_host", &self.api_host)
+            .field("app_id", &self.app_id)
+            .field("app_token", &if self.app_token.is_empty() { "" } else { "…" })
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+impl OpenAiGatewaySection {
+    /// The gateway's settings, when `api_host` is set.
+    pub fn gateway_settings(&self) -> Option<persistence::gateway::OpenAiGatewaySettings> {
+        (!self.api_host.trim().is_empty()).then(|| persistence::gateway::OpenAiGatewaySettings {
+            api_host: self.api_host.trim().to_owned(),
+            app_id: self.app_id.clone(),
+            app_token: self.app_token.clone(),
+            timeout: Duration::from_millis(self.timeout_ms.max(1)),
+        })
+    }
 }
 
 /// Bearer-token (JWT) authentication; see `docs/SECURITY.md`.
@@ -494,12 +555,18 @@ mod tests {
                 r#"["mysql://a/x","mysql://b/y","mysql://c/z","mysql://d/w"]"#,
             );
             jail.set_env("BIG_MARKET_SWITCHES__BLACKLIST", "true");
+            jail.set_env("BIG_MARKET_AWARDS__OPENAI__API_HOST", "http://127.0.0.1:8090");
+            jail.set_env("BIG_MARKET_AWARDS__OPENAI__TIMEOUT_MS", "500");
             jail.create_file("big-market.toml", "[redis]\nkey_prefix = \"t:\"\n")?;
             let s = Settings::load(None).map_err(|e| e.to_string())?;
             assert_eq!(s.http.port, 9100);
             assert_eq!(s.database.shard_urls.len(), 4);
             assert!(s.switches.blacklist);
             assert_eq!(s.redis.key_prefix, "t:");
+            assert_eq!(s.awards.openai.api_host, "http://127.0.0.1:8090");
+            assert_eq!(s.awards.openai.timeout_ms, 500);
+            assert!(s.awards.openai.gateway_settings().is_some());
+            assert!(Settings::default().awards.openai.gateway_settings().is_none());
             Ok(())
         });
     }

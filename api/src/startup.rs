@@ -49,14 +49,17 @@ impl Application {
     /// Connects the services and binds the listener.
     ///
     /// # Errors
-    /// When a service cannot be reached or the address cannot be bound.
+    /// When a service cannot be reached, the address cannot be bound or an award gateway is
+    /// misconfigured.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::workers::award_distributors(&settings)?;
         let state = AppState::connect(&settings).await?;
         let workers = Workers::start(
             &settings,
             &state.db,
             &state.redis,
             state.nudge.clone(),
+            Some(rebate_settlement(&state)),
             settings.relay.enabled,
             settings.consumers.enabled,
         );
@@ -179,15 +182,31 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The `send_rebate` use case over the state's services.
+fn rebate_settlement(state: &AppState) -> Arc<domain::credit::rebate::RebateSettlement> {
+    Arc::new(domain::credit::rebate::RebateSettlement::new(
+        state.activity.clone(),
+        state.credit.clone(),
+    ))
+}
+
 /// `big-market relay`: the outbox relay and the consumers, without the HTTP API.
 ///
 /// # Errors
-/// When the databases cannot be reached.
+/// When the databases or Redis cannot be reached.
 pub async fn run_relay(settings: &Settings) -> anyhow::Result<()> {
-    let db = persistence::Databases::connect(&settings.database_settings()).await?;
-    let nudge = Arc::new(persistence::outbox::relay::RelayNudge::new(&db));
-    let redis = persistence::redis::connect_with(&settings.redis.url, &settings.redis.deadlines()).await?;
-    let workers = Workers::start(settings, &db, &redis, nudge, true, settings.consumers.enabled);
+    crate::workers::award_distributors(settings)?;
+    // The consumers apply rebates through the same services as `serve`.
+    let state = AppState::connect(settings).await?;
+    let workers = Workers::start(
+        settings,
+        &state.db,
+        &state.redis,
+        state.nudge.clone(),
+        Some(rebate_settlement(&state)),
+        true,
+        settings.consumers.enabled,
+    );
     tracing::info!("relay running");
     shutdown_signal().await;
     workers.stop().await;

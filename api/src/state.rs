@@ -18,8 +18,10 @@ pub struct AppState {
     pub strategy: Arc<StrategyService>,
     /// Stock administration.
     pub stock: domain::stock::StockAdmin,
-    /// Activity arming, quota recharge and the draw command.
-    pub activity: ActivityService,
+    /// Activity arming, quota recharge, credit-paid exchange and the draw command.
+    pub activity: Arc<ActivityService>,
+    /// Credit trades and the daily sign-in rebate.
+    pub credit: Arc<domain::credit::CreditService>,
     /// Database pools (config + shards).
     pub db: Databases,
     /// Redis connection.
@@ -103,19 +105,30 @@ impl AppState {
         .map_err(|e| anyhow::anyhow!("loading the runtime switches: {e}"))?;
         let rate_limiter = persistence::redis::rate_limit::RedisRateLimiter::new(redis.clone(), keys.clone());
         let guard_counter = persistence::redis::rate_limit::RedisGuardCounter::new(redis.clone(), keys.clone());
-        let activity = ActivityService::new(ActivityDeps {
+        let credit_repo = Arc::new(persistence::MySqlCreditRepository::new(db.clone()));
+        let ids: Arc<SnowflakeIds> = Arc::new(SnowflakeIds::new(worker)?);
+        let credit = Arc::new(domain::credit::CreditService::new(
+            credit_repo.clone(),
+            credit_repo.clone(),
+            ids.clone(),
+            Arc::new(SystemClock),
+            calendar,
+            nudge.clone(),
+        ));
+        let activity = Arc::new(ActivityService::new(ActivityDeps {
             activities: Arc::new(MySqlActivityRepository::new(db.config.clone())),
             quota,
+            credit: credit_repo,
             sku_stock: Arc::new(RedisSkuStock::new(redis.clone(), keys)),
             strategy: strategy.clone(),
-            ids: Arc::new(SnowflakeIds::new(worker)?),
+            ids,
             clock: Arc::new(SystemClock),
             calendar,
             notifier: nudge.clone(),
             switches: Arc::new(switch_board.clone()),
             rate_limiter: Arc::new(rate_limiter.clone()),
             guards: Arc::new(guard_counter.clone()),
-        });
+        }));
         tracing::info!(id.worker = worker, "id generator leased");
         let views = UserViews::new(redis.clone(), Keys::new(settings.redis.key_prefix.clone()));
         let task_stream = TaskStream::open(
@@ -138,6 +151,7 @@ impl AppState {
             stock,
             strategy,
             activity,
+            credit,
             redis,
             tasks: MySqlTaskAdmin::new(db.clone()),
             task_fanout: persistence::redis::TaskFanout::start(task_stream.clone()),

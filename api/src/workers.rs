@@ -3,10 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::award::DeliverAward;
+use domain::award::{AwardDistributors, DeliverAward, OPENAI_USE_COUNT, OpenAiUseCount};
+use domain::credit::rebate::RebateSettlement;
 use persistence::outbox::relay::{Relay, RelayNudge, RelayStats};
 use persistence::rabbit::Topology;
 use persistence::rabbit::consumer::{self, Handler};
+use persistence::rabbit::credit_handlers::{CreditAdjustHandler, SendRebateHandler};
 use persistence::rabbit::handlers::{SendAwardHandler, StockZeroHandler};
 use persistence::rabbit::publisher::Publisher;
 use persistence::redis::{Connection, Keys, TaskStream, UserViews};
@@ -25,6 +27,21 @@ fn task_stream(settings: &Settings, redis: &Connection) -> Option<TaskStream> {
         Keys::new(settings.redis.key_prefix.clone()),
     )
     .ok()
+}
+
+/// The award distributors of `settings`: the credit awards always, `openai_use_count` when
+/// `awards.openai.api_host` is set. Award keys left out are never delivered (their tasks go
+/// `DEAD`).
+///
+/// # Errors
+/// When a configured gateway is invalid (e.g. `api_host` is not an http(s) URL).
+pub fn award_distributors(settings: &Settings) -> anyhow::Result<AwardDistributors> {
+    let mut distributors = AwardDistributors::credits(Arc::new(OsRandom));
+    if let Some(openai) = settings.awards.openai.gateway_settings() {
+        let gateway = persistence::gateway::HttpQuotaGateway::new(&openai)?;
+        distributors = distributors.with(OPENAI_USE_COUNT, Arc::new(OpenAiUseCount::new(Arc::new(gateway))));
+    }
+    Ok(distributors)
 }
 
 /// The outbox relay as `serve` and `relay` run it: publishing to the configured broker and
@@ -53,12 +70,14 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts the relay and/or the consumers (with the stock convergence pass) as configured.
+    /// Starts the relay and/or the consumers (with the stock convergence pass) as configured;
+    /// `rebates` applies `send_rebate` messages (without it, they wait in their queue).
     pub fn start(
         settings: &Settings,
         db: &Databases,
         redis: &Connection,
         nudge: Arc<RelayNudge>,
+        rebates: Option<Arc<RebateSettlement>>,
         relay: bool,
         consumers: bool,
     ) -> Self {
@@ -74,11 +93,16 @@ impl Workers {
             handles.push(tokio::spawn(relay.run(rx.clone())));
         }
         if consumers {
+            let distributors = award_distributors(settings).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "award gateway not configured: its awards are not delivered");
+                AwardDistributors::credits(Arc::new(OsRandom))
+            });
+            tracing::info!(award_keys = ?distributors, "award distributors");
             let deliver = Arc::new(DeliverAward::new(
                 Arc::new(MySqlAwardDelivery::new(db.clone(), Arc::new(SystemClock))),
-                Arc::new(OsRandom),
+                distributors,
             ));
-            let handlers: Vec<Arc<dyn Handler>> = vec![
+            let mut handlers: Vec<Arc<dyn Handler>> = vec![
                 Arc::new(SendAwardHandler {
                     deliver,
                     events: events.clone(),
@@ -87,7 +111,20 @@ impl Workers {
                 }),
                 Arc::new(StockZeroHandler::award(db.config.clone())),
                 Arc::new(StockZeroHandler::sku(db.config.clone())),
+                Arc::new(CreditAdjustHandler {
+                    db: db.clone(),
+                    events: events.clone(),
+                    clock: Arc::new(SystemClock),
+                }),
             ];
+            if let Some(settle) = rebates {
+                handlers.push(Arc::new(SendRebateHandler {
+                    settle,
+                    db: db.clone(),
+                    events: events.clone(),
+                    clock: Arc::new(SystemClock),
+                }));
+            }
             let sync = StockSync::new(
                 db.config.clone(),
                 redis.clone(),

@@ -1,5 +1,5 @@
 //! `bench`: load benchmarks of big-market against the real services, run as
-//! `cargo run --release -p bench -- draw|relay|read`. Not part of the `big-market` binary.
+//! `cargo run --release -p bench -- draw|relay|read|page`. Not part of the `big-market` binary.
 //!
 //! `bench draw` measures the `draw` mutation end to end — HTTP, GraphQL, the domain service,
 //! SeaORM, MariaDB and Redis — with concurrent keep-alive clients, and in the same run a raw
@@ -18,6 +18,7 @@ mod env;
 mod http;
 mod load;
 mod outbox;
+mod page;
 mod raw;
 mod read;
 mod relay;
@@ -64,6 +65,9 @@ pub enum BenchTarget {
     /// The read side: `activityAccount` over HTTP beside a minimal poem + async-graphql server
     /// doing the same Redis read, and the projection lag from commit to the account view.
     Read(read::ReadBenchArgs),
+    /// The raffle page in one request: `rafflePage` over HTTP beside a minimal poem handler
+    /// doing the same pipelined Redis reads; prints pages/s, latency, CPU and the ratio.
+    Page(page::PageBenchArgs),
 }
 
 /// Options of `bench draw`.
@@ -99,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
         BenchTarget::Draw(a) => draw(settings, a).await,
         BenchTarget::Relay(a) => relay::run(settings, a).await,
         BenchTarget::Read(a) => read::run(settings, a).await,
+        BenchTarget::Page(a) => page::run(settings, a).await,
     }
 }
 

@@ -29,6 +29,7 @@ use domain::outbox::TOPIC_ACCOUNT_CHANGED;
 use persistence::redis::{Keys, TaskStream, UserViews};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{Route, Server, post};
+use sea_orm::sqlx::MySqlPool;
 use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
@@ -152,23 +153,36 @@ fn requests(port: u16, users: &[BenchUser]) -> Vec<Vec<u8>> {
 }
 
 /// One measured query run.
-struct QueryRun {
-    server: &'static str,
-    concurrency: usize,
-    ok: u64,
-    errors: u64,
-    first_error: Option<String>,
-    elapsed: Duration,
-    latencies_us: Vec<u32>,
-    cpu: CpuUse,
+pub(crate) struct QueryRun {
+    /// Which server was measured.
+    pub(crate) server: &'static str,
+    /// Concurrent connections.
+    pub(crate) concurrency: usize,
+    /// Successful queries.
+    pub(crate) ok: u64,
+    /// Failed queries.
+    pub(crate) errors: u64,
+    /// The first failure.
+    pub(crate) first_error: Option<String>,
+    /// Measured time.
+    pub(crate) elapsed: Duration,
+    /// Latency of each successful query, sorted.
+    pub(crate) latencies_us: Vec<u32>,
+    /// CPU use per successful query.
+    pub(crate) cpu: CpuUse,
+    /// MySQL server statements per successful query during the measurement (server-wide),
+    /// when they were counted.
+    pub(crate) mysql_statements: Option<f64>,
 }
 
 impl QueryRun {
-    fn rate(&self) -> f64 {
+    /// Successful queries per second.
+    pub(crate) fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    fn ms(&self, p: f64) -> f64 {
+    /// The latency at quantile `p` (0–1), ms.
+    pub(crate) fn ms(&self, p: f64) -> f64 {
         let n = self.latencies_us.len();
         if n == 0 {
             return f64::NAN;
@@ -178,8 +192,10 @@ impl QueryRun {
     }
 }
 
-/// Drives `c` connections for `duration`; client `t` cycles over requests `t, t + c, …`.
-async fn drive(
+/// Drives `c` connections for `duration`; client `t` cycles over requests `t, t + c, …`. A
+/// response counts as successful when it is a `200` whose body has no `"errors"` and holds
+/// `totalCountSurplus` (every benchmarked query answers a user's account).
+pub(crate) async fn drive(
     port: u16,
     reqs: Arc<Vec<Vec<u8>>>,
     c: usize,
@@ -245,6 +261,60 @@ async fn drive(
     let elapsed = start.elapsed();
     all.sort_unstable();
     (all.len() as u64, errors, first, elapsed, all)
+}
+
+/// Warms up for `times.0` (unmeasured), then drives `c` connections sending `reqs` to `port` for
+/// `times.1`, with this machine's CPU use — and, given a pool, the MySQL server's statement
+/// counter — read around the measurement.
+///
+/// # Errors
+/// When no query succeeded.
+pub(crate) async fn measure_run(
+    server: &'static str,
+    port: u16,
+    reqs: Arc<Vec<Vec<u8>>>,
+    c: usize,
+    times: (Duration, Duration),
+    mysql: Option<&MySqlPool>,
+    on: &tokio::runtime::Handle,
+) -> anyhow::Result<QueryRun> {
+    let (warmup, duration) = times;
+    if !warmup.is_zero() {
+        eprintln!("bench: {server} c={c}: warming up {} s", warmup.as_secs_f64());
+        drive(port, reqs.clone(), c, warmup, on).await;
+    }
+    eprintln!("bench: {server} c={c}: measuring {} s", duration.as_secs_f64());
+    let counters = match mysql {
+        Some(pool) => Some(cpu::server_counters(pool).await),
+        None => None,
+    };
+    let before = CpuSnap::now();
+    let (ok, errors, first_error, elapsed, latencies_us) = drive(port, reqs, c, duration, on).await;
+    let cpu = before.until(&CpuSnap::now(), ok);
+    let mysql_statements = match (mysql, counters) {
+        (Some(pool), Some(before)) => Some(cpu::server_counters(pool).await.per_draw(&before, ok).statements),
+        _ => None,
+    };
+    let run = QueryRun {
+        server,
+        concurrency: c,
+        ok,
+        errors,
+        first_error,
+        elapsed,
+        latencies_us,
+        cpu,
+        mysql_statements,
+    };
+    eprintln!(
+        "bench: {server} c={c}: {ok} queries, {:.0}/s, p99 {:.2} ms, {errors} errors",
+        run.rate(),
+        run.ms(0.99)
+    );
+    if ok == 0 {
+        anyhow::bail!("{server} c={c}: no successful query ({:?})", run.first_error);
+    }
+    Ok(run)
 }
 
 /// Runs `bench read`.
@@ -320,34 +390,11 @@ async fn measure(world: &World, args: &ReadBenchArgs) -> anyhow::Result<(Vec<Que
         for &c in &args.concurrency {
             for (name, port) in [("baseline", base_port), ("big-market", ours_port)] {
                 let reqs = Arc::new(requests(port, &users));
-                if args.warmup_secs > 0 {
-                    eprintln!("bench: {name} c={c}: warming up {} s", args.warmup_secs);
-                    drive(port, reqs.clone(), c, Duration::from_secs(args.warmup_secs), &on).await;
-                }
-                eprintln!("bench: {name} c={c}: measuring {} s", args.duration_secs);
-                let before = CpuSnap::now();
-                let (ok, errors, first_error, elapsed, latencies_us) =
-                    drive(port, reqs, c, Duration::from_secs(args.duration_secs), &on).await;
-                let cpu = before.until(&CpuSnap::now(), ok);
-                let run = QueryRun {
-                    server: name,
-                    concurrency: c,
-                    ok,
-                    errors,
-                    first_error,
-                    elapsed,
-                    latencies_us,
-                    cpu,
-                };
-                eprintln!(
-                    "bench: {name} c={c}: {ok} queries, {:.0}/s, p99 {:.2} ms, {errors} errors",
-                    run.rate(),
-                    run.ms(0.99)
+                let times = (
+                    Duration::from_secs(args.warmup_secs),
+                    Duration::from_secs(args.duration_secs),
                 );
-                if ok == 0 {
-                    anyhow::bail!("{name} c={c}: no successful query ({:?})", run.first_error);
-                }
-                runs.push(run);
+                runs.push(measure_run(name, port, reqs, c, times, None, &on).await?);
             }
         }
         Ok(())
@@ -409,7 +456,8 @@ async fn measure(world: &World, args: &ReadBenchArgs) -> anyhow::Result<(Vec<Que
     ))
 }
 
-fn verdict(ok: bool) -> &'static str {
+/// "met" or "NOT met".
+pub(crate) fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
 }
 

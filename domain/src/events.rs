@@ -105,6 +105,103 @@ pub struct AccountSnapshot {
     pub version: i64,
 }
 
+/// `send_rebate`: a behaviour rebate (sign-in) was recorded and is to be applied.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SendRebate {
+    /// `{userId}_{rebateType}_{outBusinessNo}`: the rebate's idempotency key downstream.
+    pub biz_id: String,
+    /// A SKU (`sku`) or a credit amount (`integral`).
+    pub rebate_config: String,
+    /// Description.
+    pub rebate_desc: String,
+    /// `sku` or `integral`.
+    pub rebate_type: String,
+    /// The user.
+    pub user_id: String,
+}
+
+/// `credit_adjust_success`: a credit trade committed. `amount` is signed (negative for a
+/// debit) and written as a decimal string, so no precision is lost.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditAdjustSuccess {
+    /// Signed amount.
+    pub amount: rust_decimal::Decimal,
+    /// Credit order id.
+    pub order_id: String,
+    /// The trade's idempotency key.
+    pub out_business_no: String,
+    /// The user.
+    pub user_id: String,
+}
+
+/// One credit order, as the credit-order view lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditOrderSnapshot {
+    /// Signed amount.
+    pub amount: rust_decimal::Decimal,
+    /// Credit order id.
+    pub order_id: String,
+    /// When it was made (epoch ms, whole seconds).
+    pub order_time_ms: i64,
+    /// The trade's idempotency key.
+    pub out_business_no: String,
+    /// Trade name (`行为返利`, `兑换抽奖`).
+    pub trade_name: String,
+    /// `forward` or `reverse`.
+    pub trade_type: String,
+}
+
+/// `credit_account_changed` (projection only): a user's credit account after a trade, with
+/// the order that moved it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditSnapshot {
+    /// Spendable credits.
+    pub available_amount: rust_decimal::Decimal,
+    /// The order of the trade.
+    pub order: CreditOrderSnapshot,
+    /// Lifetime credits.
+    pub total_amount: rust_decimal::Decimal,
+    /// The user.
+    pub user_id: String,
+    /// Row version: the balance view applies only newer snapshots.
+    pub version: i64,
+}
+
+/// One rebate order of a sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RebateOrderSnapshot {
+    /// `{userId}_{rebateType}_{outBusinessNo}`.
+    pub biz_id: String,
+    /// Rebate order id.
+    pub order_id: String,
+    /// The `send_rebate` message id that applies it.
+    pub message_id: String,
+    /// A SKU or a credit amount.
+    pub rebate_config: String,
+    /// `sku` or `integral`.
+    pub rebate_type: String,
+}
+
+/// `behavior_rebate_recorded` (projection only): the rebate orders of one behaviour
+/// (a day's sign-in) of a user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RebateSnapshot {
+    /// `sign`.
+    pub behavior_type: String,
+    /// The orders.
+    pub orders: Vec<RebateOrderSnapshot>,
+    /// The business day `yyyyMMdd` (sign-in).
+    pub out_business_no: String,
+    /// The user.
+    pub user_id: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod award;
+pub mod credit;
 pub mod error;
 pub mod events;
 pub mod ids;

@@ -8,7 +8,10 @@ use serde::Serialize;
 
 use crate::ids::MessageId;
 
-pub use crate::events::{AccountSnapshot, AwardStockZero, PeriodSnapshot, SendAward, SkuStockZero};
+pub use crate::events::{
+    AccountSnapshot, AwardStockZero, CreditAdjustSuccess, CreditSnapshot, PeriodSnapshot, RebateSnapshot, SendAward,
+    SendRebate, SkuStockZero,
+};
 
 /// Topic of award delivery (`send_award`).
 pub const TOPIC_SEND_AWARD: &str = "send_award";
@@ -26,8 +29,14 @@ pub const TOPIC_CREDIT_ADJUST_SUCCESS: &str = "credit_adjust_success";
 /// the relay applies it to the read model).
 pub const TOPIC_ACCOUNT_CHANGED: &str = "activity_account_changed";
 
+/// Projection-only topic: a user's credit account after a trade, with its order.
+pub const TOPIC_CREDIT_CHANGED: &str = "credit_account_changed";
+
+/// Projection-only topic: the rebate orders of a user's behaviour (a day's sign-in).
+pub const TOPIC_REBATE_RECORDED: &str = "behavior_rebate_recorded";
+
 /// Topics that only feed projections: the relay applies them instead of publishing them.
-pub const INTERNAL_TOPICS: [&str; 1] = [TOPIC_ACCOUNT_CHANGED];
+pub const INTERNAL_TOPICS: [&str; 3] = [TOPIC_ACCOUNT_CHANGED, TOPIC_CREDIT_CHANGED, TOPIC_REBATE_RECORDED];
 
 /// Every topic the system publishes; the relay declares a durable queue for each.
 pub const TOPICS: [&str; 5] = [

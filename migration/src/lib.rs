@@ -4,7 +4,8 @@
 //! reference (configuration) data of the config database:
 //!
 //! * [`ConfigMigrator`] — the config database `big_market` (strategies, awards, rule trees,
-//!   activities, SKUs, rebate configuration) and its reference rows;
+//!   activities, SKUs, rebate configuration, the activity stage) and its reference rows, up to
+//!   the original's latest dump;
 //! * [`ShardMigrator`] — every shard database `big_market_01`, `big_market_02`, … (accounts,
 //!   orders, award records, outbox `task`), with the split tables `_000` … `_003`.
 //!
@@ -36,6 +37,9 @@ mod m20261130_000001_draw_save_procedure;
 mod m20261130_000002_binary_ids;
 mod m20261130_000003_audit_log;
 mod m20261130_000004_switches;
+mod m20261201_000001_latest_reference;
+mod m20261201_000002_task_message_text;
+mod m20261201_000003_wide_business_numbers;
 mod support;
 
 pub use database::{drop_database, ensure_database};
@@ -44,6 +48,8 @@ pub use m20261130_000001_draw_save_procedure::procedure_name as draw_save_proced
 pub use m20261130_000002_binary_ids::{BINARY as ID_COLLATION, COLUMNS as BINARY_ID_COLUMNS};
 pub use m20261130_000003_audit_log::TABLE as AUDIT_LOG_TABLE;
 pub use m20261130_000004_switches::TABLE as SWITCHES_TABLE;
+pub use m20261201_000001_latest_reference::{STAGE_INDEX, STAGE_TABLE};
+pub use m20261201_000003_wide_business_numbers::{COLUMNS as BUSINESS_NO_COLUMNS, WIDTH as BUSINESS_NO_WIDTH};
 pub use support::SPLIT_TABLE_COUNT;
 
 /// Migrations of the config database `big_market`.
@@ -57,6 +63,7 @@ impl MigratorTrait for ConfigMigrator {
             Box::new(m20240406_000002_config_reference_data::Migration),
             Box::new(m20261130_000003_audit_log::Migration),
             Box::new(m20261130_000004_switches::Migration),
+            Box::new(m20261201_000001_latest_reference::Migration),
         ]
     }
 }
@@ -75,6 +82,8 @@ impl MigratorTrait for ShardMigrator {
             Box::new(m20241124_000001_ticket_lookup_index::Migration),
             Box::new(m20261130_000001_draw_save_procedure::Migration),
             Box::new(m20261130_000002_binary_ids::Migration),
+            Box::new(m20261201_000002_task_message_text::Migration),
+            Box::new(m20261201_000003_wide_business_numbers::Migration),
         ]
     }
 }

@@ -34,16 +34,18 @@ const ORIGINAL_USER_ID_WIDTH: i64 = 32;
 pub struct Migration;
 
 /// One column to change, as declared now.
-struct Column {
-    table: String,
-    name: String,
-    width: i64,
-    nullable: bool,
-    default: Option<String>,
-    comment: String,
+pub(crate) struct Column {
+    pub(crate) table: String,
+    pub(crate) name: String,
+    pub(crate) width: i64,
+    pub(crate) nullable: bool,
+    pub(crate) default: Option<String>,
+    pub(crate) comment: String,
 }
 
-fn column(r: &QueryResult) -> Result<Column, DbErr> {
+/// Reads a [`Column`] from a row with the aliases `t`, `c`, `w`, `n`, `d`, `m` (table, column,
+/// width, `IS_NULLABLE`, default, comment).
+pub(crate) fn column(r: &QueryResult) -> Result<Column, DbErr> {
     Ok(Column {
         table: r.try_get("", "t")?,
         name: r.try_get("", "c")?,
@@ -82,7 +84,7 @@ fn quote(s: &str) -> String {
 }
 
 /// `ALTER TABLE … MODIFY` keeping the column's nullability, default and comment.
-fn modify(c: &Column, width: i64, collation: &str) -> String {
+pub(crate) fn modify(c: &Column, width: i64, collation: &str) -> String {
     let null = if c.nullable { "NULL" } else { "NOT NULL" };
     let default = match &c.default {
         // MariaDB reports a string default quoted, MySQL unquoted.

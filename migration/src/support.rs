@@ -75,68 +75,99 @@ pub(crate) struct SeedTable {
 impl SeedTable {
     /// `INSERT … SELECT … FROM DUAL WHERE NOT EXISTS (…)` statements, one per row.
     pub(crate) fn statements(&self) -> Result<Vec<Statement>, DbErr> {
-        let columns = self
-            .columns
-            .iter()
-            .map(|column| format!("`{column}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let placeholders = vec!["?"; self.columns.len()].join(", ");
-        let mut key_columns = Vec::new();
-        let condition = self
-            .keys
-            .iter()
-            .map(|key| {
-                let parts = key
-                    .iter()
-                    .map(|column| {
-                        key_columns.push(*column);
-                        format!("`{column}` = ?")
-                    })
-                    .collect::<Vec<_>>();
-                format!("({})", parts.join(" AND "))
-            })
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        let sql = format!(
-            "INSERT INTO `{table}` ({columns}) SELECT {placeholders} FROM DUAL \
-             WHERE NOT EXISTS (SELECT 1 FROM `{table}` WHERE {condition})",
-            table = self.table,
-        );
-        let key_positions = key_columns
-            .iter()
-            .map(|key| {
-                self.columns
-                    .iter()
-                    .position(|column| column == key)
-                    .ok_or_else(|| DbErr::Migration(format!("seed key {key} is not a column of {}", self.table)))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         self.rows
             .iter()
-            .map(|row| {
-                if row.len() != self.columns.len() {
-                    return Err(DbErr::Migration(format!(
-                        "seed row of {} has {} cells for {} columns",
-                        self.table,
-                        row.len(),
-                        self.columns.len()
-                    )));
-                }
-                let values = row
-                    .iter()
-                    .copied()
-                    .chain(key_positions.iter().map(|&position| row[position]))
-                    .map(Cell::value)
-                    .collect::<Vec<_>>();
-                Ok(Statement::from_sql_and_values(
-                    sea_orm_migration::sea_orm::DbBackend::MySql,
-                    sql.clone(),
-                    values,
-                ))
-            })
+            .map(|row| insert_where_missing(self.table, self.columns, self.keys, row))
             .collect()
     }
+
+    /// For seed rows that carry their own primary key (the first column is `id`): first, for
+    /// each row, an insert with its `id` when neither that id nor any of [`SeedTable::keys`] is
+    /// taken; then, for each row, an insert without `id` (`AUTO_INCREMENT`) when still no row
+    /// matches a key, i.e. when another row holds its id (the ids of the other rows are tried
+    /// first, so one displaced row displaces no other). A row present by key is never inserted
+    /// again, and an existing row is never changed.
+    pub(crate) fn statements_keeping_ids(&self) -> Result<Vec<Statement>, DbErr> {
+        if self.columns.first() != Some(&"id") {
+            return Err(DbErr::Migration(format!(
+                "seed rows of {} keeping their ids must start with the id column",
+                self.table
+            )));
+        }
+        let mut with_id: Vec<&[&str]> = vec![&["id"]];
+        with_id.extend(self.keys.iter().copied());
+        let mut statements = Vec::new();
+        for row in self.rows {
+            statements.push(insert_where_missing(self.table, self.columns, &with_id, row)?);
+        }
+        for row in self.rows {
+            let without_id = row.get(1..).unwrap_or_default();
+            statements.push(insert_where_missing(
+                self.table,
+                &self.columns[1..],
+                self.keys,
+                without_id,
+            )?);
+        }
+        Ok(statements)
+    }
+}
+
+/// `INSERT INTO table (columns) SELECT row FROM DUAL WHERE NOT EXISTS (a row matching any of
+/// `keys`)`.
+fn insert_where_missing(table: &str, columns: &[&str], keys: &[&[&str]], row: &[Cell]) -> Result<Statement, DbErr> {
+    if row.len() != columns.len() {
+        return Err(DbErr::Migration(format!(
+            "seed row of {table} has {} cells for {} columns",
+            row.len(),
+            columns.len()
+        )));
+    }
+    let column_list = columns
+        .iter()
+        .map(|column| format!("`{column}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let placeholders = vec!["?"; columns.len()].join(", ");
+    let mut key_columns = Vec::new();
+    let condition = keys
+        .iter()
+        .map(|key| {
+            let parts = key
+                .iter()
+                .map(|column| {
+                    key_columns.push(*column);
+                    format!("`{column}` = ?")
+                })
+                .collect::<Vec<_>>();
+            format!("({})", parts.join(" AND "))
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let sql = format!(
+        "INSERT INTO `{table}` ({column_list}) SELECT {placeholders} FROM DUAL \
+         WHERE NOT EXISTS (SELECT 1 FROM `{table}` WHERE {condition})"
+    );
+    let key_positions = key_columns
+        .iter()
+        .map(|key| {
+            columns
+                .iter()
+                .position(|column| column == key)
+                .ok_or_else(|| DbErr::Migration(format!("seed key {key} is not a column of {table}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let values = row
+        .iter()
+        .copied()
+        .chain(key_positions.iter().map(|&position| row[position]))
+        .map(Cell::value)
+        .collect::<Vec<_>>();
+    Ok(Statement::from_sql_and_values(
+        sea_orm_migration::sea_orm::DbBackend::MySql,
+        sql,
+        values,
+    ))
 }
 
 #[cfg(test)]
@@ -167,6 +198,39 @@ mod tests {
         let values = statements[0].values.as_ref().unwrap();
         assert_eq!(values.0.len(), 6);
         assert_eq!(values.0[3], Value::BigInt(Some(1)));
+    }
+
+    #[test]
+    fn seed_keeping_ids_tries_the_id_then_auto_increment() {
+        const SEED: SeedTable = SeedTable {
+            table: "t",
+            columns: &["id", "a", "b"],
+            keys: &[&["a"]],
+            rows: &[&[Cell::I(7), Cell::I(1), Cell::T("x")]],
+        };
+        let statements = SEED.statements_keeping_ids().unwrap();
+        assert_eq!(statements.len(), 2);
+        assert_eq!(
+            statements[0].sql,
+            "INSERT INTO `t` (`id`, `a`, `b`) SELECT ?, ?, ? FROM DUAL \
+             WHERE NOT EXISTS (SELECT 1 FROM `t` WHERE (`id` = ?) OR (`a` = ?))"
+        );
+        assert_eq!(
+            statements[1].sql,
+            "INSERT INTO `t` (`a`, `b`) SELECT ?, ? FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM `t` WHERE (`a` = ?))"
+        );
+        let values = statements[1].values.as_ref().unwrap();
+        assert_eq!(
+            values.0,
+            [Value::BigInt(Some(1)), Cell::T("x").value(), Value::BigInt(Some(1))]
+        );
+        const NO_ID: SeedTable = SeedTable {
+            table: "t",
+            columns: &["a"],
+            keys: &[&["a"]],
+            rows: &[&[Cell::I(1)]],
+        };
+        assert!(NO_ID.statements_keeping_ids().is_err());
     }
 
     #[test]

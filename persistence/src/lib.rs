@@ -8,10 +8,12 @@
 //! * [`redis`] — stock counters, rate tables, read models, task-status streams;
 //! * [`rabbit`] — the RabbitMQ topology, publisher with confirms, consumers and handlers;
 //! * [`outbox`] — the `task` table's statements, the relay loop and its projector;
+//! * [`gateway`] — HTTP gateways that grant awards (the OpenAI account gateway);
 //! * [`stock_sync`] — lowers durable stock surpluses to the live Redis counters;
 //! * [`clock`], [`ids`], [`random`] — the system clock, snowflake ids, OS randomness.
 
 pub mod clock;
+pub mod gateway;
 pub mod ids;
 pub mod mysql;
 pub mod outbox;
@@ -24,6 +26,7 @@ pub mod switch_board;
 pub use clock::SystemClock;
 pub use ids::SnowflakeIds;
 pub use mysql::activity::MySqlActivityRepository;
+pub use mysql::credit::MySqlCreditRepository;
 pub use mysql::db::{DatabaseSettings, Databases, SESSION_ISOLATION};
 pub use mysql::delivery::MySqlAwardDelivery;
 pub use mysql::quota::MySqlQuotaRepository;

@@ -286,9 +286,21 @@ impl Drop for ServerProcess {
     }
 }
 
-/// `settings` as `BIG_MARKET_<SECTION>__<KEY>` variables (strings as they are, everything
-/// else as JSON, which the settings loader reads back).
+/// `settings` as `BIG_MARKET_<SECTION>__<KEY>` variables, nested sections as
+/// `BIG_MARKET_<SECTION>__<SUB>__<KEY>` (strings as they are, everything else as JSON, which
+/// the settings loader reads back).
 fn settings_env(settings: &Settings) -> Vec<(String, String)> {
+    fn flatten(name: String, value: Value, vars: &mut Vec<(String, String)>) {
+        match value {
+            Value::Object(keys) => {
+                for (key, value) in keys {
+                    flatten(format!("{name}__{}", key.to_uppercase()), value, vars);
+                }
+            }
+            Value::String(s) => vars.push((name, s)),
+            other => vars.push((name, other.to_string())),
+        }
+    }
     let mut vars = Vec::new();
     let Value::Object(sections) = serde_json::to_value(settings).expect("settings serialize") else {
         panic!("settings are not an object")
@@ -296,14 +308,11 @@ fn settings_env(settings: &Settings) -> Vec<(String, String)> {
     for (section, keys) in sections {
         let Value::Object(keys) = keys else { continue };
         for (key, value) in keys {
-            let text = match value {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            vars.push((
+            flatten(
                 format!("BIG_MARKET_{}__{}", section.to_uppercase(), key.to_uppercase()),
-                text,
-            ));
+                value,
+                &mut vars,
+            );
         }
     }
     vars

@@ -104,6 +104,10 @@ pub struct RebuildReport {
     pub awards: u64,
     /// Task-status views.
     pub tasks: u64,
+    /// Credit orders.
+    pub credit_orders: u64,
+    /// Users whose sign-in days were written.
+    pub signed_users: u64,
 }
 
 fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
@@ -245,12 +249,15 @@ impl AccountMutation {
             )
             .await
             .map_err(internal)?;
+            super::stage::reload_stages(app).await?;
             Ok(RebuildReport {
                 dropped: r.dropped,
                 accounts: r.accounts,
                 credits: r.credits,
                 awards: r.awards,
                 tasks: r.tasks,
+                credit_orders: r.credit_orders,
+                signed_users: r.signed_users,
             })
         })
         .await

@@ -38,6 +38,17 @@ pub struct DrawResult {
     pub message_id: String,
 }
 
+/// Arms an activity, tells every instance, and writes its view.
+pub(crate) async fn arm(state: &AppState, activity_id: ActivityId) -> Result<()> {
+    let cfg = state.activity.arm(activity_id).await.map_err(to_gql)?;
+    super::strategy::announce_armed(state).await;
+    if let Err(e) = state.views.put_activity(&cfg).await {
+        // The view is rebuilt on first read; arming itself succeeded.
+        tracing::warn!(error = %e, "could not write the activity view");
+    }
+    Ok(())
+}
+
 /// Activity mutations.
 #[derive(Default)]
 pub struct ActivityMutation;
@@ -51,12 +62,7 @@ impl ActivityMutation {
         audited(ctx, "armActivity", json!({ "activityId": activity_id }), async {
             let state = ctx.data::<Arc<AppState>>()?;
             let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
-            let cfg = state.activity.arm(activity_id).await.map_err(to_gql)?;
-            super::strategy::announce_armed(state).await;
-            if let Err(e) = state.views.put_activity(&cfg).await {
-                // The view is rebuilt on first read; arming itself succeeded.
-                tracing::warn!(error = %e, "could not write the activity view");
-            }
+            arm(state, activity_id).await?;
             Ok(true)
         })
         .await

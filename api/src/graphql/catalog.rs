@@ -125,6 +125,77 @@ async fn user_context(
     Ok((strategy, account, day))
 }
 
+/// The award list of a strategy for a user whose account is `account` on `day` (as `raffleAwards`
+/// and `rafflePage` answer it; public for the page benchmark's baseline).
+pub fn raffle_awards_of(strategy: &StrategyView, account: &AccountSnapshot, day: &str) -> Vec<RaffleAward> {
+    let today = account
+        .day
+        .as_ref()
+        .filter(|d| d.period == day)
+        .map_or(0, |d| i64::from(d.count - d.surplus));
+    strategy
+        .awards
+        .iter()
+        .map(|a| {
+            let lock = a.rule_lock_count.map(i64::from);
+            let wait = lock.map_or(0, |l| (l - today).max(0));
+            RaffleAward {
+                award_id: a.award_id.get(),
+                award_title: a.award_title.clone(),
+                award_subtitle: a.award_subtitle.clone(),
+                sort: a.sort,
+                award_rule_lock_count: lock.map(|l| i32::try_from(l).unwrap_or(i32::MAX)),
+                is_award_unlock: wait == 0,
+                wait_unlock_count: i32::try_from(wait).unwrap_or(i32::MAX),
+            }
+        })
+        .collect()
+}
+
+/// The weight groups of a strategy with the user's total used draws (as `ruleWeights` and
+/// `rafflePage` answer them).
+pub fn rule_weights_of(strategy: &StrategyView, account: &AccountSnapshot) -> Vec<RuleWeight> {
+    let used = i64::from(account.total_count - account.total_count_surplus);
+    strategy
+        .rule_weights
+        .iter()
+        .map(|g| RuleWeight {
+            rule_weight_count: g.threshold,
+            user_activity_account_total_user_count: used,
+            strategy_awards: g
+                .award_ids
+                .iter()
+                .map(|id| WeightAward {
+                    award_id: id.get(),
+                    award_title: strategy
+                        .awards
+                        .iter()
+                        .find(|a| a.award_id == *id)
+                        .map(|a| a.award_title.clone())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A SKU as a product with `surplus` units left (as `skuProducts` and `rafflePage` answer it).
+pub fn sku_product_of(s: &domain::activity::ActivitySku, surplus: i32) -> SkuProduct {
+    SkuProduct {
+        sku: s.sku.get(),
+        activity_id: s.activity_id.get(),
+        activity_count_id: s.count.activity_count_id,
+        stock_count: s.stock_count,
+        stock_count_surplus: surplus,
+        product_amount: s.product_amount,
+        activity_count: PackageCounts {
+            total_count: s.count.total_count,
+            day_count: s.count.day_count,
+            month_count: s.count.month_count,
+        },
+    }
+}
+
 /// Catalogue queries.
 #[derive(Default)]
 pub struct CatalogQuery;
@@ -142,28 +213,7 @@ impl CatalogQuery {
         let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
         let (strategy, account, day) = user_context(app, user, activity_id).await?;
-        let today = account
-            .day
-            .as_ref()
-            .filter(|d| d.period == day)
-            .map_or(0, |d| i64::from(d.count - d.surplus));
-        Ok(strategy
-            .awards
-            .into_iter()
-            .map(|a| {
-                let lock = a.rule_lock_count.map(i64::from);
-                let wait = lock.map_or(0, |l| (l - today).max(0));
-                RaffleAward {
-                    award_id: a.award_id.get(),
-                    award_title: a.award_title,
-                    award_subtitle: a.award_subtitle,
-                    sort: a.sort,
-                    award_rule_lock_count: lock.map(|l| i32::try_from(l).unwrap_or(i32::MAX)),
-                    is_award_unlock: wait == 0,
-                    wait_unlock_count: i32::try_from(wait).unwrap_or(i32::MAX),
-                }
-            })
-            .collect())
+        Ok(raffle_awards_of(&strategy, &account, &day))
     }
 
     /// The activity's weight groups, by threshold, with the user's total used draws.
@@ -177,28 +227,7 @@ impl CatalogQuery {
         let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
         let (strategy, account, _) = user_context(app, user, activity_id).await?;
-        let used = i64::from(account.total_count - account.total_count_surplus);
-        Ok(strategy
-            .rule_weights
-            .iter()
-            .map(|g| RuleWeight {
-                rule_weight_count: g.threshold,
-                user_activity_account_total_user_count: used,
-                strategy_awards: g
-                    .award_ids
-                    .iter()
-                    .map(|id| WeightAward {
-                        award_id: id.get(),
-                        award_title: strategy
-                            .awards
-                            .iter()
-                            .find(|a| a.award_id == *id)
-                            .map(|a| a.award_title.clone())
-                            .unwrap_or_default(),
-                    })
-                    .collect(),
-            })
-            .collect())
+        Ok(rule_weights_of(&strategy, &account))
     }
 
     /// The activity's quota packages with live stock. Public (no token needed).
@@ -208,20 +237,8 @@ impl CatalogQuery {
         let cfg = activity(app, activity_id).await?;
         Ok(cfg
             .skus
-            .into_iter()
-            .map(|s| SkuProduct {
-                sku: s.sku.get(),
-                activity_id: s.activity_id.get(),
-                activity_count_id: s.count.activity_count_id,
-                stock_count: s.stock_count,
-                stock_count_surplus: s.stock_count_surplus,
-                product_amount: s.product_amount,
-                activity_count: PackageCounts {
-                    total_count: s.count.total_count,
-                    day_count: s.count.day_count,
-                    month_count: s.count.month_count,
-                },
-            })
+            .iter()
+            .map(|s| sku_product_of(s, s.stock_count_surplus))
             .collect())
     }
 }

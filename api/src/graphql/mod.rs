@@ -9,8 +9,11 @@ pub mod activity;
 pub mod audit;
 pub mod catalog;
 pub mod codes;
+pub mod credit;
 pub mod error;
 pub mod limits;
+pub mod page;
+pub mod stage;
 pub mod stock;
 pub mod strategy;
 pub mod subscription;
@@ -34,6 +37,9 @@ pub struct QueryRoot(
     tasks::TaskQuery,
     audit::AuditQuery,
     switches::SwitchQuery,
+    credit::CreditQuery,
+    stage::StageQuery,
+    page::PageQuery,
 );
 
 /// All mutations.
@@ -46,6 +52,8 @@ pub struct MutationRoot(
     tasks::TaskMutation,
     stock::StockMutation,
     switches::SwitchMutation,
+    credit::CreditMutation,
+    stage::StageMutation,
 );
 
 /// The executable schema.

@@ -124,7 +124,8 @@ impl Task {
         Ok(self.row(ctx).await?.map(|r| r.message.clone()).unwrap_or_default())
     }
 
-    /// Last publish error.
+    /// The last publish error, or why the consumer recorded the event `DEAD` instead of applying
+    /// it (`not applied: …` for a rebate, `no distributor configured …` for an award).
     async fn last_error(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self.row(ctx).await?.and_then(|r| r.last_error.clone()))
     }

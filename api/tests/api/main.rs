@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod auth;
+mod awards;
 mod draw;
+mod economy;
 mod faults;
 mod health;
 mod http;

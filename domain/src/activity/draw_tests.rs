@@ -261,6 +261,7 @@ fn given_switched(moved: usize, step: chrono::Duration, switches: Switches, admi
     let service = ActivityService::new(ActivityDeps {
         activities: Arc::new(Config),
         quota: quota.clone(),
+        credit: Arc::new(Config),
         sku_stock: Arc::new(Config),
         strategy,
         ids: Arc::new(Counter(AtomicUsize::new(0))),
@@ -280,6 +281,23 @@ fn given_switched(moved: usize, step: chrono::Duration, switches: Switches, admi
         stock,
         commits,
         limiter,
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::credit::CreditRepository for Config {
+    async fn load_credit(&self, _: &str) -> Result<Option<crate::award::CreditBalance>, PortError> {
+        Ok(None)
+    }
+    async fn find_credit_order(&self, _: &str, _: &str) -> Result<Option<crate::credit::CreditOrder>, PortError> {
+        Ok(None)
+    }
+    async fn save_trade(
+        &self,
+        _: &crate::credit::ports::CreditChange<'_>,
+        _: &[crate::outbox::OutboxMessage],
+    ) -> Result<crate::credit::ports::CreditSaved, SaveFailure> {
+        Ok(crate::credit::ports::CreditSaved::Saved)
     }
 }
 

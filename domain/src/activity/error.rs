@@ -52,6 +52,9 @@ pub enum ActivityError {
     /// (`0001` if it still fails).
     #[error("transaction conflict: {0}")]
     Conflict(String),
+    /// Not enough credits to pay (`ERR_CREDIT_001`); nothing was written.
+    #[error("{0}")]
+    CreditInsufficient(String),
     /// The strategy side failed (not armed, store down, ...).
     #[error(transparent)]
     Strategy(#[from] StrategyError),
@@ -63,6 +66,19 @@ pub enum ActivityError {
 impl From<InvalidArgument> for ActivityError {
     fn from(e: InvalidArgument) -> Self {
         Self::InvalidArgument(e.0)
+    }
+}
+
+impl From<crate::credit::CreditError> for ActivityError {
+    fn from(e: crate::credit::CreditError) -> Self {
+        use crate::credit::CreditError as C;
+        match e {
+            C::InvalidArgument(m) => Self::InvalidArgument(m),
+            e @ C::Insufficient { .. } => Self::CreditInsufficient(e.to_string()),
+            C::Duplicate(m) => Self::Duplicate(m),
+            C::Conflict(m) => Self::Conflict(m),
+            C::Port(p) => Self::Port(p),
+        }
     }
 }
 
@@ -81,6 +97,7 @@ impl HasErrorCode for ActivityError {
             Self::Degraded => ErrorCode::Degraded,
             Self::RateLimited(..) => ErrorCode::RateLimited,
             Self::Duplicate(_) => ErrorCode::IndexDuplicate,
+            Self::CreditInsufficient(_) => ErrorCode::CreditInsufficient,
             Self::Strategy(e) => e.error_code(),
             Self::Port(_) | Self::Conflict(_) => ErrorCode::Unknown,
         }

@@ -4,6 +4,8 @@
 //! * [`error`] — [`ActivityError`] with the original codes.
 //! * [`ports`] — repositories and counters the service needs.
 //! * [`recharge`] — `RechargeQuota`: SKU stock → order + account credit, idempotent.
+//! * [`exchange`] — `ExchangeSku`: a SKU paid with credits — debit, order and quota in one
+//!   transaction, idempotent.
 //! * [`account`] — the user's quota as a value and the pure `partake` rule.
 //! * [`draw`] — `Draw`: load quota → partake + raffle (pure decision, stock in Redis) → one
 //!   save of ticket, quota, award record and outbox.
@@ -14,6 +16,7 @@ pub mod draw;
 #[cfg(test)]
 mod draw_tests;
 pub mod error;
+pub mod exchange;
 pub mod model;
 pub mod ports;
 pub mod protection;

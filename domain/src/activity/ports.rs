@@ -96,6 +96,8 @@ pub struct ExistingRecharge {
     pub order_id: OrderId,
     /// Idempotency key.
     pub out_business_no: String,
+    /// Credits paid (0 for the no-pay path).
+    pub pay_amount: Decimal,
 }
 
 /// User quota on the shards: recharge and draw transactions.
@@ -197,6 +199,9 @@ pub struct RechargeSave<'a> {
     pub expected_version: i64,
     /// The account after the credit (its day / month rows are the current ones that exist).
     pub after: &'a QuotaAccount,
+    /// For a credit-paid order: the debit (credit order and credit account), saved in the
+    /// same transaction; its version guard failing means [`RechargeSaved::Moved`].
+    pub payment: Option<crate::credit::ports::CreditChange<'a>>,
     /// Events to write with the rows.
     pub outbox: &'a [OutboxMessage],
 }

@@ -11,6 +11,7 @@ use super::model::{Activity, ActivityConfig, ActivityState, BusinessCalendar};
 use super::ports::{ActivityRepository, QuotaRepository, SkuStockCounter};
 use super::protection::{DrawRateLimiter, GuardRecorder, SwitchSource};
 use super::quota_cache::QuotaCache;
+use crate::credit::CreditRepository;
 use crate::ids::ActivityId;
 use crate::ports::{Clock, IdGenerator, OutboxNotifier};
 use crate::strategy::StrategyService;
@@ -25,6 +26,7 @@ type ConfigCache = RwLock<HashMap<ActivityId, (DateTime<Utc>, Arc<ActivityConfig
 pub struct ActivityService {
     pub(super) activities: Arc<dyn ActivityRepository>,
     pub(super) quota: Arc<dyn QuotaRepository>,
+    pub(super) credit: Arc<dyn CreditRepository>,
     pub(super) sku_stock: Arc<dyn SkuStockCounter>,
     pub(super) strategy: Arc<StrategyService>,
     pub(super) ids: Arc<dyn IdGenerator>,
@@ -44,6 +46,8 @@ pub struct ActivityDeps {
     pub activities: Arc<dyn ActivityRepository>,
     /// Shard transactions.
     pub quota: Arc<dyn QuotaRepository>,
+    /// Credit accounts (reads for credit-paid SKUs; the debit is saved with the order).
+    pub credit: Arc<dyn CreditRepository>,
     /// SKU stock counters.
     pub sku_stock: Arc<dyn SkuStockCounter>,
     /// The strategy service (arming, raffle).
@@ -70,6 +74,7 @@ impl ActivityService {
         Self {
             activities: d.activities,
             quota: d.quota,
+            credit: d.credit,
             sku_stock: d.sku_stock,
             strategy: d.strategy,
             ids: d.ids,
@@ -157,9 +162,9 @@ impl ActivityService {
 }
 
 /// Attempts of a command whose transaction lost a deadlock or a lock wait.
-pub(super) const MAX_ATTEMPTS: u32 = 3;
+pub(crate) const MAX_ATTEMPTS: u32 = 3;
 
 /// How often a command decides again because its own user's account moved under it. Each
 /// retry follows a commit of that same user (a draw spends one unit of quota, a recharge is
 /// one order), so this only bounds a user racing many commands of their own.
-pub(super) const MAX_MOVED_RETRIES: u32 = 256;
+pub(crate) const MAX_MOVED_RETRIES: u32 = 256;

@@ -11,8 +11,7 @@ use crate::ids::AwardId;
 use crate::ports::{PortError, RandomSource};
 use crate::strategy::AwardCatalogEntry;
 
-/// Award key of random credits.
-pub const USER_CREDIT_RANDOM: &str = "user_credit_random";
+use super::distributor::{AwardDistributors, Grant};
 
 /// What one delivery does, in one transaction on the user's shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +46,23 @@ pub struct DeliveryOutcome {
     pub credit: Option<CreditBalance>,
 }
 
+/// What [`AwardDeliveryRepository::mark_dead`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadMark {
+    /// The task row is now `dead` with the reason; `attempts` are its publish attempts.
+    Marked {
+        /// Publish attempts of the row.
+        attempts: i32,
+    },
+    /// No task row has this message id (a message published by hand): nothing to mark.
+    NoTask,
+    /// The relay has not recorded the publish yet (`create` / `fail`): marking now would be
+    /// overwritten, so the message is retried shortly.
+    NotPublished,
+    /// The message was delivered already.
+    Delivered,
+}
+
 /// Shard-side effects of a delivery.
 #[async_trait::async_trait]
 pub trait AwardDeliveryRepository: Send + Sync {
@@ -63,6 +79,20 @@ pub trait AwardDeliveryRepository: Send + Sync {
     /// # Errors
     /// [`PortError`] on database failure.
     async fn award(&self, award_id: AwardId) -> Result<Option<AwardCatalogEntry>, PortError>;
+
+    /// Whether the message is in `user_id`'s inbox (applied before).
+    ///
+    /// # Errors
+    /// [`PortError`] on database failure.
+    async fn applied(&self, user_id: &str, message_id: &str) -> Result<bool, PortError>;
+
+    /// Marks the message's task row on `user_id`'s shard `dead` with `reason` (shown by
+    /// `task` / `tasks(state: DEAD)`; `replayTask` publishes it again), unless it was delivered
+    /// or its publish is not recorded yet.
+    ///
+    /// # Errors
+    /// [`PortError`] on database failure.
+    async fn mark_dead(&self, user_id: &str, message_id: &str, reason: &str) -> Result<DeadMark, PortError>;
 }
 
 /// Why a message could not be delivered.
@@ -74,18 +104,28 @@ pub enum DeliverError {
     /// The award is not in the catalogue: retrying cannot help until configuration changes.
     #[error("award {0} is not in the award catalogue")]
     UnknownAward(AwardId),
+    /// No distributor is configured for the award's key: never recorded as delivered until one
+    /// is configured and the task replayed.
+    #[error("no distributor configured for award key {0}")]
+    NoDistributor(String),
     /// The credit range is not `min,max` (`ERR_CONFIG_001`).
     #[error("award config {0:?} is not a range such as 1,100")]
     NotARange(String),
-    /// A store failed: retry.
+    /// The award's config does not fit its distributor (what was expected is the second field).
+    #[error("award config {0:?} is not {1}")]
+    InvalidConfig(String, &'static str),
+    /// The task row does not show the publish yet: retry shortly.
+    #[error("task {0} is not recorded as published yet")]
+    NotYetPublished(String),
+    /// A store or another system failed: retry.
     #[error(transparent)]
     Port(#[from] PortError),
 }
 
 impl DeliverError {
-    /// Whether a retry may succeed (store failures) or the message is poison.
+    /// Whether a retry may succeed (store or gateway failures) or the message is poison.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Port(_))
+        matches!(self, Self::Port(_) | Self::NotYetPublished(_))
     }
 }
 
@@ -93,10 +133,41 @@ impl HasErrorCode for DeliverError {
     fn error_code(&self) -> ErrorCode {
         match self {
             Self::Malformed(_) | Self::UnknownAward(_) => ErrorCode::IllegalParameter,
+            Self::NoDistributor(_) | Self::InvalidConfig(..) => ErrorCode::InvalidStrategyConfig,
             Self::NotARange(_) => ErrorCode::AwardConfigNotRange,
-            Self::Port(_) => ErrorCode::Unknown,
+            Self::Port(_) | Self::NotYetPublished(_) => ErrorCode::Unknown,
         }
     }
+}
+
+/// A message that can never be delivered as configured: its task row was marked dead (when
+/// there is one) and the message belongs in the dead-letter queue.
+#[derive(Debug)]
+pub struct DeadAward {
+    /// Winner.
+    pub user_id: String,
+    /// The `send_award` message id.
+    pub message_id: String,
+    /// Why (the task's `last_error`).
+    pub error: DeliverError,
+    /// The task row's publish attempts, when a row was marked dead.
+    pub task_attempts: Option<i32>,
+}
+
+/// What [`DeliverAward::deliver`] did with a message.
+#[derive(Debug)]
+pub enum Delivered {
+    /// Delivered now: the award record is `completed`, credits (if any) paid.
+    Applied {
+        /// The delivery.
+        delivery: Delivery,
+        /// The credit account after it, when credits were added.
+        credit: Option<CreditBalance>,
+    },
+    /// Delivered before; nothing changed.
+    AlreadyApplied,
+    /// Not delivered and never will be as configured; the award record stays `create`.
+    Dead(DeadAward),
 }
 
 /// A random credit amount in `range` (`min,max`): `min + r × (max − min)`, rounded half-up to
@@ -130,50 +201,95 @@ pub fn credit_amount(range: &str, random: &dyn RandomSource) -> Result<Decimal, 
 /// Applies `send_award` messages.
 pub struct DeliverAward {
     repo: Arc<dyn AwardDeliveryRepository>,
-    random: Arc<dyn RandomSource>,
+    distributors: AwardDistributors,
 }
 
 impl DeliverAward {
-    /// A service over its ports.
-    pub fn new(repo: Arc<dyn AwardDeliveryRepository>, random: Arc<dyn RandomSource>) -> Self {
-        Self { repo, random }
+    /// A service over its ports: the shard and the distributors by award key.
+    pub fn new(repo: Arc<dyn AwardDeliveryRepository>, distributors: AwardDistributors) -> Self {
+        Self { repo, distributors }
     }
 
-    /// Delivers one message. Returns what was applied (with the new credit balance), or `None`
-    /// when it had been delivered already.
+    /// The distributors in use.
+    pub fn distributors(&self) -> &AwardDistributors {
+        &self.distributors
+    }
+
+    /// Delivers one message through the distributor of its award's key.
     ///
-    /// Credit awards (`user_credit_random`) add a random amount in the message's `awardConfig`
-    /// range (or the award's own config); other award keys have no distributor yet and are
-    /// recorded as delivered.
+    /// The configuration is the message's `awardConfig` when not blank, else the award's own.
+    /// A distributor that calls another system is skipped when the message was applied
+    /// before; the call carries the order id as idempotency key, since a failure after it
+    /// retries the whole delivery. A message that can never be delivered as configured (no
+    /// distributor for the key, an unknown award, a config that does not fit) is answered
+    /// [`Delivered::Dead`] after its task row was marked dead with the reason.
     ///
     /// # Errors
-    /// [`DeliverError`]; see [`DeliverError::is_transient`] for what to retry.
-    pub async fn deliver(&self, message: &[u8]) -> Result<Option<(Delivery, Option<CreditBalance>)>, DeliverError> {
+    /// [`DeliverError::Malformed`] (poison, no task to mark), or a transient error (see
+    /// [`DeliverError::is_transient`]) to retry.
+    pub async fn deliver(&self, message: &[u8]) -> Result<Delivered, DeliverError> {
         let env = decode::<SendAward>(message).map_err(|e| DeliverError::Malformed(e.to_string()))?;
+        let (user_id, message_id) = (env.data.user_id.clone(), env.id.clone());
+        match self.apply(env.id, env.data).await {
+            Err(error) if !error.is_transient() => {
+                let task_attempts = match self.repo.mark_dead(&user_id, &message_id, &error.to_string()).await? {
+                    DeadMark::Marked { attempts } => Some(attempts),
+                    DeadMark::NoTask => None,
+                    DeadMark::NotPublished => return Err(DeliverError::NotYetPublished(message_id)),
+                    DeadMark::Delivered => return Ok(Delivered::AlreadyApplied),
+                };
+                Ok(Delivered::Dead(DeadAward {
+                    user_id,
+                    message_id,
+                    error,
+                    task_attempts,
+                }))
+            }
+            other => other,
+        }
+    }
+
+    async fn apply(&self, message_id: String, data: SendAward) -> Result<Delivered, DeliverError> {
         let award = self
             .repo
-            .award(env.data.award_id)
+            .award(data.award_id)
             .await?
-            .ok_or(DeliverError::UnknownAward(env.data.award_id))?;
-        let credit = if award.award_key == USER_CREDIT_RANDOM {
-            let range = env
-                .data
-                .award_config
-                .as_deref()
-                .filter(|c| !c.trim().is_empty())
-                .unwrap_or(&award.award_config);
-            Some(credit_amount(range, self.random.as_ref())?)
-        } else {
-            None
+            .ok_or(DeliverError::UnknownAward(data.award_id))?;
+        let distributor = self
+            .distributors
+            .get(&award.award_key)
+            .ok_or_else(|| DeliverError::NoDistributor(award.award_key.clone()))?;
+        if distributor.external() && self.repo.applied(&data.user_id, &message_id).await? {
+            return Ok(Delivered::AlreadyApplied);
+        }
+        let config = data
+            .award_config
+            .filter(|c| !c.trim().is_empty())
+            .unwrap_or(award.award_config);
+        let grant = Grant {
+            user_id: data.user_id,
+            order_id: data.order_id,
+            message_id,
+            award_id: award.award_id,
+            award_key: award.award_key,
+            config,
         };
+        let payout = distributor.distribute(&grant).await?;
         let delivery = Delivery {
-            user_id: env.data.user_id,
-            order_id: env.data.order_id,
-            message_id: env.id,
-            credit,
+            user_id: grant.user_id,
+            order_id: grant.order_id,
+            message_id: grant.message_id,
+            credit: payout.credit(),
         };
         let outcome = self.repo.deliver(&delivery).await?;
-        Ok(outcome.applied.then_some((delivery, outcome.credit)))
+        Ok(if outcome.applied {
+            Delivered::Applied {
+                delivery,
+                credit: outcome.credit,
+            }
+        } else {
+            Delivered::AlreadyApplied
+        })
     }
 }
 

@@ -14,8 +14,10 @@ use test_support::services::database_url;
 use crate::m20241123_outbox_relay::assert_outbox_additions;
 use crate::m20241123_read_model_versions::assert_version_columns;
 use crate::m20241123_widen_ids::assert_id_widths;
+use crate::m20261201_latest::assert_business_no_widths;
 use crate::support::{
-    CONFIG_TABLES, NON_BUSINESS_COLUMNS, REFERENCE_COUNTS, migrated_shard_tables, migration_names, with_audit_columns,
+    CONFIG_TABLES, NON_BUSINESS_COLUMNS, STAGE_COLUMNS, migrated_reference_counts, migrated_shard_tables,
+    migration_names, with_audit_columns,
 };
 
 /// Fresh databases: all tables with the dump's columns, the dump's reference rows, and a second
@@ -38,9 +40,11 @@ async fn fresh_migrate(dbs: &TestDatabases, [cfg, s01, s02]: &[String; 3]) -> an
     expected.push("seaql_migrations".into());
     expected.push(migration::AUDIT_LOG_TABLE.into());
     expected.push(migration::SWITCHES_TABLE.into());
+    expected.push(migration::STAGE_TABLE.into());
     expected.sort();
     assert_eq!(tables(server, cfg).await?, expected, "config tables");
-    for (table, business) in CONFIG_TABLES {
+    let stage = (migration::STAGE_TABLE, STAGE_COLUMNS);
+    for (table, business) in CONFIG_TABLES.iter().chain([&stage]) {
         assert_eq!(
             column_names(server, cfg, table).await?,
             with_audit_columns(business),
@@ -64,6 +68,7 @@ async fn fresh_migrate(dbs: &TestDatabases, [cfg, s01, s02]: &[String; 3]) -> an
         assert_id_widths(server, shard, true).await?;
         assert_outbox_additions(server, shard, true).await?;
         assert_version_columns(server, shard, true).await?;
+        assert_business_no_widths(server, shard, true).await?;
         let counts = row_counts(server, shard).await?;
         ensure!(
             counts
@@ -86,10 +91,7 @@ async fn fresh_migrate(dbs: &TestDatabases, [cfg, s01, s02]: &[String; 3]) -> an
         Some(0),
         "every switch starts at its default"
     );
-    let expected_counts: BTreeMap<String, i64> = REFERENCE_COUNTS
-        .iter()
-        .map(|&(table, count)| (table.to_owned(), count))
-        .collect();
+    let expected_counts: BTreeMap<String, i64> = migrated_reference_counts();
     assert_eq!(counts, expected_counts, "reference row counts");
     let strategies = table_rows(server, cfg, "strategy", NON_BUSINESS_COLUMNS).await?;
     assert!(

@@ -4,7 +4,8 @@
 //!
 //! One file per shard migration, each running the shared up / down / up-again round trip of
 //! [`support::shard_round_trip`] with its own checks; `fresh` and `upgrade_from_dumps` run the
-//! whole chain, from nothing and from the original dumps.
+//! whole chain, from nothing and from the original dumps; `m20261201_latest` also from the
+//! original's latest dumps.
 
 mod fresh;
 mod m20240406_000002_config_reference_data;
@@ -15,5 +16,6 @@ mod m20241124_ticket_lookup_index;
 mod m20261130_audit_log_and_switches;
 mod m20261130_binary_ids;
 mod m20261130_draw_save_procedure;
+mod m20261201_latest;
 mod support;
 mod upgrade_from_dumps;

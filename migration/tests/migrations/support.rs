@@ -32,6 +32,195 @@ pub(crate) async fn load_fixture(name: &str, file: &str) -> anyhow::Result<()> {
     test_support::dump::load_dump(name, &fixture(file)).await
 }
 
+/// Path of a committed copy of the original's latest dumps (`tests/fixtures/latest/<file>`).
+pub(crate) fn latest_fixture(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/latest")
+        .join(file)
+}
+
+/// Creates database `name` and loads the latest dump `file` into it, taken as MySQL 8 wrote it
+/// and made loadable by MariaDB with [`mysql8_to_mariadb`] (through a copy in the test target's
+/// scratch directory).
+pub(crate) async fn load_latest_fixture(name: &str, file: &str) -> anyhow::Result<()> {
+    let source = latest_fixture(file);
+    let text = std::fs::read_to_string(&source).with_context(|| format!("reading {}", source.display()))?;
+    let converted = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{file}"));
+    std::fs::write(&converted, mysql8_to_mariadb(&text)).with_context(|| format!("writing {}", converted.display()))?;
+    let loaded = test_support::dump::load_dump(name, &converted).await;
+    std::fs::remove_file(&converted).ok();
+    loaded
+}
+
+/// What MariaDB cannot take from a MySQL 8 dump, removed: the MySQL 8 collations
+/// (`utf8mb4_0900_ai_ci` and the other `utf8mb4_0900_*`, in `COLLATE x`, `COLLATE=x` and
+/// `DEFAULT COLLATE x` clauses), so the server's default collation of the character set applies
+/// (a name outside such a clause becomes `utf8mb4_general_ci`), and the comments versioned for MySQL 8 (`/*!80000 … */`, which MariaDB would execute because
+/// its own version number, 10.x, is larger).
+pub(crate) fn mysql8_to_mariadb(dump: &str) -> String {
+    const MYSQL8_COLLATION: &str = "utf8mb4_0900_";
+    let mut out = String::with_capacity(dump.len());
+    let mut rest = dump;
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        let collation = lower.find(MYSQL8_COLLATION);
+        let comment = lower.find("/*!8");
+        match (collation, comment) {
+            (Some(at), comment) if comment.is_none_or(|c| at < c) => {
+                // Drop `[DEFAULT] COLLATE[=| ]` before the name, and the name itself; a bare
+                // name (`SET collation_connection = …`) becomes MariaDB's utf8mb4 default.
+                let before = rest[..at].trim_end_matches([' ', '=']);
+                let head = strip_keyword(before, "collate");
+                if head.len() < before.len() {
+                    out.push_str(strip_keyword(head, "default"));
+                } else {
+                    out.push_str(&rest[..at]);
+                    out.push_str("utf8mb4_general_ci");
+                }
+                let name_end = rest[at..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .map_or(rest.len(), |end| at + end);
+                rest = &rest[name_end..];
+            }
+            (_, Some(at)) => {
+                out.push_str(&rest[..at]);
+                let end = rest[at..].find("*/").map_or(rest.len(), |end| at + end + 2);
+                rest = &rest[end..];
+            }
+            _ => {
+                out.push_str(rest);
+                return out;
+            }
+        }
+    }
+}
+
+/// `text` without the keyword `word` (any case) and the blanks before it, if it ends with them.
+fn strip_keyword<'a>(text: &'a str, word: &str) -> &'a str {
+    text.len()
+        .checked_sub(word.len())
+        .filter(|&start| text.get(start..).is_some_and(|tail| tail.eq_ignore_ascii_case(word)))
+        .map_or(text, |start| text[..start].trim_end())
+}
+
+/// The audit timestamps, left out when rows are compared by id and content.
+pub(crate) const AUDIT_TIMESTAMPS: &[&str] = &["create_time", "update_time"];
+
+/// The columns of `raffle_activity_stage` (latest dump).
+pub(crate) const STAGE_COLUMNS: &[&str] = &["channel", "source", "activity_id", "state"];
+
+/// The reference rows of the latest dump that `m20261201_000001_latest_reference` adds to a
+/// config database holding the original dump's rows (a fresh one, or one loaded from the
+/// original dump): `(table, row)`, the row with its id and without [`AUDIT_TIMESTAMPS`].
+pub(crate) const LATEST_ADDED_ROWS: &[(&str, &str)] = &[
+    ("award", "11|110|openai_use_count|1|OpenAI 增加使用次数"),
+    ("award", "12|111|openai_use_count|5|OpenAI 增加使用次数"),
+    ("award", "14|112|openai_use_count|10|OpenAI 增加使用次数"),
+    ("award", "15|113|openai_use_count|15|OpenAI 增加使用次数"),
+    ("award", "16|114|openai_use_count|20|OpenAI 增加使用次数"),
+    ("award", "18|115|openai_use_count|25|OpenAI 增加使用次数"),
+    ("award", "19|116|openai_use_count|50|OpenAI 增加使用次数"),
+    ("award", "21|117|openai_use_count|100|OpenAI 增加使用次数"),
+    ("strategy", "7|10007|抽奖策略-规则树|<NULL>"),
+    (
+        "strategy_award",
+        "30|10007|101|随机积分|<NULL>|1000000|1000000|0.1000|tree_luck_award|1",
+    ),
+    (
+        "strategy_award",
+        "31|10007|110|1次使用次数|<NULL>|1000000|1000000|0.8000|tree_luck_award|2",
+    ),
+    (
+        "strategy_award",
+        "32|10007|111|5次使用次数|<NULL>|1000000|1000000|0.0800|tree_luck_award|3",
+    ),
+    (
+        "strategy_award",
+        "33|10007|112|10次使用次数|<NULL>|1000000|1000000|0.0100|tree_luck_award|4",
+    ),
+    (
+        "strategy_award",
+        "34|10007|113|50次使用次数|抽奖3次后解锁|1000000|1000000|0.0002|tree_lock_3|5",
+    ),
+    (
+        "strategy_award",
+        "35|10007|114|20次使用次数|抽奖2次后解锁|1000000|1000000|0.0040|tree_lock_2|6",
+    ),
+    (
+        "strategy_award",
+        "36|10007|115|25次使用次数|抽奖1次后解锁|1000000|1000000|0.0008|tree_lock_1|7",
+    ),
+    (
+        "strategy_award",
+        "37|10007|116|15次使用次数|<NULL>|1000000|1000000|0.0050|tree_luck_award|8",
+    ),
+    ("raffle_activity_count", "5|22201|1|1|1"),
+    ("raffle_activity_count", "6|22202|5|5|5"),
+    ("raffle_activity_count", "7|22203|10|10|10"),
+    (
+        "raffle_activity",
+        "2|100401|OpenAi抽奖活动|签到&支付有奖返利|2024-10-06 12:09:34|2026-10-06 12:09:34|10007|open",
+    ),
+    ("raffle_activity_sku", "5|9901|100401|22201|100000|100000|5.00"),
+    ("raffle_activity_sku", "6|9902|100401|22202|100000|100000|10.00"),
+    ("raffle_activity_sku", "7|9903|100401|22203|100000|100000|20.00"),
+    ("daily_behavior_rebate", "4|openai_pay|支付返利-积分|sku|9901|open"),
+    (
+        "daily_behavior_rebate",
+        "5|openai_pay|支付返利-sku额度|integral|10|open",
+    ),
+    ("raffle_activity_stage", "1|c01|s01|100401|active"),
+];
+
+/// The rows in which a config database holding the original dump's rows differs from the latest
+/// dump once migrated (by id and content, without [`AUDIT_TIMESTAMPS`]): `(table, ours,
+/// latest)`. The migration never changes an existing row: the sign-in SKU rebate stays SKU 9014
+/// at id 1 (the latest dump has SKU 9901 at id 3, which is not added next to an open `sign` /
+/// `sku` row), and award 108 of strategy 100006 keeps its original rate.
+pub(crate) const LATEST_KEPT_DIFFERENCES: &[(&str, Option<&str>, Option<&str>)] = &[
+    (
+        "daily_behavior_rebate",
+        Some("1|sign|签到返利-sku额度|sku|9014|open"),
+        None,
+    ),
+    (
+        "daily_behavior_rebate",
+        None,
+        Some("3|sign|签到返利-sku额度|sku|9901|open"),
+    ),
+    (
+        "strategy_award",
+        Some("29|100006|108|暴走玩偶|<NULL>|100|25|0.0300|tree_luck_award|8"),
+        Some("29|100006|108|暴走玩偶|<NULL>|100|25|0.0003|tree_luck_award|8"),
+    ),
+];
+
+/// Row counts of the reference tables once every config migration ran on a database holding
+/// the original dump's rows: [`REFERENCE_COUNTS`] plus [`LATEST_ADDED_ROWS`].
+pub(crate) fn migrated_reference_counts() -> BTreeMap<String, i64> {
+    let mut counts: BTreeMap<String, i64> = REFERENCE_COUNTS
+        .iter()
+        .map(|&(table, count)| (table.to_owned(), count))
+        .collect();
+    for (table, _) in LATEST_ADDED_ROWS {
+        *counts.entry((*table).to_owned()).or_default() += 1;
+    }
+    counts
+}
+
+/// `snapshot` (a [`data_snapshot`] of a config database, all columns) without the rows of
+/// [`LATEST_ADDED_ROWS`] (by id) and without the stage table.
+pub(crate) fn without_latest_rows(mut snapshot: BTreeMap<String, Vec<String>>) -> BTreeMap<String, Vec<String>> {
+    snapshot.remove(migration::STAGE_TABLE);
+    for (table, row) in LATEST_ADDED_ROWS {
+        let id = row.split('|').next().unwrap_or_default();
+        if let Some(rows) = snapshot.get_mut(*table) {
+            rows.retain(|r| !r.starts_with(&format!("{id}|")));
+        }
+    }
+    snapshot
+}
+
 /// Config tables with their business columns (every table also has `id`, `create_time` and
 /// `update_time`), as in `big_market.sql`.
 pub(crate) const CONFIG_TABLES: &[(&str, &[&str])] = &[
@@ -514,19 +703,60 @@ async fn round_trip_in<T: ShardRoundTrip>(dbs: &TestDatabases, name: &str, case:
     Ok(())
 }
 
-/// `columns` as they were before `m20261130_000002_binary_ids` (what rolling back through it
-/// restores): the id columns in the original's `utf8mb4_general_ci`, `user_id` as
-/// `varchar(32)`.
+/// `columns` as they were before `m20261130_000002_binary_ids` (what rolling back through it,
+/// and so through every later migration, restores): the business numbers at their original
+/// widths ([`before_wide_business_numbers`]), the id columns in the original's
+/// `utf8mb4_general_ci`, `user_id` as `varchar(32)`.
 pub(crate) fn before_binary_ids(
     columns: std::collections::BTreeSet<test_support::schema::ColumnInfo>,
 ) -> std::collections::BTreeSet<test_support::schema::ColumnInfo> {
-    columns
+    before_task_message_text(before_wide_business_numbers(columns))
         .into_iter()
         .map(|mut c| {
             if migration::BINARY_ID_COLUMNS.contains(&c.column.as_str()) && c.collation == migration::ID_COLLATION {
                 c.collation = "utf8mb4_general_ci".into();
                 if c.column == "user_id" {
                     c.column_type = "varchar(32)".into();
+                }
+            }
+            c
+        })
+        .collect()
+}
+
+/// `columns` as they were before `m20261201_000002_task_message_text` (what rolling back
+/// through it restores): `task.message` as the original's `varchar(512)`.
+pub(crate) fn before_task_message_text(
+    columns: std::collections::BTreeSet<test_support::schema::ColumnInfo>,
+) -> std::collections::BTreeSet<test_support::schema::ColumnInfo> {
+    columns
+        .into_iter()
+        .map(|mut c| {
+            if c.table == "task" && c.column == "message" {
+                c.column_type = "varchar(512)".into();
+            }
+            c
+        })
+        .collect()
+}
+
+/// `columns` as they were before `m20261201_000003_wide_business_numbers` (what rolling back
+/// through it restores): every business-number column of [`migration::BUSINESS_NO_COLUMNS`] at
+/// its width from before, its definition otherwise unchanged.
+pub(crate) fn before_wide_business_numbers(
+    columns: std::collections::BTreeSet<test_support::schema::ColumnInfo>,
+) -> std::collections::BTreeSet<test_support::schema::ColumnInfo> {
+    columns
+        .into_iter()
+        .map(|mut c| {
+            for (base, column, original) in migration::BUSINESS_NO_COLUMNS {
+                let split = c
+                    .table
+                    .strip_prefix(base)
+                    .and_then(|suffix| suffix.strip_prefix('_'))
+                    .is_some_and(|index| index.len() == 3 && index.chars().all(|d| d.is_ascii_digit()));
+                if split && c.column == column {
+                    c.column_type = format!("varchar({original})");
                 }
             }
             c

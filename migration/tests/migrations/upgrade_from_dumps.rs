@@ -16,10 +16,15 @@ use test_support::services::database_url;
 use crate::m20241123_outbox_relay::{OUTBOX_INBOX, assert_outbox_additions};
 use crate::m20241123_read_model_versions::{VERSIONED_TABLES, assert_version_columns};
 use crate::m20241123_widen_ids::assert_id_widths;
-use crate::support::{NON_BUSINESS_COLUMNS, REFERENCE_COUNTS, all_appended_columns, load_fixture, migration_names};
+use crate::m20261201_latest::assert_business_no_widths;
+use crate::support::{
+    AUDIT_TIMESTAMPS, LATEST_ADDED_ROWS, NON_BUSINESS_COLUMNS, REFERENCE_COUNTS, all_appended_columns, load_fixture,
+    migrated_reference_counts, migration_names, without_latest_rows,
+};
 
 /// Databases created from the original dumps (no `seaql_migrations`) migrate in place: every row
-/// is kept, no reference row is duplicated, and their schema equals a freshly migrated one.
+/// is kept, no reference row is duplicated, the rows of the latest dump missing by id are added,
+/// and their schema equals a freshly migrated one.
 #[tokio::test]
 async fn original_dumps_upgrade_in_place() -> anyhow::Result<()> {
     let mut dbs = TestDatabases::new().await?;
@@ -83,8 +88,9 @@ async fn upgrade_in_place(dbs: &TestDatabases, dumped: &[String; 3], fresh: &[St
     // Upgrade the dump-loaded databases.
     migrate_all(&database_url(dcfg), &[database_url(d01), database_url(d02)]).await?;
 
-    // Every row is kept as it was; the tables the upgrade created are empty, and the columns it
-    // added are left out of the comparison (their values are checked below).
+    // Every row is kept as it was; the tables the upgrade created are empty (the stage table
+    // holds the latest dump's row), the columns it added are left out of the comparison (their
+    // values are checked below), and so are the latest dump's reference rows it added.
     for ((name, counts), rows) in dumped.iter().zip(&before_counts).zip(&before_rows) {
         let mut after = row_counts(server, name).await?;
         let applied = after.remove("seaql_migrations");
@@ -92,13 +98,28 @@ async fn upgrade_in_place(dbs: &TestDatabases, dumped: &[String; 3], fresh: &[St
             let count = after.remove(created);
             assert!(count.is_none_or(|count| count == 0), "{name}.{created} is not empty");
         }
-        assert_eq!(&after, counts, "row counts of {name} changed by the upgrade");
+        let expected = if name == dcfg {
+            migrated_reference_counts()
+        } else {
+            counts.clone()
+        };
+        assert_eq!(after, expected, "row counts of {name} changed by the upgrade");
         assert!(applied.is_some(), "{name} has no seaql_migrations after upgrade");
         let mut after_rows = data_snapshot_without(server, name, &all_appended_columns()?).await?;
         after_rows.remove(OUTBOX_INBOX);
         after_rows.remove(migration::AUDIT_LOG_TABLE);
         after_rows.remove(migration::SWITCHES_TABLE);
+        if name == dcfg {
+            after_rows = without_latest_rows(after_rows);
+        }
         assert!(&after_rows == rows, "rows of {name} changed by the upgrade");
+    }
+    for (table, row) in LATEST_ADDED_ROWS {
+        let rows = table_rows(server, dcfg, table, AUDIT_TIMESTAMPS).await?;
+        assert!(
+            rows.contains(&(*row).to_owned()),
+            "{dcfg}.{table} gained the latest row {row}: {rows:#?}"
+        );
     }
     assert_eq!(
         applied_migrations(server, dcfg).await?,
@@ -171,6 +192,7 @@ async fn upgrade_in_place(dbs: &TestDatabases, dumped: &[String; 3], fresh: &[St
     // The id columns of the dump-loaded shards are widened and take a 19-digit snowflake id.
     for shard in [d01, d02] {
         assert_id_widths(server, shard, true).await?;
+        assert_business_no_widths(server, shard, true).await?;
         let db = connect(&database_url(shard)).await?;
         db.execute_unprepared(
             "INSERT INTO user_raffle_order_002 (user_id, activity_id, activity_name, strategy_id, order_id, order_time, order_state) \
@@ -190,12 +212,13 @@ async fn upgrade_in_place(dbs: &TestDatabases, dumped: &[String; 3], fresh: &[St
         assert_outbox_additions(server, shard, true).await?;
         assert_version_columns(server, shard, true).await?;
     }
-    for (old, new) in dumped.iter().zip(fresh) {
-        compare_schemas(dbs, old, new).await?;
+    for ((old, new), dump_02) in dumped.iter().zip(fresh).zip([false, false, true]) {
+        compare_schemas(dbs, old, new, dump_02).await?;
     }
 
     // The seeded reference rows are exactly the dump's (ids and audit timestamps aside).
-    for (table, _) in REFERENCE_COUNTS {
+    let stage = (migration::STAGE_TABLE, 0);
+    for (table, _) in REFERENCE_COUNTS.iter().chain([&stage]) {
         assert_eq!(
             table_rows(server, fcfg, table, NON_BUSINESS_COLUMNS).await?,
             table_rows(server, dcfg, table, NON_BUSINESS_COLUMNS).await?,
@@ -207,9 +230,10 @@ async fn upgrade_in_place(dbs: &TestDatabases, dumped: &[String; 3], fresh: &[St
 
 /// Asserts that `old` (loaded from a dump, then migrated) and `new` (migrated from nothing) have
 /// the same tables, columns (name, type, NULL-ability, default, extra, comment, collation, order),
-/// keys and table options. The one known difference of the original dumps is tolerated:
+/// keys and table options. The one known difference of the original dumps (old and latest) is
+/// tolerated when `old` was loaded from a `big_market_02` dump (`dump_02`):
 /// `big_market_02.raffle_activity_account.update_time` lacks `ON UPDATE CURRENT_TIMESTAMP`.
-async fn compare_schemas(dbs: &TestDatabases, old: &str, new: &str) -> anyhow::Result<()> {
+pub(crate) async fn compare_schemas(dbs: &TestDatabases, old: &str, new: &str, dump_02: bool) -> anyhow::Result<()> {
     let server = &dbs.server;
     assert_eq!(
         tables(server, old).await?,
@@ -239,7 +263,7 @@ async fn compare_schemas(dbs: &TestDatabases, old: &str, new: &str) -> anyhow::R
     );
 
     let known_difference =
-        |c: &ColumnInfo| old.ends_with("_d02") && c.table == "raffle_activity_account" && c.column == "update_time";
+        |c: &ColumnInfo| dump_02 && c.table == "raffle_activity_account" && c.column == "update_time";
     let full = |columns: &BTreeSet<ColumnInfo>| -> BTreeSet<ColumnInfo> {
         columns
             .iter()
@@ -259,7 +283,7 @@ async fn compare_schemas(dbs: &TestDatabases, old: &str, new: &str) -> anyhow::R
         differences.is_empty(),
         "column details of {old} vs {new} differ: {differences:#?}"
     );
-    if old.ends_with("_d02") {
+    if dump_02 {
         let extra = |columns: &BTreeSet<ColumnInfo>| {
             columns
                 .iter()

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use domain::award::{AwardDeliveryRepository, CreditBalance, Delivery, DeliveryOutcome};
+use domain::award::{AwardDeliveryRepository, CreditBalance, DeadMark, Delivery, DeliveryOutcome};
 use domain::ids::AwardId;
 use domain::outbox::TOPIC_SEND_AWARD;
 use domain::ports::Clock;
@@ -142,5 +142,27 @@ impl AwardDeliveryRepository for MySqlAwardDelivery {
             award_config: a.award_config,
             award_desc: a.award_desc,
         }))
+    }
+
+    async fn applied(&self, user_id: &str, message_id: &str) -> Result<bool, PortError> {
+        let (db, _) = self.db.shard_of(user_id);
+        let q = Query::select()
+            .expr(Expr::val(1))
+            .from(c("inbox"))
+            .and_where(Expr::col(c("message_id")).eq(message_id))
+            .and_where(Expr::col(c("topic")).eq(TOPIC_SEND_AWARD))
+            .to_owned();
+        let found = db
+            .query_one(db.get_database_backend().build(&q))
+            .await
+            .map_err(port_err)?;
+        Ok(found.is_some())
+    }
+
+    async fn mark_dead(&self, user_id: &str, message_id: &str, reason: &str) -> Result<DeadMark, PortError> {
+        let (db, _) = self.db.shard_of(user_id);
+        crate::outbox::store::mark_consumed_dead(db, message_id, reason)
+            .await
+            .map_err(port_err)
     }
 }

@@ -20,8 +20,10 @@ use domain::ports::{AwardLedger, PortError};
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
 
+use crate::mysql::credit::CreditStop;
 use crate::mysql::db::{Databases, is_conflict, is_duplicate, port_err};
 use crate::mysql::draw_save;
+use domain::credit::ports::CreditSaved;
 
 fn c(name: &'static str) -> Alias {
     Alias::new(name)
@@ -121,6 +123,17 @@ impl MySqlQuotaRepository {
         Self::exec(tx, &order)
             .await
             .map_err(|e| guard(e, RechargeSaved::OutBusinessNoUsed))?;
+        if let Some(payment) = &save.payment {
+            crate::mysql::credit::save_credit_in(tx, payment, suffix)
+                .await
+                .map_err(|stop| match stop {
+                    CreditStop::Outcome(CreditSaved::OutBusinessNoUsed) => {
+                        Stop::Outcome(RechargeSaved::OutBusinessNoUsed)
+                    }
+                    CreditStop::Outcome(_) => Stop::Outcome(RechargeSaved::Moved),
+                    CreditStop::Db(e) => Stop::Db(e),
+                })?;
+        }
         let a = save.after;
         let (t, d, m) = (o.count.total_count, o.count.day_count, o.count.month_count);
         if save.expected_version == 0 {
@@ -246,7 +259,13 @@ impl QuotaRepository for MySqlQuotaRepository {
     async fn find_recharge(&self, user_id: &str, out_business_no: &str) -> Result<Option<ExistingRecharge>, PortError> {
         let (db, route) = self.db.shard_of(user_id);
         let q = Query::select()
-            .columns([c("user_id"), c("sku"), c("order_id"), c("out_business_no")])
+            .columns([
+                c("user_id"),
+                c("sku"),
+                c("order_id"),
+                c("out_business_no"),
+                c("pay_amount"),
+            ])
             .from(Alias::new(format!("raffle_activity_order{}", route.suffix())))
             .and_where(Expr::col(c("out_business_no")).eq(out_business_no))
             .to_owned();
@@ -259,6 +278,10 @@ impl QuotaRepository for MySqlQuotaRepository {
             sku: Sku::new(r.try_get("", "sku").map_err(port_err)?),
             order_id: OrderId::new(get("order_id")?),
             out_business_no: get("out_business_no")?,
+            pay_amount: r
+                .try_get::<Option<rust_decimal::Decimal>>("", "pay_amount")
+                .map_err(port_err)?
+                .unwrap_or_default(),
         }))
     }
 

@@ -12,6 +12,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use crate::mysql::db::Databases;
 use crate::redis::views::{AwardEntry, CreditView};
 use crate::redis::{TaskEvent, TaskStream, UserViews};
+use domain::events::CreditOrderSnapshot;
 
 fn c(name: &'static str) -> Alias {
     Alias::new(name)
@@ -30,6 +31,10 @@ pub struct RebuildReport {
     pub awards: u64,
     /// Task-status views written.
     pub tasks: u64,
+    /// Credit orders written.
+    pub credit_orders: u64,
+    /// Users whose sign-in days were written.
+    pub signed_users: u64,
 }
 
 type PeriodKey = (String, i64);
@@ -204,6 +209,71 @@ pub async fn load_credit(db: &Databases, views: &UserViews, user: &str) -> anyho
     }
 }
 
+/// Every `(user, day)` a user signed in (`user_behavior_rebate_order`, behaviour `sign`) of one
+/// split table, optionally of one user.
+async fn signed_days(
+    db: &DatabaseConnection,
+    table: usize,
+    user: Option<&str>,
+) -> Result<HashMap<String, Vec<String>>, DbErr> {
+    let mut q = Query::select();
+    q.distinct()
+        .columns([c("user_id"), c("out_business_no")])
+        .from(Alias::new(format!("user_behavior_rebate_order_{table:03}")))
+        .and_where(Expr::col(c("behavior_type")).eq(domain::credit::rebate::BEHAVIOR_SIGN));
+    if let Some(u) = user {
+        q.and_where(Expr::col(c("user_id")).eq(u));
+    }
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for r in db.query_all(db.get_database_backend().build(&q)).await? {
+        out.entry(r.try_get("", "user_id")?)
+            .or_default()
+            .push(r.try_get("", "out_business_no")?);
+    }
+    Ok(out)
+}
+
+/// Whether `user` signed in on `day`, read from the user's shard; the sign-in view is built
+/// for the user on the way (every day they signed), so the next read stays in Redis.
+///
+/// # Errors
+/// When MySQL or Redis cannot be reached.
+pub async fn load_signed(db: &Databases, views: &UserViews, user: &str, day: &str) -> anyhow::Result<bool> {
+    let (shard, route) = db.shard_of(user);
+    let days = signed_days(shard, route.table, Some(user))
+        .await?
+        .remove(user)
+        .unwrap_or_default();
+    views.mark_signed_loaded(user, &days).await?;
+    Ok(days.iter().any(|d| d == day))
+}
+
+/// Credit orders of one split table.
+async fn credit_orders(db: &DatabaseConnection, table: usize) -> Result<Vec<(String, CreditOrderSnapshot)>, DbErr> {
+    let q = Query::select()
+        .columns(crate::mysql::credit::CREDIT_ORDER_COLUMNS.map(c))
+        .from(Alias::new(format!("user_credit_order_{table:03}")))
+        .to_owned();
+    db.query_all(db.get_database_backend().build(&q))
+        .await?
+        .into_iter()
+        .map(|r| {
+            let at: chrono::NaiveDateTime = r.try_get("", "create_time")?;
+            Ok((
+                r.try_get("", "user_id")?,
+                CreditOrderSnapshot {
+                    amount: r.try_get("", "trade_amount")?,
+                    order_id: r.try_get("", "order_id")?,
+                    order_time_ms: at.and_utc().timestamp_millis(),
+                    out_business_no: r.try_get("", "out_business_no")?,
+                    trade_name: r.try_get("", "trade_name")?,
+                    trade_type: r.try_get("", "trade_type")?,
+                },
+            ))
+        })
+        .collect()
+}
+
 /// Drops every user view and task-status view and rebuilds them from all shards. Safe while
 /// the service runs: versioned views accept only newer snapshots, award and task states only
 /// move forward. The task-status streams (subscription history) are kept.
@@ -268,6 +338,16 @@ pub async fn rebuild(
             report.tasks += chunk.len() as u64;
         }
         for t in 0..db.router.tb_count() {
+            let orders = credit_orders(shard, t).await?;
+            for chunk in orders.chunks(500) {
+                let batch: Vec<(&str, &CreditOrderSnapshot)> = chunk.iter().map(|(u, o)| (u.as_str(), o)).collect();
+                views.add_credit_orders(&batch).await?;
+                report.credit_orders += chunk.len() as u64;
+            }
+            for (user, days) in signed_days(shard, t, None).await? {
+                views.mark_signed_loaded(&user, &days).await?;
+                report.signed_users += 1;
+            }
             let q = Query::select()
                 .columns([
                     c("user_id"),

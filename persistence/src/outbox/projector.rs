@@ -1,6 +1,7 @@
 //! What a relayed batch changes on the read side.
 //!
-//! * Projection-only events (`activity_account_changed`) are applied to the user views instead
+//! * Projection-only events (`activity_account_changed`, `credit_account_changed`,
+//!   `behavior_rebate_recorded`) are applied to the user views instead
 //!   of being published ([`Projector::apply_internal`]).
 //! * After the batch is settled, confirmed `send_award` events enter the award history
 //!   ([`Projector::record_awards`]) and every state change is appended to the task-status
@@ -11,8 +12,8 @@
 
 use std::sync::Arc;
 
-use domain::events::{AccountSnapshot, SendAward, decode};
-use domain::outbox::{INTERNAL_TOPICS, TOPIC_SEND_AWARD, TaskState};
+use domain::events::{AccountSnapshot, CreditSnapshot, RebateSnapshot, SendAward, decode};
+use domain::outbox::{INTERNAL_TOPICS, TOPIC_CREDIT_CHANGED, TOPIC_REBATE_RECORDED, TOPIC_SEND_AWARD, TaskState};
 use domain::ports::Clock;
 
 use super::store::Claimed;
@@ -40,12 +41,24 @@ impl Projector {
         let Some(views) = &self.views else {
             return Published::Confirmed;
         };
-        match decode::<AccountSnapshot>(row.message.as_bytes()) {
-            Ok(env) => match views.apply_account(&env.data).await {
-                Ok(_) => Published::Confirmed,
-                Err(e) => Published::Failed(format!("read model: {e}")),
+        let body = row.message.as_bytes();
+        let applied = match row.topic.as_str() {
+            TOPIC_CREDIT_CHANGED => match decode::<CreditSnapshot>(body) {
+                Ok(env) => views.apply_credit_trade(&env.data).await.map(drop),
+                Err(e) => return Published::Failed(format!("malformed {}: {e}", row.topic)),
             },
-            Err(e) => Published::Failed(format!("malformed {}: {e}", row.topic)),
+            TOPIC_REBATE_RECORDED => match decode::<RebateSnapshot>(body) {
+                Ok(env) => views.apply_rebate(&env.data).await,
+                Err(e) => return Published::Failed(format!("malformed {}: {e}", row.topic)),
+            },
+            _ => match decode::<AccountSnapshot>(body) {
+                Ok(env) => views.apply_account(&env.data).await.map(drop),
+                Err(e) => return Published::Failed(format!("malformed {}: {e}", row.topic)),
+            },
+        };
+        match applied {
+            Ok(()) => Published::Confirmed,
+            Err(e) => Published::Failed(format!("read model: {e}")),
         }
     }
 

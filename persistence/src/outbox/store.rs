@@ -395,3 +395,52 @@ pub async fn defer(conn: &impl ConnectionTrait, ids: &[u64], at: NaiveDateTime) 
         .to_owned();
     conn.execute(conn.get_database_backend().build(&q)).await.map(|_| ())
 }
+
+/// Marks the task of a consumed message `dead` with `reason` (a consumer found it can never
+/// apply as it stands; `replayTask` sends it again). Only a row the relay recorded as published
+/// (or dead already) is marked: a row still `create` / `fail` is about to be marked published by
+/// its relay, which would overwrite `dead`, so the caller retries the message shortly.
+///
+/// # Errors
+/// The driver's error.
+pub async fn mark_consumed_dead(
+    db: &impl ConnectionTrait,
+    message_id: &str,
+    reason: &str,
+) -> Result<domain::award::DeadMark, DbErr> {
+    use domain::award::DeadMark;
+    let b = db.get_database_backend();
+    let reason: String = reason.chars().take(500).collect();
+    let mark = Query::update()
+        .table(c("task"))
+        .value(c("state"), TaskState::Dead.column_value())
+        .value(c("last_error"), reason)
+        .and_where(Expr::col(c("message_id")).eq(message_id))
+        .and_where(Expr::col(c("state")).is_in([
+            TaskState::Published.column_value(),
+            "complete",
+            TaskState::Dead.column_value(),
+        ]))
+        .and_where(Expr::col(c("delivered_at")).is_null())
+        .to_owned();
+    // Rows matched, not changed (the driver asks for CLIENT_FOUND_ROWS).
+    let marked = db.execute(b.build(&mark)).await?.rows_affected();
+    let q = Query::select()
+        .columns([c("attempts"), c("delivered_at")])
+        .from(c("task"))
+        .and_where(Expr::col(c("message_id")).eq(message_id))
+        .to_owned();
+    let Some(row) = db.query_one(b.build(&q)).await? else {
+        return Ok(DeadMark::NoTask);
+    };
+    let delivered: Option<NaiveDateTime> = row.try_get("", "delivered_at")?;
+    Ok(if delivered.is_some() {
+        DeadMark::Delivered
+    } else if marked > 0 {
+        DeadMark::Marked {
+            attempts: row.try_get("", "attempts")?,
+        }
+    } else {
+        DeadMark::NotPublished
+    })
+}

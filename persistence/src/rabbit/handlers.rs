@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use domain::award::DeliverAward;
+use domain::award::{DeliverAward, Delivered};
 use domain::events::{AwardStockZero, SkuStockZero, decode};
 use domain::outbox::TaskState;
 use domain::outbox::{TOPIC_AWARD_STOCK_ZERO, TOPIC_SEND_AWARD, TOPIC_SKU_STOCK_ZERO};
@@ -14,10 +14,14 @@ use crate::redis::views::CreditView;
 use crate::redis::{TaskEvent, TaskStream, UserViews};
 
 /// `send_award` → [`DeliverAward`]; a delivery is appended to the task-status stream.
+///
+/// An award that can never be delivered as configured (no distributor for its key, …) has
+/// its task row marked dead by the use case; the handler announces `DEAD` on the stream and
+/// dead-letters the message with the reason.
 pub struct SendAwardHandler {
     /// The use case.
     pub deliver: Arc<DeliverAward>,
-    /// Where `DELIVERED` is announced, if anywhere.
+    /// Where `DELIVERED` / `DEAD` are announced, if anywhere.
     pub events: Option<TaskStream>,
     /// The award-history and credit views, if maintained.
     pub views: Option<UserViews>,
@@ -33,7 +37,7 @@ impl Handler for SendAwardHandler {
 
     async fn handle(&self, payload: &[u8]) -> Result<(), HandleError> {
         match self.deliver.deliver(payload).await {
-            Ok(Some((d, credit))) => {
+            Ok(Delivered::Applied { delivery: d, credit }) => {
                 if let Some(views) = &self.views {
                     let credit = credit.map(|c| CreditView {
                         total_amount: c.total_amount,
@@ -51,28 +55,60 @@ impl Handler for SendAwardHandler {
                         tracing::warn!(error = %e, "could not update the award / credit views (rebuildable)");
                     }
                 }
-                if let Some(stream) = &self.events {
-                    let event = TaskEvent {
-                        cursor: String::new(),
-                        message_id: d.message_id,
-                        user_id: d.user_id,
-                        topic: TOPIC_SEND_AWARD.into(),
-                        state: TaskState::Delivered,
-                        attempts: 0,
-                        occurred_at_ms: self.clock.now().timestamp_millis(),
-                    };
-                    if let Err(e) = stream.append(&[event]).await {
-                        tracing::warn!(error = %e, "could not append the delivered event (read model; rebuildable)");
-                    }
-                }
+                self.announce(&d.message_id, &d.user_id, &[(TaskState::Delivered, 0)])
+                    .await;
                 Ok(())
             }
-            Ok(None) => {
+            Ok(Delivered::AlreadyApplied) => {
                 tracing::info!("send_award already delivered; duplicate ignored");
                 Ok(())
             }
+            Ok(Delivered::Dead(dead)) => {
+                let reason = dead.error.to_string();
+                tracing::error!(
+                    message_id = %dead.message_id,
+                    user_id = %dead.user_id,
+                    reason = %reason,
+                    "award not deliverable as configured; its task is dead until replayed"
+                );
+                if let Some(attempts) = dead.task_attempts {
+                    // The message was published (it is here): when the relay has not announced
+                    // that yet, the stream still shows it before DEAD.
+                    let states = [
+                        (TaskState::Created, 0),
+                        (TaskState::Published, attempts),
+                        (TaskState::Dead, attempts),
+                    ];
+                    self.announce(&dead.message_id, &dead.user_id, &states).await;
+                }
+                Err(HandleError::Poison(reason))
+            }
             Err(e) if e.is_transient() => Err(HandleError::Transient(e.to_string())),
             Err(e) => Err(HandleError::Poison(e.to_string())),
+        }
+    }
+}
+
+impl SendAwardHandler {
+    /// Appends `send_award` state changes to the task-status stream, each only if it moves the
+    /// message's status forward (a rebuildable read model: a failure is only logged).
+    async fn announce(&self, message_id: &str, user_id: &str, states: &[(TaskState, i32)]) {
+        let Some(stream) = &self.events else { return };
+        let at = self.clock.now().timestamp_millis();
+        let events: Vec<TaskEvent> = states
+            .iter()
+            .map(|&(state, attempts)| TaskEvent {
+                cursor: String::new(),
+                message_id: message_id.to_owned(),
+                user_id: user_id.to_owned(),
+                topic: TOPIC_SEND_AWARD.into(),
+                state,
+                attempts,
+                occurred_at_ms: at,
+            })
+            .collect();
+        if let Err(e) = stream.append(&events).await {
+            tracing::warn!(error = %e, "could not append the task events (read model; rebuildable)");
         }
     }
 }

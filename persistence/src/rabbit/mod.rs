@@ -6,6 +6,7 @@
 //! consumer is not running yet.
 
 pub mod consumer;
+pub mod credit_handlers;
 pub mod handlers;
 pub mod publisher;
 

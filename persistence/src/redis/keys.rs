@@ -81,6 +81,11 @@ impl Keys {
         self.k(format_args!("bm:rm:activity:{activity_id}"))
     }
 
+    /// `bm:rm:stages`: the active activity of each `(channel, source)`.
+    pub fn stages_view(&self) -> String {
+        self.k(format_args!("bm:rm:stages"))
+    }
+
     /// `bm:rm:t:{messageId}`: the latest state of one outbox event.
     pub fn task_status(&self, message_id: &str) -> String {
         self.k(format_args!("bm:rm:t:{message_id}"))

@@ -2,9 +2,10 @@
 //! `taskStatus` subscription.
 //!
 //! Writers are the workers — the relay (created, published, failed, dead) and the consumers
-//! (delivered) — so a row's events are appended in the order they happened, whichever API
-//! instance committed it. Readers resume from any entry id (the subscription cursor); every
-//! API instance reads the same stream, so a subscriber sees events produced anywhere.
+//! (delivered, or dead for an award without a distributor) — so a row's events are appended in
+//! the order they happened, whichever API instance committed it. Readers resume from any entry
+//! id (the subscription cursor); every API instance reads the same stream, so a subscriber sees
+//! events produced anywhere.
 //! Streams are capped (`MAXLEN ~`), keeping each user's recent history.
 
 use domain::outbox::TaskState;
@@ -61,7 +62,8 @@ pub fn is_cursor(s: &str) -> bool {
 }
 
 /// Latest state of one message: `bm:rm:t:{messageId}`, moved only forward
-/// (CREATED < FAIL < PUBLISHED, DEAD < DELIVERED) so events arriving out of order are harmless.
+/// (CREATED < FAIL < PUBLISHED < DEAD < DELIVERED: the consumer marks a published award
+/// dead when it has no distributor) so events arriving out of order are harmless.
 /// Applies every event in one call: KEYS[i] is the i-th event's status key, ARGV holds five
 /// values per event (state, userId, topic, attempts, at).
 /// Appends events to the users' streams so that each message's states only move forward, in
@@ -71,7 +73,7 @@ pub fn is_cursor(s: &str) -> bool {
 /// a `DELIVERED` without attempts takes the recorded ones. The status hash moves with the
 /// stream, in the same script.
 const APPEND: &str = r"
-local rank = {CREATED = 0, FAIL = 1, PUBLISHED = 2, DEAD = 2, DELIVERED = 3}
+local rank = {CREATED = 0, FAIL = 1, PUBLISHED = 2, DEAD = 2.5, DELIVERED = 3}
 local maxlen = ARGV[1]
 for i = 1, #KEYS / 2 do
   local stream, status = KEYS[2 * i - 1], KEYS[2 * i]
@@ -105,7 +107,7 @@ return #KEYS
 ";
 
 const SET_STATE: &str = r"
-local rank = {CREATED = 0, FAIL = 1, PUBLISHED = 2, DEAD = 2, DELIVERED = 3}
+local rank = {CREATED = 0, FAIL = 1, PUBLISHED = 2, DEAD = 2.5, DELIVERED = 3}
 for i, key in ipairs(KEYS) do
   local b = (i - 1) * 5
   local state = ARGV[b + 1]

@@ -8,6 +8,7 @@
 //! does not matter.
 
 use domain::activity::ActivityConfig;
+use domain::events::{CreditOrderSnapshot, CreditSnapshot, RebateSnapshot};
 use domain::ids::{ActivityId, AwardId};
 use domain::outbox::AccountSnapshot;
 use redis::Script;
@@ -27,6 +28,30 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 ";
+
+/// Field of a view (a user's sign-in days, the stages) saying it was built from MySQL.
+const SIGNED_LOADED: &str = "_loaded";
+
+/// The stage view's field of `(channel, source)` (a separator no channel can contain).
+fn stage_field(channel: &str, source: &str) -> String {
+    format!("{channel}\u{1f}{source}")
+}
+
+/// The raw replies of [`UserViews::page`].
+type PageRow = (Option<String>, Option<String>, bool, bool, Vec<Option<i64>>);
+
+/// What [`UserViews::page`] read: each part `None` where the view is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageReads {
+    /// The account view.
+    pub account: Option<AccountSnapshot>,
+    /// The credit view.
+    pub credit: Option<CreditView>,
+    /// Signed in that day (`None`: the sign-in view was never built for the user).
+    pub signed: Option<bool>,
+    /// Live SKU stock counters, in the order asked (`None`: not armed).
+    pub sku_stocks: Vec<Option<i64>>,
+}
 
 /// A user's credit account view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +177,209 @@ impl UserViews {
         raw.map(|r| serde_json::from_str(&r).map_err(json_err)).transpose()
     }
 
+    /// Applies a credit trade: the balance if newer, and the order into the user's credit
+    /// order history (idempotent).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn apply_credit_trade(&self, s: &CreditSnapshot) -> redis::RedisResult<()> {
+        self.apply_credit(
+            &s.user_id,
+            &CreditView {
+                total_amount: s.total_amount,
+                available_amount: s.available_amount,
+                version: s.version,
+            },
+        )
+        .await?;
+        self.add_credit_orders(&[(&s.user_id, &s.order)]).await
+    }
+
+    /// Records credit orders in their users' histories in one round trip (idempotent).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn add_credit_orders(&self, orders: &[(&str, &CreditOrderSnapshot)]) -> redis::RedisResult<()> {
+        if orders.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (user, o) in orders {
+            let json = serde_json::to_string(o).map_err(json_err)?;
+            pipe.hset_nx(self.keys.view(user, "credit_orders"), &o.order_id, json)
+                .ignore();
+            pipe.cmd("ZADD")
+                .arg(self.keys.view(user, "credit_orders_idx"))
+                .arg("NX")
+                .arg(o.order_time_ms)
+                .arg(&o.order_id)
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async(&mut conn).await
+    }
+
+    /// Newest-first page of a user's credit orders after the cursor `after` (`{timeMs}:{orderId}`).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached or the view is corrupt.
+    pub async fn credit_orders(
+        &self,
+        user: &str,
+        first: usize,
+        after: Option<(i64, &str)>,
+    ) -> redis::RedisResult<(Vec<CreditOrderSnapshot>, bool)> {
+        let (ids, has_next) = self
+            .page_ids(self.keys.view(user, "credit_orders_idx"), first, after)
+            .await?;
+        if ids.is_empty() {
+            return Ok((Vec::new(), false));
+        }
+        let mut conn = self.conn.clone();
+        let raw: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.keys.view(user, "credit_orders"))
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await?;
+        let orders = raw
+            .into_iter()
+            .flatten()
+            .map(|r| serde_json::from_str(&r).map_err(json_err))
+            .collect::<Result<_, _>>()?;
+        Ok((orders, has_next))
+    }
+
+    /// Records the rebate orders of a user's behaviour (a sign-in day) (idempotent).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn apply_rebate(&self, s: &RebateSnapshot) -> redis::RedisResult<()> {
+        let json = serde_json::to_string(&s.orders).map_err(json_err)?;
+        let mut conn = self.conn.clone();
+        redis::cmd("HSETNX")
+            .arg(self.keys.view(&s.user_id, "signed"))
+            .arg(&s.out_business_no)
+            .arg(json)
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// Marks the sign-in view of `user` as built from the shards with the days `days`, so a
+    /// user who never signed in reads `false` without going to MySQL again.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn mark_signed_loaded(&self, user: &str, days: &[String]) -> redis::RedisResult<()> {
+        let key = self.keys.view(user, "signed");
+        let mut pipe = redis::pipe();
+        for d in days {
+            pipe.hset_nx(&key, d, "[]").ignore();
+        }
+        pipe.hset_nx(&key, SIGNED_LOADED, "1").ignore();
+        let mut conn = self.conn.clone();
+        pipe.query_async(&mut conn).await
+    }
+
+    /// Whether the user signed in on `day` (`yyyyMMdd`); `None` when the view was never built
+    /// for this user (read the shards, then [`UserViews::mark_signed_loaded`]).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn signed(&self, user: &str, day: &str) -> redis::RedisResult<Option<bool>> {
+        let key = self.keys.view(user, "signed");
+        let mut conn = self.conn.clone();
+        let (on_day, loaded): (bool, bool) = redis::pipe()
+            .hexists(&key, day)
+            .hexists(&key, SIGNED_LOADED)
+            .query_async(&mut conn)
+            .await?;
+        Ok(if on_day {
+            Some(true)
+        } else if loaded {
+            Some(false)
+        } else {
+            None
+        })
+    }
+
+    /// Replaces the stage view with `active` (`(channel, source, activityId)` of every active
+    /// stage), atomically.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn put_stages(&self, active: &[(String, String, i64)]) -> redis::RedisResult<()> {
+        let key = self.keys.stages_view();
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(&key).ignore();
+        for (channel, source, activity) in active {
+            pipe.hset(&key, stage_field(channel, source), *activity).ignore();
+        }
+        pipe.hset(&key, SIGNED_LOADED, 0).ignore();
+        let mut conn = self.conn.clone();
+        pipe.query_async(&mut conn).await
+    }
+
+    /// The active activity of `(channel, source)`: `Some(None)` when none is, `None` when the
+    /// view was never built (load it with [`UserViews::put_stages`]).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn stage(&self, channel: &str, source: &str) -> redis::RedisResult<Option<Option<i64>>> {
+        let mut conn = self.conn.clone();
+        let (activity, loaded): (Option<i64>, Option<i64>) = redis::cmd("HMGET")
+            .arg(self.keys.stages_view())
+            .arg(stage_field(channel, source))
+            .arg(SIGNED_LOADED)
+            .query_async(&mut conn)
+            .await?;
+        Ok(loaded.map(|_| activity))
+    }
+
+    /// Everything user-specific the raffle page shows, in one round trip: the account and
+    /// credit views, whether the user signed in on `day`, and the live stock of `skus`.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached or a view is corrupt.
+    pub async fn page(
+        &self,
+        user: &str,
+        activity: ActivityId,
+        skus: &[domain::ids::Sku],
+        day: &str,
+    ) -> redis::RedisResult<PageReads> {
+        let signed = self.keys.view(user, "signed");
+        let mut pipe = redis::pipe();
+        pipe.get(self.account_key(user, activity))
+            .get(self.keys.view(user, "credit"))
+            .hexists(&signed, day)
+            .hexists(&signed, SIGNED_LOADED);
+        if !skus.is_empty() {
+            pipe.cmd("MGET")
+                .arg(skus.iter().map(|s| self.keys.sku_stock(*s)).collect::<Vec<_>>());
+        }
+        let mut conn = self.conn.clone();
+        let (account, credit, on_day, loaded, stocks): PageRow = if skus.is_empty() {
+            let (a, c, d, l): (Option<String>, Option<String>, bool, bool) = pipe.query_async(&mut conn).await?;
+            (a, c, d, l, Vec::new())
+        } else {
+            pipe.query_async(&mut conn).await?
+        };
+        Ok(PageReads {
+            account: account
+                .map(|r| serde_json::from_str(&r).map_err(json_err))
+                .transpose()?,
+            credit: credit.map(|r| serde_json::from_str(&r).map_err(json_err)).transpose()?,
+            signed: if on_day {
+                Some(true)
+            } else if loaded {
+                Some(false)
+            } else {
+                None
+            },
+            sku_stocks: stocks,
+        })
+    }
+
     /// Records a won award (idempotent).
     ///
     /// # Errors
@@ -199,16 +427,19 @@ impl UserViews {
             .await
     }
 
-    /// Newest-first page of a user's awards after the cursor `after` (`{timeMs}:{orderId}`).
-    ///
-    /// # Errors
-    /// When Redis cannot be reached.
-    pub async fn awards(&self, user: &str, first: usize, after: Option<(i64, &str)>) -> redis::RedisResult<AwardPage> {
+    /// Newest-first ids of the index `idx` (score = time ms) after the cursor `after`
+    /// (`(timeMs, id)`), at most `first`, and whether more follow.
+    async fn page_ids(
+        &self,
+        idx: String,
+        first: usize,
+        after: Option<(i64, &str)>,
+    ) -> redis::RedisResult<(Vec<String>, bool)> {
         let mut conn = self.conn.clone();
         let max = after.map_or("+inf".to_owned(), |(t, _)| t.to_string());
-        // Entries sharing the cursor's millisecond are re-read and filtered by order id.
+        // Entries sharing the cursor's millisecond are re-read and filtered by id.
         let ids: Vec<(String, i64)> = redis::cmd("ZREVRANGEBYSCORE")
-            .arg(self.keys.view(user, "awards_idx"))
+            .arg(idx)
             .arg(max)
             .arg("-inf")
             .arg("WITHSCORES")
@@ -217,14 +448,25 @@ impl UserViews {
             .arg(first + 1 + 64)
             .query_async(&mut conn)
             .await?;
-        let ids: Vec<String> = ids
+        let mut ids: Vec<String> = ids
             .into_iter()
             .filter(|(id, t)| after.is_none_or(|(at, aid)| *t < at || id.as_str() < aid))
             .map(|(id, _)| id)
             .take(first + 1)
             .collect();
         let has_next = ids.len() > first;
-        let ids = &ids[..ids.len().min(first)];
+        ids.truncate(first);
+        Ok((ids, has_next))
+    }
+
+    /// Newest-first page of a user's awards after the cursor `after` (`{timeMs}:{orderId}`).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn awards(&self, user: &str, first: usize, after: Option<(i64, &str)>) -> redis::RedisResult<AwardPage> {
+        let mut conn = self.conn.clone();
+        let (ids, has_next) = self.page_ids(self.keys.view(user, "awards_idx"), first, after).await?;
+        let ids = &ids[..];
         if ids.is_empty() {
             return Ok(AwardPage {
                 entries: Vec::new(),

@@ -256,6 +256,7 @@ async fn a_recharge_save_creates_or_credits_the_account_at_its_version_once_per_
                 order: &o,
                 expected_version: before.version,
                 after: &after,
+                payment: None,
                 outbox: &outbox,
             })
             .await

@@ -1,0 +1,125 @@
+//! `rafflePage`: everything the raffle page shows for one user and activity, in one query — what
+//! the original page loads with six calls (`query_user_activity_account`,
+//! `query_user_credit_account`, `is_calendar_sign_rebate`, `query_sku_product_list_by_activity_id`,
+//! `query_raffle_award_list`, `query_raffle_strategy_rule_weight`).
+//!
+//! The activity's configuration and its armed strategy come from this process's copies (kept
+//! in step with every instance's arming); the user's views and the live SKU stock are read in
+//! one Redis round trip. A view that is missing is built once from MySQL, as the single-field
+//! queries do.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Object, Result, SimpleObject};
+use chrono::Utc;
+use domain::ErrorCode;
+use domain::ids::ActivityId;
+use domain::strategy::StrategyView;
+use persistence::mysql::read_side;
+
+use super::access::acting_user;
+use super::account::{ActivityAccount, CreditAccount};
+use super::catalog::{RaffleAward, RuleWeight, SkuProduct, raffle_awards_of, rule_weights_of, sku_product_of};
+use super::error::{invalid_argument, to_gql, with_code};
+use crate::state::AppState;
+
+/// The raffle page of one user and activity.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct RafflePage {
+    /// The activity.
+    pub activity_id: i64,
+    /// The user.
+    pub user_id: String,
+    /// The user's draw quota today (as `activityAccount`).
+    pub activity_account: ActivityAccount,
+    /// The user's credits (as `creditAccount`).
+    pub credit_account: CreditAccount,
+    /// Whether the user signed in today (as `isCalendarSignRebate`).
+    pub is_calendar_sign_rebate: bool,
+    /// The quota packages with live stock (as `skuProducts`).
+    pub sku_products: Vec<SkuProduct>,
+    /// The wheel's awards with the user's lock state (as `raffleAwards`).
+    pub raffle_awards: Vec<RaffleAward>,
+    /// The weight groups with the user's progress (as `ruleWeights`).
+    pub rule_weights: Vec<RuleWeight>,
+}
+
+fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
+    tracing::error!(error = %e, "raffle page read failed");
+    with_code(ErrorCode::Unknown, "internal error")
+}
+
+/// The raffle page query.
+#[derive(Default)]
+pub struct PageQuery;
+
+#[Object]
+impl PageQuery {
+    /// Everything the raffle page shows for a user and an activity, in one request.
+    /// Errors: `0002` unknown activity.
+    async fn raffle_page(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user; defaults to the token's user (service and admin tokens must name one).")]
+        user_id: Option<String>,
+        #[graphql(desc = "The activity.")] activity_id: i64,
+    ) -> Result<RafflePage> {
+        let user = acting_user(ctx, user_id.as_deref())?;
+        let app = ctx.data::<Arc<AppState>>()?;
+        let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
+        let cfg = app.activity.config(activity_id).await.map_err(to_gql)?;
+        let strategy_id = cfg.activity.strategy_id;
+        let strategy = match app.strategy.armed(strategy_id).await {
+            Ok(armed) => StrategyView::of(&armed),
+            // Not armed anywhere yet: the strategy's read model (built from MySQL if missing).
+            Err(_) => app.strategy.view(strategy_id).await.map_err(to_gql)?,
+        };
+        let now = Utc::now();
+        let (day, month) = (app.calendar.day(now), app.calendar.month(now));
+        let sign_day = app.credit.business_day(now);
+        let skus: Vec<_> = cfg.skus.iter().map(|s| s.sku).collect();
+        let reads = app
+            .views
+            .page(user.as_str(), activity_id, &skus, &sign_day)
+            .await
+            .map_err(internal)?;
+        let account = match reads.account {
+            Some(a) => a,
+            None => read_side::load_account(&app.db, &app.views, user.as_str(), activity_id, &day, &month)
+                .await
+                .map_err(internal)?,
+        };
+        let credit = match reads.credit {
+            Some(c) => c,
+            None => read_side::load_credit(&app.db, &app.views, user.as_str())
+                .await
+                .map_err(internal)?,
+        };
+        let signed = match reads.signed {
+            Some(s) => s,
+            None => super::credit::signed_in(app, user.as_str(), &sign_day).await?,
+        };
+        let sku_products = cfg
+            .skus
+            .iter()
+            .zip(reads.sku_stocks.iter().chain(std::iter::repeat(&None)))
+            .map(|(s, live)| {
+                let surplus = live.map_or(s.stock_count_surplus, |l| i32::try_from(l.max(0)).unwrap_or(i32::MAX));
+                sku_product_of(s, surplus)
+            })
+            .collect();
+        Ok(RafflePage {
+            activity_id: activity_id.get(),
+            user_id: user.as_str().to_owned(),
+            activity_account: ActivityAccount::of(&account, &day, &month),
+            credit_account: CreditAccount {
+                total_amount: credit.total_amount,
+                available_amount: credit.available_amount,
+            },
+            is_calendar_sign_rebate: signed,
+            raffle_awards: raffle_awards_of(&strategy, &account, &day),
+            rule_weights: rule_weights_of(&strategy, &account),
+            sku_products,
+        })
+    }
+}
