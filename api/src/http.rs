@@ -29,14 +29,15 @@
 use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, BatchResponse, Variables};
+use async_graphql::{BatchResponse, Variables};
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use serde_json::{Map, Value, json};
 
 use crate::auth::{AuthError, Authenticator, Identity};
 use crate::graphql::AppSchema;
-use crate::graphql::codes::is_request_error;
+use crate::graphql::codes::{is_request_error, validation_code};
+use crate::graphql::documents::DocumentCache;
 use crate::graphql::error::EdgeCode;
 
 /// Limits on one HTTP request.
@@ -97,8 +98,10 @@ pub fn negotiate(accept: Option<&str>) -> Option<Media> {
 
 /// The GraphQL endpoint.
 pub struct GraphQLHttp {
-    /// The schema.
+    /// The schema (built by [`crate::graphql::build_http`]: no extensions).
     pub schema: AppSchema,
+    /// Parsed, limit-checked documents by text.
+    pub documents: Arc<DocumentCache>,
     /// Token verification.
     pub auth: Arc<Authenticator>,
     /// Request limits.
@@ -235,9 +238,10 @@ fn form_pairs(query: &str) -> Vec<(String, String)> {
 }
 
 /// The type of the operation `request` would run, when its document parses.
-fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
-    let doc = async_graphql::parser::parse_query(&request.query).ok()?;
-    let wanted = request.operation_name.as_deref();
+fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType> {
+    let wanted = request.operation_name.clone();
+    let wanted = wanted.as_deref();
+    let doc = request.parsed_query().ok()?;
     doc.operations
         .iter()
         .find(|(name, _)| wanted.is_none() || name.map(|n| n.as_str()) == wanted)
@@ -248,15 +252,21 @@ fn parse_body(body: &[u8]) -> Result<Value, String> {
     serde_json::from_slice::<Value>(body).map_err(|e| format!("the body is not JSON: {e}"))
 }
 
-/// Gives every error of `resp` a code (`0001` when it had none) and tells whether it is a
-/// request error (nothing ran: only codes of [`is_request_error`], no data).
+/// Gives every error of `resp` a code and tells whether it is a request error (nothing ran:
+/// only codes of [`is_request_error`], no data). An error without a code and without a path
+/// was raised before execution (validation, operation selection): it gets the code of its
+/// validation message; one with a path came from a resolver: `0001`.
 fn finish(resp: &mut async_graphql::Response) -> bool {
     let mut all_request_errors = true;
     for e in &mut resp.errors {
+        let before_execution = e.path.is_empty();
         let ext = e.extensions.get_or_insert_with(Default::default);
         match ext.get("code") {
             Some(async_graphql::Value::String(c)) if is_request_error(c) => {}
             Some(_) => all_request_errors = false,
+            None if before_execution => {
+                ext.set("code", validation_code(&e.message));
+            }
             None => {
                 ext.set("code", "0001");
                 all_request_errors = false;
@@ -326,8 +336,19 @@ impl GraphQLHttp {
                 Err((code, message)) => return refuse(StatusCode::BAD_REQUEST, code, message),
             }
         }
+        // Each text is parsed and checked against the limits once (then cached); a refusal
+        // answers that operation without running it.
+        let mut prepared: Vec<Result<async_graphql::Request, async_graphql::ServerError>> = requests
+            .into_iter()
+            .map(|mut r| {
+                let doc = self.documents.document(&r.query)?;
+                r.set_parsed_query(doc);
+                Ok(r)
+            })
+            .collect();
         if is_get
-            && let Some(ty) = requests.first().and_then(operation_type)
+            && let Some(Ok(first)) = prepared.first_mut()
+            && let Some(ty) = operation_type(first)
             && ty != OperationType::Query
         {
             let mut resp = refuse(
@@ -339,10 +360,16 @@ impl GraphQLHttp {
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return resp;
         }
-        let response = if !is_batch && requests.len() == 1 {
-            BatchResponse::Single(self.schema.execute(requests.remove(0)).await)
+        let run = |r: Result<async_graphql::Request, async_graphql::ServerError>| async move {
+            match r {
+                Ok(r) => self.schema.execute(r).await,
+                Err(e) => async_graphql::Response::from_errors(vec![e]),
+            }
+        };
+        let response = if !is_batch && prepared.len() == 1 {
+            BatchResponse::Single(run(prepared.remove(0)).await)
         } else {
-            self.schema.execute_batch(BatchRequest::Batch(requests)).await
+            BatchResponse::Batch(futures::future::join_all(prepared.into_iter().map(run)).await)
         };
         let (body, status) = match response {
             BatchResponse::Single(r) => {

@@ -8,6 +8,9 @@ use poem::middleware::Tracing;
 use poem::{EndpointExt, Route, Server, get};
 
 use crate::settings::Settings;
+
+/// Distinct operation texts whose parsed documents `POST /graphql` keeps.
+const DOCUMENT_CACHE_ENTRIES: usize = 1024;
 use crate::state::AppState;
 use crate::workers::Workers;
 use crate::{graphql, routes};
@@ -79,7 +82,11 @@ impl Application {
             .at(
                 "/graphql",
                 crate::http::GraphQLHttp {
-                    schema,
+                    schema: graphql::build_http(Some(state.clone()), &settings.http),
+                    documents: Arc::new(graphql::documents::DocumentCache::new(
+                        graphql::operation_limits(&settings.http),
+                        DOCUMENT_CACHE_ENTRIES,
+                    )),
                     auth,
                     limits: crate::http::RequestLimits {
                         max_body_bytes: settings.http.max_body_bytes.max(1024),

@@ -37,7 +37,8 @@ pub fn is_request_error(code: &str) -> bool {
     REQUEST_ERROR_CODES.contains(&code)
 }
 
-fn tag(mut e: ServerError, code: &str) -> ServerError {
+/// `e` with `extensions.code` = `code` unless it has a code already.
+pub(crate) fn tag(mut e: ServerError, code: &str) -> ServerError {
     let ext = e.extensions.get_or_insert_with(Default::default);
     if ext.get("code").is_none() {
         ext.set("code", code);
@@ -46,10 +47,10 @@ fn tag(mut e: ServerError, code: &str) -> ServerError {
 }
 
 /// The code of a validation error, from async-graphql's message.
-fn validation_code(message: &str) -> &'static str {
+pub(crate) fn validation_code(message: &str) -> &'static str {
     if message.starts_with("Invalid value for argument") || message.contains("invalid value") {
         "BAD_USER_INPUT"
-    } else if message == "Query is nested too deep." {
+    } else if message == "Query is nested too deep." || message.starts_with("The recursion depth of the query") {
         "QUERY_TOO_DEEP"
     } else if message == "Query is too complex." {
         "QUERY_TOO_COMPLEX"

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod catalog;
 pub mod codes;
 pub mod credit;
+pub mod documents;
 pub mod error;
 pub mod limits;
 pub mod page;
@@ -59,8 +60,36 @@ pub struct MutationRoot(
 /// The executable schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionRoot>;
 
-/// Builds the schema with the limits of `http`; `state` is `None` only for SDL export.
+/// Builds the schema with the limits of `http`; `state` is `None` only for SDL export. This is
+/// the schema of the WebSocket endpoint (and the SDL): its extensions parse, check and code
+/// every operation ([`codes::ErrorCodes`], [`limits::OperationLimits`]).
 pub fn build(state: Option<Arc<AppState>>, http: &HttpSettings) -> AppSchema {
+    builder(state, http)
+        .extension(codes::ErrorCodes)
+        .extension(operation_limits(http))
+        .finish()
+}
+
+/// The schema of `POST /graphql`: the same, without extensions — the HTTP endpoint parses each
+/// distinct text once, checks its limits ([`documents::DocumentCache`]) and codes its errors
+/// itself, so no field of a response goes through an extension chain.
+pub fn build_http(state: Option<Arc<AppState>>, http: &HttpSettings) -> AppSchema {
+    builder(state, http).finish()
+}
+
+/// The limits of one operation from `http`.
+pub fn operation_limits(http: &HttpSettings) -> limits::OperationLimits {
+    limits::OperationLimits {
+        max_root_fields: http.max_root_fields.max(1),
+        max_fields: http.max_fields.max(1),
+        max_spending_fields: http.max_spending_fields,
+    }
+}
+
+fn builder(
+    state: Option<Arc<AppState>>,
+    http: &HttpSettings,
+) -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, subscription::SubscriptionRoot> {
     let mut b = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
@@ -69,20 +98,14 @@ pub fn build(state: Option<Arc<AppState>>, http: &HttpSettings) -> AppSchema {
     .limit_depth(http.max_depth)
     .limit_complexity(http.max_complexity)
     .limit_recursive_depth(32)
-    .limit_directives(16)
-    .extension(codes::ErrorCodes)
-    .extension(limits::OperationLimits {
-        max_root_fields: http.max_root_fields.max(1),
-        max_fields: http.max_fields.max(1),
-        max_spending_fields: http.max_spending_fields,
-    });
+    .limit_directives(16);
     if !http.introspection {
         b = b.disable_introspection();
     }
     if let Some(state) = state {
         b = b.data(state);
     }
-    b.finish()
+    b
 }
 
 /// The schema in SDL, as committed at `api/schema.graphql`.
