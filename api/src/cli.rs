@@ -34,6 +34,20 @@ pub enum Command {
     /// accepts (HS256, valid `auth.token_ttl_secs`); with no configuration it signs with the
     /// development secret, creating it if `serve` has not run yet.
     Token(TokenArgs),
+    /// Register trusted GraphQL documents in Redis for every instance (the only documents that
+    /// run with `http.trusted_documents = "enforce"`, admin tokens excepted): manifests
+    /// (`.json`: graphql-codegen's `persisted-documents.json`, an object of SHA-256 → text, or
+    /// an Apollo persisted query manifest) and `.graphql` files (one document each, the whole
+    /// text). All or none; prints each document's `sha256:` id.
+    TrustDocuments(TrustDocumentsArgs),
+}
+
+/// The files `big-market trust-documents` registers.
+#[derive(Debug, clap::Args)]
+pub struct TrustDocumentsArgs {
+    /// Manifests (`.json`) and GraphQL documents (any other file).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 /// Whose token `big-market token` prints: exactly one of the options.

@@ -1,6 +1,7 @@
 //! Response compression: `br` or `gzip` (as the client's `Accept-Encoding` prefers) for text
 //! answers — GraphQL JSON, GraphiQL, `/metrics` — of at least `min_bytes`. Upgrades (WebSocket),
-//! already-encoded and binary answers pass untouched. Bodies over 64 KiB are compressed on a
+//! already-encoded (GraphiQL's files, encoded once by [`crate::graphiql`]) and binary answers
+//! pass untouched. Bodies over 64 KiB are compressed on a
 //! blocking thread.
 
 use std::io::Write as _;
@@ -18,14 +19,19 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    const fn name(self) -> &'static str {
+    /// Its `Content-Encoding` name.
+    pub const fn name(self) -> &'static str {
         match self {
             Self::Brotli => "br",
             Self::Gzip => "gzip",
         }
     }
 
-    fn encode(self, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    /// `bytes`, encoded.
+    ///
+    /// # Errors
+    /// When the encoder fails.
+    pub fn encode(self, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
         match self {
             Self::Gzip => {
                 let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

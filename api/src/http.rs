@@ -19,8 +19,16 @@
 //!    async workers keep answering) must be an object — or an array when batching is on
 //!    (`http.max_batch`, `BATCH_TOO_LARGE`) — whose `query` is a string (at most
 //!    `http.max_query_bytes`, `QUERY_TOO_LARGE`), `operationName` a string, `variables` and
-//!    `extensions` objects; anything else is 400 `BAD_REQUEST`;
-//! 6. **execution**, where [`crate::graphql::limits`] and [`crate::graphql::codes`] check and
+//!    `extensions` objects; anything else is 400 `BAD_REQUEST`. Instead of `query`, an
+//!    operation may name a persisted document by hash (`extensions.persistedQuery`, Apollo's
+//!    APQ, or `documentId`); a `query` sent with a hash must have it
+//!    (`PERSISTED_QUERY_HASH_MISMATCH`, 400);
+//! 6. **the document** ([`crate::graphql::persisted`]): a hash is looked up
+//!    (`PERSISTED_QUERY_NOT_FOUND`, answered with `Cache-Control: private, no-cache,
+//!    must-revalidate`), and with `http.trusted_documents = "enforce"` a document that is not
+//!    trusted is refused (`OPERATION_NOT_TRUSTED`); a `query` sent with its hash is registered
+//!    for every instance once it passed validation;
+//! 7. **execution**, where [`crate::graphql::limits`] and [`crate::graphql::codes`] check and
 //!    code the parsed document. Under `application/graphql-response+json`, a request that failed
 //!    before execution (parse, validation, limits: [`crate::graphql::codes::is_request_error`])
 //!    is `400` without a `data` entry; under `application/json` it stays `200`, as clients of
@@ -39,6 +47,7 @@ use crate::graphql::AppSchema;
 use crate::graphql::codes::{is_request_error, validation_code};
 use crate::graphql::documents::DocumentCache;
 use crate::graphql::error::EdgeCode;
+use crate::graphql::persisted::{PersistedQueries, Source};
 
 /// Limits on one HTTP request.
 #[derive(Debug, Clone, Copy)]
@@ -96,16 +105,30 @@ pub fn negotiate(accept: Option<&str>) -> Option<Media> {
     None
 }
 
+/// An operation ready to run: the request with its parsed document, the hash to register its
+/// text under once it ran (APQ), and the cached document.
+type Prepared = (
+    async_graphql::Request,
+    Option<String>,
+    Arc<crate::graphql::documents::Document>,
+);
+
 /// The GraphQL endpoint.
 pub struct GraphQLHttp {
     /// The schema (built by [`crate::graphql::build_http`]: no extensions).
     pub schema: AppSchema,
+    /// The same schema in async-graphql's fast validation mode (depth and complexity limits
+    /// only), for documents that passed strict validation before (see
+    /// [`crate::graphql::documents::Document::validated`]).
+    pub fast_schema: AppSchema,
     /// Parsed, limit-checked documents by text.
     pub documents: Arc<DocumentCache>,
     /// Token verification.
     pub auth: Arc<Authenticator>,
     /// Request limits.
     pub limits: RequestLimits,
+    /// Persisted documents and the trusted-documents mode.
+    pub persisted: Arc<PersistedQueries>,
 }
 
 /// A response with one GraphQL error carrying `code`, as `application/json`.
@@ -144,27 +167,26 @@ pub fn unauthorized(e: AuthError) -> Response {
     refuse(StatusCode::UNAUTHORIZED, EdgeCode::Unauthenticated, e.0)
 }
 
-/// One operation's parameters, checked for their JSON types.
+/// One operation's parameters, checked for their JSON types, and how it names its document.
 fn request_of(
     mut params: Map<String, Value>,
     max_query_bytes: usize,
-) -> Result<async_graphql::Request, (EdgeCode, String)> {
+) -> Result<(async_graphql::Request, Source), (EdgeCode, String)> {
     let bad = |m: &str| (EdgeCode::BadRequest, m.to_owned());
     let query = match params.remove("query") {
-        Some(Value::String(q)) => q,
-        None | Some(Value::Null) => return Err(bad("the request has no `query` (a string)")),
+        Some(Value::String(q)) => Some(q),
+        None | Some(Value::Null) => None,
         Some(_) => return Err(bad("`query` must be a string")),
     };
-    if query.len() > max_query_bytes {
+    let query_bytes = query.as_deref().map_or(0, str::len);
+    if query_bytes > max_query_bytes {
         return Err((
             EdgeCode::QueryTooLarge,
-            format!(
-                "the query is {} bytes; at most {max_query_bytes} are accepted",
-                query.len()
-            ),
+            format!("the query is {query_bytes} bytes; at most {max_query_bytes} are accepted"),
         ));
     }
-    let mut request = async_graphql::Request::new(query);
+    let source = crate::graphql::persisted::take_source(&mut params, query.as_deref())?;
+    let mut request = async_graphql::Request::new(query.unwrap_or_default());
     match params.remove("operationName") {
         None | Some(Value::Null) => {}
         Some(Value::String(name)) => request = request.operation_name(name),
@@ -186,7 +208,7 @@ fn request_of(
         }
         Some(_) => return Err(bad("`extensions` must be an object")),
     }
-    Ok(request)
+    Ok((request, source))
 }
 
 /// The parameters of a GET request, from its query string (`variables` and `extensions` are
@@ -276,6 +298,24 @@ fn finish(resp: &mut async_graphql::Response) -> bool {
     all_request_errors && !resp.errors.is_empty() && resp.data == async_graphql::Value::Null
 }
 
+/// Is one of `resp`'s errors a persisted-query miss (not to be cached: the client registers
+/// the document next)?
+fn persisted_miss(resp: &async_graphql::Response) -> bool {
+    let miss = EdgeCode::PersistedQueryNotFound.code();
+    resp.errors.iter().any(|e| {
+        e.extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|c| matches!(c, async_graphql::Value::String(s) if s == miss))
+    })
+}
+
+/// Did `resp` get past validation (so its document may be registered)? Errors raised before
+/// execution have no path.
+fn validated(resp: &async_graphql::Response) -> bool {
+    resp.data != async_graphql::Value::Null || resp.errors.iter().all(|e| !e.path.is_empty())
+}
+
 /// The body of one response: serialized once; only a request error under
 /// `application/graphql-response+json` goes through a JSON value, to lose its `data` entry.
 fn response_body(mut resp: async_graphql::Response, media: Media) -> (String, bool) {
@@ -332,22 +372,24 @@ impl GraphQLHttp {
         let mut requests = Vec::with_capacity(batch.len());
         for params in batch {
             match request_of(params, self.limits.max_query_bytes) {
-                Ok(r) => requests.push(r.data(identity.clone())),
+                Ok((r, source)) => requests.push((r.data(identity.clone()), source)),
                 Err((code, message)) => return refuse(StatusCode::BAD_REQUEST, code, message),
             }
         }
-        // Each text is parsed and checked against the limits once (then cached); a refusal
-        // answers that operation without running it.
-        let mut prepared: Vec<Result<async_graphql::Request, async_graphql::ServerError>> = requests
-            .into_iter()
-            .map(|mut r| {
+        // Each operation's text is found (a hash looked up, trust checked), then parsed and
+        // checked against the limits once (then cached); a refusal answers that operation
+        // without running it. `Some(hash)`: register the text under it once it ran.
+        let mut prepared: Vec<Result<Prepared, async_graphql::ServerError>> = Vec::with_capacity(requests.len());
+        for (mut r, source) in requests {
+            let found = self.persisted.resolve(source, &mut r.query, &identity).await;
+            prepared.push(found.and_then(|register| {
                 let doc = self.documents.document(&r.query)?;
-                r.set_parsed_query(doc);
-                Ok(r)
-            })
-            .collect();
+                r.set_parsed_query(doc.parsed());
+                Ok((r, register, doc))
+            }));
+        }
         if is_get
-            && let Some(Ok(first)) = prepared.first_mut()
+            && let Some(Ok((first, ..))) = prepared.first_mut()
             && let Some(ty) = operation_type(first)
             && ty != OperationType::Query
         {
@@ -360,19 +402,34 @@ impl GraphQLHttp {
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return resp;
         }
-        let run = |r: Result<async_graphql::Request, async_graphql::ServerError>| async move {
-            match r {
-                Ok(r) => self.schema.execute(r).await,
-                Err(e) => async_graphql::Response::from_errors(vec![e]),
+        let run = |r: Result<Prepared, async_graphql::ServerError>| async move {
+            let (r, register, doc) = match r {
+                Ok(p) => p,
+                Err(e) => return async_graphql::Response::from_errors(vec![e]),
+            };
+            // A document without variables that validated once validates the same again.
+            if doc.validated() {
+                return self.fast_schema.execute(r).await;
             }
+            let text = register.is_some().then(|| r.query.clone());
+            let resp = self.schema.execute(r).await;
+            if validated(&resp) {
+                doc.mark_validated();
+                if let (Some(hash), Some(text)) = (register, text) {
+                    self.persisted.register(&hash, &text).await;
+                }
+            }
+            resp
         };
         let response = if !is_batch && prepared.len() == 1 {
             BatchResponse::Single(run(prepared.remove(0)).await)
         } else {
             BatchResponse::Batch(futures::future::join_all(prepared.into_iter().map(run)).await)
         };
+        let mut uncacheable = false;
         let (body, status) = match response {
             BatchResponse::Single(r) => {
+                uncacheable = persisted_miss(&r);
                 let (body, request_error) = response_body(r, media);
                 let status = if request_error && media == Media::GraphqlResponse {
                     StatusCode::BAD_REQUEST
@@ -391,10 +448,17 @@ impl GraphQLHttp {
                 )
             }
         };
-        Response::builder()
+        let mut resp = Response::builder()
             .status(status)
             .content_type(media.content_type())
-            .body(body)
+            .body(body);
+        if uncacheable {
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-cache, must-revalidate"),
+            );
+        }
+        resp
     }
 
     /// The body of a POST as operations' parameters (one, or a batch: `true`), within the

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod compress;
 pub mod conn;
+pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod routes;

@@ -30,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", api::auth::issue(&settings.auth, &subject, role)?);
             Ok(())
         }
+        Command::TrustDocuments(args) => api::graphql::persisted::trust_documents(&settings, &args.files).await,
         Command::ExportSchema => {
             print!("{}", api::graphql::sdl());
             Ok(())

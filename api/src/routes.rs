@@ -1,25 +1,13 @@
-//! Plain HTTP routes: GraphiQL, health and readiness.
+//! Plain HTTP routes: health, readiness and the GraphQL WebSocket (GraphiQL: [`crate::graphiql`]).
 
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
 use poem::http::StatusCode;
-use poem::web::{Data, Html, Json};
+use poem::web::{Data, Json};
 use poem::{IntoResponse, handler};
 use serde_json::json;
 
 use crate::state::AppState;
-
-/// GraphiQL, pointed at `/graphql`.
-#[handler]
-pub async fn graphiql() -> impl IntoResponse {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("big-market")
-            .finish(),
-    )
-}
 
 /// Liveness: the process answers.
 #[handler]

@@ -194,6 +194,25 @@ pub struct HttpSettings {
     /// Close an HTTP/1 connection whose request head (request line and headers) is not complete
     /// this many seconds after its first byte.
     pub header_read_timeout_secs: u64,
+    /// Seconds a document registered by a client (automatic persisted queries) stays in Redis
+    /// after its last registration; 0 = until deleted.
+    pub apq_ttl_secs: u64,
+    /// `off`: any document runs (and clients may register documents by hash); `enforce`: only
+    /// trusted documents run, except for admin tokens (docs/SECURITY.md).
+    pub trusted_documents: TrustedDocuments,
+}
+
+/// Which GraphQL documents run (`http.trusted_documents`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustedDocuments {
+    /// Any document runs; clients may register documents by hash (automatic persisted
+    /// queries).
+    #[default]
+    Off,
+    /// Only documents whose SHA-256 an operator registered run (by text or by hash); admin
+    /// tokens may run any document; clients cannot register documents.
+    Enforce,
 }
 
 /// Databases: the config DB and one URL per shard.
@@ -214,6 +233,10 @@ pub struct DatabaseSection {
     pub lock_wait_timeout_secs: u64,
     /// Milliseconds a statement may run on the server before it is interrupted; 0 = no limit.
     pub statement_timeout_ms: u64,
+    /// Milliseconds a draw waits for its shard to answer its quota read or its save (0 = no
+    /// limit; keep it above the lock wait). Past it the draw answers `0001`; a save without an
+    /// answer may still be applied, so it keeps the stock it took.
+    pub response_timeout_ms: u64,
 }
 
 /// Redis connection and key namespace.
@@ -451,6 +474,8 @@ impl Default for HttpSettings {
             max_subscriptions_per_user: 32,
             idle_timeout_secs: 60,
             header_read_timeout_secs: 10,
+            apq_ttl_secs: 86_400,
+            trusted_documents: TrustedDocuments::Off,
         }
     }
 }
@@ -468,6 +493,7 @@ impl Default for DatabaseSection {
             connect_timeout_ms: 5_000,
             lock_wait_timeout_secs: 1,
             statement_timeout_ms: 10_000,
+            response_timeout_ms: 2_000,
         }
     }
 }
@@ -557,6 +583,7 @@ mod tests {
             jail.set_env("BIG_MARKET_SWITCHES__BLACKLIST", "true");
             jail.set_env("BIG_MARKET_AWARDS__OPENAI__API_HOST", "http://127.0.0.1:8090");
             jail.set_env("BIG_MARKET_AWARDS__OPENAI__TIMEOUT_MS", "500");
+            jail.set_env("BIG_MARKET_HTTP__TRUSTED_DOCUMENTS", "enforce");
             jail.create_file("big-market.toml", "[redis]\nkey_prefix = \"t:\"\n")?;
             let s = Settings::load(None).map_err(|e| e.to_string())?;
             assert_eq!(s.http.port, 9100);
@@ -565,6 +592,8 @@ mod tests {
             assert_eq!(s.redis.key_prefix, "t:");
             assert_eq!(s.awards.openai.api_host, "http://127.0.0.1:8090");
             assert_eq!(s.awards.openai.timeout_ms, 500);
+            assert_eq!(s.http.trusted_documents, TrustedDocuments::Enforce);
+            assert_eq!(Settings::default().http.trusted_documents, TrustedDocuments::Off);
             assert!(s.awards.openai.gateway_settings().is_some());
             assert!(Settings::default().awards.openai.gateway_settings().is_none());
             Ok(())

@@ -83,6 +83,7 @@ impl Application {
                 "/graphql",
                 crate::http::GraphQLHttp {
                     schema: graphql::build_http(Some(state.clone()), &settings.http),
+                    fast_schema: graphql::build_http_fast(Some(state.clone()), &settings.http),
                     documents: Arc::new(graphql::documents::DocumentCache::new(
                         graphql::operation_limits(&settings.http),
                         DOCUMENT_CACHE_ENTRIES,
@@ -93,13 +94,19 @@ impl Application {
                         max_query_bytes: settings.http.max_query_bytes.max(64),
                         max_batch: settings.http.max_batch.max(1),
                     },
+                    persisted: state.persisted.clone(),
                 },
             )
             .at("/graphql/ws", get(ws))
             .at("/health", get(routes::health))
             .at("/ready", get(routes::ready));
         if settings.http.graphiql {
-            route = route.at("/graphiql", get(routes::graphiql));
+            route = route.at("/graphiql", get(crate::graphiql::page)).at(
+                "/graphiql/assets/:hash/:name",
+                get(crate::graphiql::asset).data(crate::graphiql::AssetCompression {
+                    min_bytes: settings.http.compress_min_bytes,
+                }),
+            );
         }
         let app = route
             .data(state)

@@ -50,6 +50,8 @@ pub struct AppState {
     pub calendar: BusinessCalendar,
     /// How long each `/ready` check may take.
     pub ready_timeout: std::time::Duration,
+    /// Persisted documents (APQ, trusted documents), shared with every instance through Redis.
+    pub persisted: Arc<crate::graphql::persisted::PersistedQueries>,
 }
 
 impl AppState {
@@ -65,7 +67,10 @@ impl AppState {
             .await
             .map_err(|e| anyhow::anyhow!("connecting to Redis ({}): {e}", redact(&settings.redis.url)))?;
         let keys = Keys::new(settings.redis.key_prefix.clone());
-        let quota = Arc::new(MySqlQuotaRepository::new(db.clone()));
+        let quota = Arc::new(
+            MySqlQuotaRepository::new(db.clone())
+                .with_response_timeout(std::time::Duration::from_millis(settings.database.response_timeout_ms)),
+        );
         let strategy = Arc::new(StrategyService::new(
             Arc::new(persistence::MySqlStrategyRepository::new(db.config.clone())),
             Arc::new(RedisArmoryStore::new(redis.clone(), keys.clone())),
@@ -144,6 +149,15 @@ impl AppState {
                 Keys::new(settings.redis.key_prefix.clone()),
             )),
         );
+        let persisted = Arc::new(crate::graphql::persisted::PersistedQueries::new(
+            persistence::redis::PersistedDocuments::new(
+                redis.clone(),
+                Keys::new(settings.redis.key_prefix.clone()),
+                Some(std::time::Duration::from_secs(settings.http.apq_ttl_secs)),
+            ),
+            settings.http.trusted_documents,
+            settings.http.max_query_bytes.max(64),
+        ));
         let app = Arc::new(Self {
             switch_board,
             rate_limiter,
@@ -164,6 +178,7 @@ impl AppState {
                 settings.http.max_subscriptions_per_user.max(1),
             ),
             audit: persistence::mysql::audit::MySqlAuditLog::new(db.config.clone()),
+            persisted,
             nudge,
             db,
         });

@@ -270,19 +270,26 @@ impl TestApp {
     }
 }
 
-/// Another server of a test's world running as its own OS process (`big-market serve`), with
-/// the test app's settings (same databases, Redis prefix, queues, secret) on another port.
-/// Killed when dropped.
+/// Another server of a test's world running as its own OS process (`big-market serve`, or
+/// `big-market relay`), with the test app's settings (same databases, Redis prefix, queues,
+/// secret) on another port. Killed (`kill -9`) when dropped.
 pub struct ServerProcess {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
     child: std::process::Child,
 }
 
+impl ServerProcess {
+    /// `kill -9`: the process stops at once, mid-whatever (no graceful shutdown), and is reaped.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill9();
     }
 }
 
@@ -323,22 +330,7 @@ impl TestApp {
     /// with `tweak` applied to a copy of the settings, and waits (up to 20 s) until its
     /// `/health` answers.
     pub async fn spawn_process(&self, binary: &str, tweak: impl FnOnce(&mut Settings)) -> ServerProcess {
-        let mut settings = self.settings.clone();
-        settings.http.port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        settings.log.filter = "warn".into();
-        tweak(&mut settings);
-        let address = format!("http://127.0.0.1:{}", settings.http.port);
-        let child = std::process::Command::new(binary)
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(settings_env(&settings))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {binary} serve: {e}"));
-        let server = ServerProcess { address, child };
+        let server = self.start_process(binary, "serve", tweak);
         for _ in 0..200 {
             if let Ok(r) = self.client.get(format!("{}/health", server.address)).send().await
                 && r.status().is_success()
@@ -351,6 +343,32 @@ impl TestApp {
             "the second server at {} did not answer /health within 20 s",
             server.address
         )
+    }
+
+    /// Starts `binary relay` (the outbox relay, plus the consumers when `consumers.enabled`)
+    /// as a process of this world, with `tweak` applied to a copy of the settings. It serves no
+    /// HTTP, so this returns as soon as the process is started; its `address` answers nothing.
+    pub fn spawn_relay_process(&self, binary: &str, tweak: impl FnOnce(&mut Settings)) -> ServerProcess {
+        self.start_process(binary, "relay", tweak)
+    }
+
+    fn start_process(&self, binary: &str, command: &str, tweak: impl FnOnce(&mut Settings)) -> ServerProcess {
+        let mut settings = self.settings.clone();
+        settings.http.port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        settings.log.filter = "warn".into();
+        tweak(&mut settings);
+        let address = format!("http://127.0.0.1:{}", settings.http.port);
+        let child = std::process::Command::new(binary)
+            .arg(command)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(settings_env(&settings))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {binary} {command}: {e}"));
+        ServerProcess { address, child }
     }
 
     /// Posts `query` with `token` (`None`: anonymous) to the server at `address` (this app, or

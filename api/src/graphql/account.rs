@@ -20,7 +20,8 @@ use crate::state::AppState;
 use serde_json::json;
 
 /// A user's draw quota in an activity, as of today.
-#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct ActivityAccount {
     /// Total draws granted.
     pub total_count: i32,
@@ -59,7 +60,8 @@ impl ActivityAccount {
 }
 
 /// A user's credits.
-#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct CreditAccount {
     /// Lifetime credits earned.
     pub total_amount: Decimal,
@@ -111,8 +113,7 @@ pub struct RebuildReport {
 }
 
 fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
-    tracing::error!(error = %e, "read model failed");
-    with_code(ErrorCode::Unknown, "internal error")
+    super::error::internal_error("read model failed", e)
 }
 
 /// Largest `userAwards` page.

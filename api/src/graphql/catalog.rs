@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Object, Result, SimpleObject};
 use chrono::Utc;
-use domain::ErrorCode;
 use domain::activity::ActivityConfig;
 use domain::ids::{ActivityId, UserId};
 use domain::outbox::AccountSnapshot;
@@ -15,11 +14,12 @@ use persistence::mysql::read_side;
 use rust_decimal::Decimal;
 
 use super::access::acting_user;
-use super::error::{invalid_argument, to_gql, with_code};
+use super::error::{invalid_argument, to_gql};
 use crate::state::AppState;
 
 /// An award of the activity's wheel, with the user's lock state.
-#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct RaffleAward {
     /// Award.
     pub award_id: i32,
@@ -38,7 +38,8 @@ pub struct RaffleAward {
 }
 
 /// An award of a weight group.
-#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct WeightAward {
     /// Award.
     pub award_id: i32,
@@ -47,7 +48,8 @@ pub struct WeightAward {
 }
 
 /// A `rule_weight` group with the user's progress.
-#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct RuleWeight {
     /// Total used draws needed.
     pub rule_weight_count: i64,
@@ -58,7 +60,8 @@ pub struct RuleWeight {
 }
 
 /// A quota package's draw counts.
-#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct PackageCounts {
     /// Total draws.
     pub total_count: i32,
@@ -69,7 +72,8 @@ pub struct PackageCounts {
 }
 
 /// A purchasable quota package.
-#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct SkuProduct {
     /// SKU.
     pub sku: i64,
@@ -88,8 +92,7 @@ pub struct SkuProduct {
 }
 
 fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
-    tracing::error!(error = %e, "read model failed");
-    with_code(ErrorCode::Unknown, "internal error")
+    super::error::internal_error("read model failed", e)
 }
 
 async fn activity(app: &AppState, activity_id: ActivityId) -> Result<ActivityConfig> {

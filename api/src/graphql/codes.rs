@@ -5,7 +5,9 @@
 //! * `BAD_USER_INPUT` — an argument or variable value of the wrong type or shape (rejected in
 //!   validation, before anything runs);
 //! * `QUERY_TOO_DEEP` / `QUERY_TOO_COMPLEX` — over `http.max_depth` / `http.max_complexity`;
-//! * `GRAPHQL_VALIDATION_FAILED` — any other validation error (unknown field, …).
+//! * `GRAPHQL_VALIDATION_FAILED` — any other validation error (unknown field, …);
+//! * `PERSISTED_QUERY_NOT_FOUND`, `PERSISTED_QUERY_HASH_MISMATCH`, `OPERATION_NOT_TRUSTED` —
+//!   persisted documents and the trusted-documents mode ([`super::persisted`]).
 //!
 //! These are *request errors*: nothing ran. [`is_request_error`] tells the HTTP layer, which
 //! answers them with 400 under `application/graphql-response+json`.
@@ -17,7 +19,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerError, ServerResult, ValidationResult, Variables};
 
 /// Codes of errors raised before execution.
-pub const REQUEST_ERROR_CODES: [&str; 12] = [
+pub const REQUEST_ERROR_CODES: [&str; 14] = [
     "GRAPHQL_PARSE_FAILED",
     "GRAPHQL_VALIDATION_FAILED",
     "BAD_USER_INPUT",
@@ -30,6 +32,8 @@ pub const REQUEST_ERROR_CODES: [&str; 12] = [
     "PAYLOAD_TOO_LARGE",
     "BAD_REQUEST",
     "PERSISTED_QUERY_NOT_FOUND",
+    "PERSISTED_QUERY_HASH_MISMATCH",
+    "OPERATION_NOT_TRUSTED",
 ];
 
 /// Is `code` the code of an error raised before anything ran?

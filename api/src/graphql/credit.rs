@@ -89,8 +89,7 @@ pub struct CreditOrder {
 }
 
 fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
-    tracing::error!(error = %e, "credit read model failed");
-    with_code(ErrorCode::Unknown, "internal error")
+    super::error::internal_error("credit read model failed", e)
 }
 
 /// Largest `creditOrders` page.

@@ -6,8 +6,14 @@
 //! and hands the executor a copy of the parsed document. The cache is bounded: at
 //! [`DocumentCache::capacity`] entries it starts over, so texts that change on every request (a
 //! client inlining values instead of using variables) cost memory only up to the bound.
+//!
+//! A document without variables validates the same way every time (validation reads only the
+//! document and the schema), so once it passed strict validation it is marked
+//! [`Document::validated`] and the endpoint runs it on a schema in async-graphql's fast
+//! validation mode, which still computes the depth and complexity limits.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::ServerError;
@@ -18,8 +24,34 @@ use super::limits::OperationLimits;
 /// Longest text kept (longer ones are parsed on every request).
 const MAX_CACHED_BYTES: usize = 16 * 1024;
 
+/// A parsed, limit-checked document.
+#[derive(Debug)]
+pub struct Document {
+    doc: ExecutableDocument,
+    has_variables: bool,
+    validated: AtomicBool,
+}
+
+impl Document {
+    /// A copy of the parsed document, for one execution.
+    pub fn parsed(&self) -> ExecutableDocument {
+        self.doc.clone()
+    }
+
+    /// Whether it passed strict validation before and has no variables, so it validates the
+    /// same way again: run it with fast validation.
+    pub fn validated(&self) -> bool {
+        !self.has_variables && self.validated.load(Ordering::Relaxed)
+    }
+
+    /// Records that it passed strict validation.
+    pub fn mark_validated(&self) {
+        self.validated.store(true, Ordering::Relaxed);
+    }
+}
+
 /// What parsing and checking a text gave.
-type Checked = Result<Arc<ExecutableDocument>, ServerError>;
+type Checked = Result<Arc<Document>, ServerError>;
 
 /// Parsed and limit-checked documents by their text.
 pub struct DocumentCache {
@@ -48,7 +80,7 @@ impl DocumentCache {
     /// # Errors
     /// The parse error (`GRAPHQL_PARSE_FAILED`) or the first limit exceeded; both are request
     /// errors, kept like documents so a repeated bad text is refused without parsing.
-    pub fn document(&self, query: &str) -> Result<ExecutableDocument, ServerError> {
+    pub fn document(&self, query: &str) -> Result<Arc<Document>, ServerError> {
         if query.len() <= MAX_CACHED_BYTES {
             let hit = self
                 .entries
@@ -57,7 +89,7 @@ impl DocumentCache {
                 .get(query)
                 .cloned();
             if let Some(checked) = hit {
-                return checked.map(|doc| (*doc).clone());
+                return checked;
             }
         }
         let checked = self.check(query);
@@ -68,14 +100,22 @@ impl DocumentCache {
             }
             entries.insert(query.into(), checked.clone());
         }
-        checked.map(|doc| (*doc).clone())
+        checked
     }
 
     fn check(&self, query: &str) -> Checked {
         let doc = async_graphql::parser::parse_query(query)
             .map_err(|e| super::codes::tag(ServerError::from(e), "GRAPHQL_PARSE_FAILED"))?;
         self.limits.check(&doc)?;
-        Ok(Arc::new(doc))
+        let has_variables = doc
+            .operations
+            .iter()
+            .any(|(_, op)| !op.node.variable_definitions.is_empty());
+        Ok(Arc::new(Document {
+            doc,
+            has_variables,
+            validated: AtomicBool::new(false),
+        }))
     }
 }
 
@@ -106,8 +146,17 @@ mod tests {
         let c = cache(8);
         let q = "{ a b }";
         let (a, b) = (c.document(q).unwrap(), c.document(q).unwrap());
-        assert_eq!(format!("{a:?}"), format!("{b:?}"));
-        assert_eq!(c.entries.lock().unwrap().len(), 1);
+        assert!(Arc::ptr_eq(&a, &b), "parsed once");
+        assert!(!a.validated());
+        a.mark_validated();
+        assert!(b.validated(), "the mark is the text's");
+        let with_vars = c.document("query Q($x: Int) { a(x: $x) }").unwrap();
+        with_vars.mark_validated();
+        assert!(
+            !with_vars.validated(),
+            "documents with variables always validate strictly"
+        );
+        assert_eq!(c.entries.lock().unwrap().len(), 2);
         let e = c.document("{ a ").unwrap_err();
         assert_eq!(code(&e).as_deref(), Some("GRAPHQL_PARSE_FAILED"));
         let e = c.document("{ a b c }").unwrap_err();
@@ -115,7 +164,7 @@ mod tests {
         // Refused texts are remembered too, with the same answer.
         let again = c.document("{ a b c }").unwrap_err();
         assert_eq!(code(&again).as_deref(), Some("TOO_MANY_ROOT_FIELDS"));
-        assert_eq!(c.entries.lock().unwrap().len(), 3);
+        assert_eq!(c.entries.lock().unwrap().len(), 4);
     }
 
     #[test]

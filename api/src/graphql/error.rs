@@ -28,6 +28,12 @@ pub fn invalid_argument(err: InvalidArgument) -> async_graphql::Error {
     with_code(ErrorCode::IllegalParameter, err.0)
 }
 
+/// An unexpected failure, logged with its cause as `what`, answered as `0001` without details.
+pub(crate) fn internal_error(what: &str, e: impl std::fmt::Display) -> async_graphql::Error {
+    tracing::error!(error = %e, "{what}");
+    with_code(ErrorCode::Unknown, "internal error")
+}
+
 /// A GraphQL error with `extensions.code` (and the original's short `info`).
 pub fn with_code(code: ErrorCode, message: impl Into<String>) -> async_graphql::Error {
     async_graphql::Error::new(message).extend_with(|_, e| {
@@ -76,6 +82,13 @@ pub enum EdgeCode {
     PayloadTooLarge,
     /// A body that is not a GraphQL request in JSON.
     BadRequest,
+    /// A persisted document id (`extensions.persistedQuery.sha256Hash`, `documentId`) that no
+    /// instance knows.
+    PersistedQueryNotFound,
+    /// A `query` sent with a persisted-query hash that is not the SHA-256 of the text.
+    PersistedQueryHashMismatch,
+    /// `http.trusted_documents = "enforce"`: a document that is not trusted.
+    OperationNotTrusted,
 }
 
 impl EdgeCode {
@@ -92,6 +105,9 @@ impl EdgeCode {
             Self::BatchTooLarge => "BATCH_TOO_LARGE",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::BadRequest => "BAD_REQUEST",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::PersistedQueryHashMismatch => "PERSISTED_QUERY_HASH_MISMATCH",
+            Self::OperationNotTrusted => "OPERATION_NOT_TRUSTED",
         }
     }
 }

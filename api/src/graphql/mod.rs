@@ -14,6 +14,8 @@ pub mod documents;
 pub mod error;
 pub mod limits;
 pub mod page;
+pub mod persisted;
+pub mod projected;
 pub mod stage;
 pub mod stock;
 pub mod strategy;
@@ -41,6 +43,7 @@ pub struct QueryRoot(
     credit::CreditQuery,
     stage::StageQuery,
     page::PageQuery,
+    persisted::TrustedDocumentQuery,
 );
 
 /// All mutations.
@@ -55,6 +58,7 @@ pub struct MutationRoot(
     switches::SwitchMutation,
     credit::CreditMutation,
     stage::StageMutation,
+    persisted::TrustedDocumentMutation,
 );
 
 /// The executable schema.
@@ -62,12 +66,21 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionR
 
 /// Builds the schema with the limits of `http`; `state` is `None` only for SDL export. This is
 /// the schema of the WebSocket endpoint (and the SDL): its extensions parse, check and code
-/// every operation ([`codes::ErrorCodes`], [`limits::OperationLimits`]).
+/// every operation ([`codes::ErrorCodes`], [`limits::OperationLimits`]) and, with
+/// `http.trusted_documents = "enforce"`, refuse documents that are not trusted
+/// ([`persisted::TrustedOnly`]).
 pub fn build(state: Option<Arc<AppState>>, http: &HttpSettings) -> AppSchema {
-    builder(state, http)
+    let trusted_only = state
+        .as_ref()
+        .filter(|s| s.persisted.mode() == crate::settings::TrustedDocuments::Enforce)
+        .map(|s| persisted::TrustedOnly(s.persisted.clone()));
+    let mut b = builder(state, http)
         .extension(codes::ErrorCodes)
-        .extension(operation_limits(http))
-        .finish()
+        .extension(operation_limits(http));
+    if let Some(t) = trusted_only {
+        b = b.extension(t);
+    }
+    b.finish()
 }
 
 /// The schema of `POST /graphql`: the same, without extensions — the HTTP endpoint parses each
@@ -75,6 +88,14 @@ pub fn build(state: Option<Arc<AppState>>, http: &HttpSettings) -> AppSchema {
 /// itself, so no field of a response goes through an extension chain.
 pub fn build_http(state: Option<Arc<AppState>>, http: &HttpSettings) -> AppSchema {
     builder(state, http).finish()
+}
+
+/// [`build_http`] in async-graphql's fast validation mode: only the depth and complexity limits
+/// and fragment cycles are checked. For documents that passed strict validation before.
+pub fn build_http_fast(state: Option<Arc<AppState>>, http: &HttpSettings) -> AppSchema {
+    builder(state, http)
+        .validation_mode(async_graphql::ValidationMode::Fast)
+        .finish()
 }
 
 /// The limits of one operation from `http`.

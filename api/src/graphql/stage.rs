@@ -47,8 +47,7 @@ impl From<persistence::mysql::stage::Stage> for Stage {
 }
 
 fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
-    tracing::error!(error = %e, "stages failed");
-    with_code(ErrorCode::Unknown, "internal error")
+    super::error::internal_error("stages failed", e)
 }
 
 /// Largest `stages` page.

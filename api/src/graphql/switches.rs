@@ -54,8 +54,7 @@ pub struct BlacklistEntry {
 }
 
 fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
-    tracing::error!(error = %e, "switch administration failed");
-    with_code(ErrorCode::Unknown, "internal error")
+    super::error::internal_error("switch administration failed", e)
 }
 
 /// Switch queries (admin).

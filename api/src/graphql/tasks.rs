@@ -152,8 +152,7 @@ impl Task {
 }
 
 fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
-    tracing::error!(error = %e, "task admin failed");
-    with_code(ErrorCode::Unknown, "internal error")
+    super::error::internal_error("task admin failed", e)
 }
 
 fn cursor(t: &TaskRow) -> String {

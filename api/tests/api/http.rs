@@ -255,3 +255,34 @@ async fn cors_answers_only_the_allowed_origins_and_the_socket_checks_origin_too(
     app.cleanup().await;
     closed.cleanup().await;
 }
+
+/// A text is parsed and strictly validated the first time; once valid, a document without
+/// variables runs with fast validation — the answers stay the same, and an invalid text is
+/// refused with its code every time (it is never marked valid).
+#[tokio::test]
+async fn repeated_texts_answer_the_same_and_invalid_ones_stay_refused() {
+    let app = app().await;
+    let valid = json!({ "query": "{ strategy(strategyId: 100006) { strategyId awards { awardId } } }" });
+    let first = post(&app, None, &valid).await;
+    assert_eq!(first.0, 200, "{:?}", first.2);
+    assert!(first.2.get("errors").is_none(), "{:?}", first.2);
+    for _ in 0..3 {
+        let again = post(&app, None, &valid).await;
+        assert_eq!(again.2, first.2);
+    }
+    let invalid = json!({ "query": "{ strategy(strategyId: 100006) { nope } }" });
+    for _ in 0..3 {
+        let (status, _, body) = post(&app, Some("application/graphql-response+json"), &invalid).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+            "{body}"
+        );
+    }
+    let bad_arg = json!({ "query": "{ strategy(strategyId: \"x\") { strategyId } }" });
+    for _ in 0..2 {
+        let (_, _, body) = post(&app, None, &bad_arg).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+    }
+    app.cleanup().await;
+}

@@ -98,7 +98,9 @@ impl ActivityService {
     /// draw has a deadline (the switch `drawTimeoutMs`): when it passes before the save, the
     /// draw stops with `0006`, writing nothing and giving taken stock back. A save blocked on a
     /// lock fails with the database's lock-wait limit and is rolled back; a save that
-    /// committed is always answered as a success.
+    /// committed is always answered as a success. A save whose answer never comes
+    /// ([`SaveFailure::Unknown`], past the store's response deadline) answers the store's
+    /// failure and keeps the stock it took: it may still commit, and must not oversell then.
     ///
     /// # Errors
     /// `0002`, `0004`, `0005`, `0006`, `ERR_BIZ_002/003/004/006/007/008/009`, store failures.
@@ -165,7 +167,10 @@ impl ActivityService {
             let saved = self.quota.save_draw(&save).await;
             if !matches!(saved, Ok(DrawSaved::Saved)) {
                 self.quotas.forget(user.as_str(), activity_id);
-                self.give_back_award(&award).await;
+                // A save of unknown outcome may still commit: its unit stays taken.
+                if !matches!(saved, Err(SaveFailure::Unknown(_))) {
+                    self.give_back_award(&award).await;
+                }
             }
             match saved {
                 Ok(DrawSaved::Saved) => {
@@ -193,7 +198,7 @@ impl ActivityService {
                 }
                 Err(SaveFailure::Conflict(_)) if conflicts + 1 < MAX_ATTEMPTS => conflicts += 1,
                 Err(SaveFailure::Conflict(e)) => return Err(ActivityError::Conflict(e.to_string())),
-                Err(SaveFailure::Port(e)) => return Err(e.into()),
+                Err(SaveFailure::Port(e) | SaveFailure::Unknown(e)) => return Err(e.into()),
             }
         }
     }

@@ -135,10 +135,12 @@ impl SkuStockCounter for Config {
     }
 }
 
-/// The user's quota in memory; answers `Moved` `moved` times before saving.
+/// The user's quota in memory; answers `Moved` `moved` times before saving, and `Unknown`
+/// (no answer in time) `unknown` times.
 struct Quota {
     account: Mutex<QuotaAccount>,
     moved: AtomicUsize,
+    unknown: AtomicUsize,
     loads: AtomicUsize,
     saved_topics: Mutex<Vec<Vec<&'static str>>>,
 }
@@ -156,6 +158,13 @@ impl QuotaRepository for Quota {
         Ok(Some(self.account.lock().unwrap().clone()))
     }
     async fn save_draw(&self, save: &DrawSave<'_>) -> Result<DrawSaved, SaveFailure> {
+        if self.unknown.load(Ordering::SeqCst) > 0 {
+            self.unknown.fetch_sub(1, Ordering::SeqCst);
+            return Err(SaveFailure::Unknown(PortError::new(
+                "mysql",
+                "no answer within 1500 ms",
+            )));
+        }
         if self.moved.load(Ordering::SeqCst) > 0 {
             self.moved.fetch_sub(1, Ordering::SeqCst);
             // Someone else drew meanwhile: the version moved.
@@ -245,6 +254,7 @@ fn given_switched(moved: usize, step: chrono::Duration, switches: Switches, admi
             ..QuotaAccount::empty(USER, ACTIVITY)
         }),
         moved: AtomicUsize::new(moved),
+        unknown: AtomicUsize::new(0),
         loads: AtomicUsize::new(0),
         saved_topics: Mutex::new(Vec::new()),
     });
@@ -351,6 +361,20 @@ fn a_draw_past_its_deadline_answers_0006_gives_its_stock_back_and_saves_nothing(
     assert!(w.quota.saved_topics.lock().unwrap().is_empty());
     assert_eq!(w.stock.left(102), 5);
     assert_eq!(w.commits.0.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_save_without_an_answer_answers_0001_and_keeps_its_stock_taken() {
+    let w = given(0, chrono::Duration::zero());
+    w.quota.unknown.store(1, Ordering::SeqCst);
+    let err = block_on(w.service.draw(USER, ACTIVITY)).unwrap_err();
+    assert_eq!(err.error_code().code(), "0001", "{err}");
+    assert_eq!(w.stock.left(102), 4, "it may still commit: its unit is not given back");
+    assert_eq!(w.commits.0.load(Ordering::SeqCst), 0);
+    // The next draw reads the quota again (the unanswered save may have spent some).
+    block_on(w.service.draw(USER, ACTIVITY)).unwrap();
+    assert_eq!(w.quota.loads.load(Ordering::SeqCst), 2);
+    assert_eq!(w.stock.left(102), 3);
 }
 
 #[test]

@@ -188,6 +188,11 @@ pub enum SaveFailure {
     /// The store failed.
     #[error(transparent)]
     Port(#[from] PortError),
+    /// The save was sent but its answer never came (past the store's response deadline, or the
+    /// connection broke meanwhile): it may or may not be applied. Nothing taken for it is given
+    /// back, so an outcome that turns out applied never oversells.
+    #[error("outcome unknown: {0}")]
+    Unknown(#[source] PortError),
 }
 
 /// A decided recharge, to be saved as one transaction.

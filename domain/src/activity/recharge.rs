@@ -216,7 +216,7 @@ impl ActivityService {
                 }
                 Err(SaveFailure::Conflict(_)) if conflicts + 1 < MAX_ATTEMPTS => conflicts += 1,
                 Err(SaveFailure::Conflict(e)) => return Err(ActivityError::Conflict(e.to_string())),
-                Err(SaveFailure::Port(e)) => return Err(e.into()),
+                Err(SaveFailure::Port(e) | SaveFailure::Unknown(e)) => return Err(e.into()),
                 Err(e @ SaveFailure::AwardRecorded) => return Err(ActivityError::Conflict(e.to_string())),
                 Ok(done) => return Ok((done, outbox)),
             }

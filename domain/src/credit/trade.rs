@@ -243,7 +243,7 @@ impl CreditService {
                     conflicts += 1;
                 }
                 Err(SaveFailure::Conflict(e)) => return Err(CreditError::Conflict(e.to_string())),
-                Err(SaveFailure::Port(e)) => return Err(e.into()),
+                Err(SaveFailure::Port(e) | SaveFailure::Unknown(e)) => return Err(e.into()),
                 Err(e @ SaveFailure::AwardRecorded) => return Err(CreditError::Conflict(e.to_string())),
             }
         }

@@ -6,12 +6,20 @@
 //!   which checks the version under the account row lock and writes ticket, quota, award
 //!   record and outbox rows in its own transaction: one round trip for the whole save.
 //!
+//! Both can be given a response deadline (`database.response_timeout_ms`): the time a draw
+//! waits for the shard's answer, so a shard that stops answering mid-statement fails the draw
+//! instead of holding it. A save without an answer is [`SaveFailure::Unknown`].
+//!
 //! The statements are public so the benchmark's raw baseline sends exactly these.
 
 use domain::activity::account::{PeriodQuota, QuotaAccount, Ticket};
+use std::time::Duration;
+
 use domain::activity::ports::{DrawSave, DrawSaved, SaveFailure};
 use domain::ids::{ActivityId, OrderId};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
+use domain::ports::PortError;
+use sea_orm::sqlx::mysql::{MySql, MySqlArguments};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, RuntimeErr, Statement, Value};
 
 use crate::mysql::db::{is_conflict, port_err};
 use crate::mysql::quota::whole_seconds;
@@ -163,30 +171,92 @@ pub fn save_values(save: &DrawSave<'_>) -> Vec<Value> {
     v
 }
 
-/// Calls the save procedure and reads its outcome.
+/// Binds sea-orm values (the kinds [`save_values`] produces) to a sqlx query.
+fn bind<'q>(
+    mut query: sea_orm::sqlx::query::Query<'q, MySql, MySqlArguments>,
+    values: &'q [Value],
+) -> Result<sea_orm::sqlx::query::Query<'q, MySql, MySqlArguments>, DbErr> {
+    for value in values {
+        query = match value {
+            Value::String(s) => query.bind(s.as_deref().map(String::as_str)),
+            Value::Int(i) => query.bind(*i),
+            Value::BigInt(i) => query.bind(*i),
+            Value::Bool(b) => query.bind(*b),
+            Value::ChronoDateTime(t) => query.bind(t.as_deref().copied()),
+            other => return Err(DbErr::Custom(format!("a draw save cannot bind {other:?}"))),
+        };
+    }
+    Ok(query)
+}
+
+/// Calls the save procedure and reads its outcome. The call first takes a connection (within
+/// the pool's acquire timeout: a save that gets none is not sent); with `response_timeout`, it
+/// then waits at most that long for the answer.
 ///
 /// # Errors
-/// [`SaveFailure`] for a duplicate award record, a lost deadlock or a driver error.
-pub async fn save(db: &impl ConnectionTrait, sql: &str, save: &DrawSave<'_>) -> Result<DrawSaved, SaveFailure> {
+/// [`SaveFailure`] for a duplicate award record, a lost deadlock or a driver error;
+/// [`SaveFailure::Unknown`] when the call was sent and its answer did not come within
+/// `response_timeout` or the connection broke meanwhile (the connection is then dropped).
+pub async fn save(
+    db: &DatabaseConnection,
+    sql: &str,
+    save: &DrawSave<'_>,
+    response_timeout: Option<Duration>,
+) -> Result<DrawSaved, SaveFailure> {
+    use sea_orm::sqlx::Error as Sqlx;
     if save.outbox.is_empty() || save.outbox.len() > 3 {
-        return Err(SaveFailure::Port(domain::ports::PortError::new(
+        return Err(SaveFailure::Port(PortError::new(
             "draw save",
             format!("a draw writes 1 to 3 outbox rows, not {}", save.outbox.len()),
         )));
     }
-    let stmt = Statement::from_sql_and_values(db.get_database_backend(), sql, save_values(save));
-    let outcome = match db.query_one(stmt).await {
-        Ok(row) => outcome(row).map_err(|e| SaveFailure::Port(port_err(e)))?,
-        Err(e) if is_conflict(&e) => return Err(SaveFailure::Conflict(port_err(e))),
-        Err(e) => return Err(SaveFailure::Port(port_err(e))),
+    let values = save_values(save);
+    let query = bind(sea_orm::sqlx::query(sql), &values).map_err(|e| SaveFailure::Port(port_err(e)))?;
+    let mut conn = db
+        .get_mysql_connection_pool()
+        .acquire()
+        .await
+        .map_err(|e| SaveFailure::Port(port_err(DbErr::Conn(RuntimeErr::SqlxError(e)))))?;
+    let answer = match response_timeout {
+        None => query.fetch_one(&mut *conn).await,
+        Some(limit) => match tokio::time::timeout(limit, query.fetch_one(&mut *conn)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                // Whatever the connection says later belongs to a call nobody waits for.
+                drop(conn.detach());
+                return Err(SaveFailure::Unknown(PortError::new(
+                    "draw save",
+                    format!(
+                        "no answer from the shard within {} ms; the save may still be applied",
+                        limit.as_millis()
+                    ),
+                )));
+            }
+        },
     };
+    let row = match answer {
+        Ok(row) => Some(QueryResult::from(row)),
+        Err(Sqlx::RowNotFound) => None,
+        Err(e @ (Sqlx::Io(_) | Sqlx::Protocol(_) | Sqlx::WorkerCrashed)) => {
+            return Err(SaveFailure::Unknown(port_err(DbErr::Query(RuntimeErr::SqlxError(e)))));
+        }
+        Err(e) => {
+            let e = DbErr::Query(RuntimeErr::SqlxError(e));
+            return Err(if is_conflict(&e) {
+                SaveFailure::Conflict(port_err(e))
+            } else {
+                SaveFailure::Port(port_err(e))
+            });
+        }
+    };
+    let outcome = outcome(row).map_err(|e| SaveFailure::Port(port_err(e)))?;
     match outcome.as_str() {
         "saved" => Ok(DrawSaved::Saved),
         "duplicate_award" => Err(SaveFailure::AwardRecorded),
         // The account moved, or a row this decision meant to create exists already: the
         // decision is stale either way, and nothing was written.
         "moved" | "duplicate_month" | "duplicate_day" | "duplicate_ticket" | "duplicate_task" => Ok(DrawSaved::Moved),
-        other => Err(SaveFailure::Port(domain::ports::PortError::new(
+        other => Err(SaveFailure::Port(PortError::new(
             "draw save",
             format!("unexpected outcome {other:?} of {sql}"),
         ))),

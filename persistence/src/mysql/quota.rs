@@ -41,6 +41,7 @@ pub(crate) fn whole_seconds(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDa
 pub struct MySqlQuotaRepository {
     db: Databases,
     draw: draw_save::DrawStatements,
+    response_timeout: Option<std::time::Duration>,
 }
 
 /// Why a recharge transaction stopped early (everything it wrote is rolled back).
@@ -61,7 +62,19 @@ impl MySqlQuotaRepository {
     /// A repository over the shards of `db`.
     pub fn new(db: Databases) -> Self {
         let draw = draw_save::DrawStatements::new(db.router.tb_count());
-        Self { db, draw }
+        Self {
+            db,
+            draw,
+            response_timeout: None,
+        }
+    }
+
+    /// Bounds how long the draw's quota read and save wait for the shard's answer (zero: no
+    /// limit). Past it the read fails, and the save fails as [`SaveFailure::Unknown`].
+    #[must_use]
+    pub fn with_response_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.response_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
     }
 
     async fn one(
@@ -314,14 +327,24 @@ impl QuotaRepository for MySqlQuotaRepository {
         month: &str,
     ) -> Result<Option<QuotaAccount>, PortError> {
         let (db, route) = self.db.shard_of(user_id);
-        draw_save::load(db, self.draw.load(route.table), user_id, activity_id, day, month)
-            .await
-            .map_err(port_err)
+        let load = draw_save::load(db, self.draw.load(route.table), user_id, activity_id, day, month);
+        match self.response_timeout {
+            None => load.await.map_err(port_err),
+            Some(limit) => tokio::time::timeout(limit, load)
+                .await
+                .map_err(|_| {
+                    PortError::new(
+                        "mysql",
+                        format!("no answer from shard {} within {} ms", route.db + 1, limit.as_millis()),
+                    )
+                })?
+                .map_err(port_err),
+        }
     }
 
     async fn save_draw(&self, save: &DrawSave<'_>) -> Result<DrawSaved, SaveFailure> {
         let (db, route) = self.db.shard_of(save.user_id);
-        draw_save::save(db, self.draw.save(route.table), save).await
+        draw_save::save(db, self.draw.save(route.table), save, self.response_timeout).await
     }
 
     async fn sku_units_sold(&self, sku: Sku) -> Result<i64, PortError> {

@@ -123,4 +123,16 @@ impl Keys {
     pub fn config_generation(&self) -> String {
         self.k(format_args!("bm:config:generation"))
     }
+
+    /// `bm:apq:{sha256}`: a GraphQL document registered by a client (automatic persisted
+    /// queries), by the lower-case hex SHA-256 of its text.
+    pub fn apq_document(&self, sha256: &str) -> String {
+        self.k(format_args!("bm:apq:{sha256}"))
+    }
+
+    /// `bm:trusted_documents`: hash of the trusted GraphQL documents (operators register them),
+    /// field = lower-case hex SHA-256 of the text, value = the text.
+    pub fn trusted_documents(&self) -> String {
+        self.k(format_args!("bm:trusted_documents"))
+    }
 }

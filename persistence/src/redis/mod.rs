@@ -2,6 +2,7 @@
 
 pub mod armory;
 pub mod keys;
+pub mod persisted;
 pub mod rate_limit;
 pub mod stock;
 pub mod task_fanout;
@@ -10,6 +11,7 @@ pub mod views;
 
 pub use armory::RedisArmoryStore;
 pub use keys::Keys;
+pub use persisted::PersistedDocuments;
 pub use stock::{RedisAwardStock, RedisCounters, RedisSkuStock};
 pub use task_fanout::TaskFanout;
 pub use task_stream::{TaskEvent, TaskStream};

@@ -170,6 +170,36 @@ async fn a_paid_draw_is_saved_in_one_call_and_a_stale_decision_writes_nothing() 
     env.cleanup().await;
 }
 
+/// A save whose answer does not come within the response timeout (here it waits for a row
+/// lock longer than that) is of unknown outcome; without the timeout, the lock wait decides.
+#[tokio::test]
+async fn a_save_unanswered_within_the_response_timeout_is_unknown() {
+    use sea_orm::TransactionTrait as _;
+    let env = TestEnv::new().await;
+    with_account(&env, 10, 3).await;
+    let plain = MySqlQuotaRepository::new(env.db.clone());
+    let bounded = plain
+        .clone()
+        .with_response_timeout(std::time::Duration::from_millis(300));
+    let before = plain.load_quota(USER, ACTIVITY, DAY, MONTH).await.unwrap().unwrap();
+    let holder = env.db.shards[0].begin().await.unwrap();
+    holder
+        .execute_unprepared(&format!(
+            "SELECT * FROM raffle_activity_account WHERE user_id = '{USER}' FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let unknown = save(&bounded, &before, "u").await;
+    let took = started.elapsed();
+    assert!(matches!(unknown, Err(SaveFailure::Unknown(_))), "{unknown:?}");
+    assert!(took < std::time::Duration::from_millis(900), "answered after {took:?}");
+    let lock_wait = save(&plain, &before, "w").await;
+    assert!(matches!(lock_wait, Err(SaveFailure::Conflict(_))), "{lock_wait:?}");
+    holder.rollback().await.unwrap();
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn an_unused_ticket_is_reused_once_and_a_recorded_award_is_reported() {
     let env = TestEnv::new().await;
