@@ -20,8 +20,7 @@ use crate::state::AppState;
 use serde_json::json;
 
 /// A user's draw quota in an activity, as of today.
-#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
 pub struct ActivityAccount {
     /// Total draws granted.
     pub total_count: i32,
@@ -60,8 +59,7 @@ impl ActivityAccount {
 }
 
 /// A user's credits.
-#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
 pub struct CreditAccount {
     /// Lifetime credits earned.
     pub total_amount: Decimal,

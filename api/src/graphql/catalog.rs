@@ -18,8 +18,7 @@ use super::error::{invalid_argument, to_gql};
 use crate::state::AppState;
 
 /// An award of the activity's wheel, with the user's lock state.
-#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
 pub struct RaffleAward {
     /// Award.
     pub award_id: i32,
@@ -38,8 +37,7 @@ pub struct RaffleAward {
 }
 
 /// An award of a weight group.
-#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
 pub struct WeightAward {
     /// Award.
     pub award_id: i32,
@@ -48,8 +46,7 @@ pub struct WeightAward {
 }
 
 /// A `rule_weight` group with the user's progress.
-#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
 pub struct RuleWeight {
     /// Total used draws needed.
     pub rule_weight_count: i64,
@@ -60,8 +57,7 @@ pub struct RuleWeight {
 }
 
 /// A quota package's draw counts.
-#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
 pub struct PackageCounts {
     /// Total draws.
     pub total_count: i32,
@@ -72,8 +68,7 @@ pub struct PackageCounts {
 }
 
 /// A purchasable quota package.
-#[derive(SimpleObject, serde::Serialize, Debug, Clone, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
 pub struct SkuProduct {
     /// SKU.
     pub sku: i64,

@@ -1,130 +1,165 @@
-//! [`Projected`]: an output value answered by projecting a prebuilt value onto the query's
-//! selection, instead of resolving it field by field.
+//! [`Projected`]: an output value answered by projecting it onto the query's selection in one
+//! pass, instead of resolving it field by field.
 //!
 //! A read model that is computed whole (the raffle page: 132 fields of plain data) costs more to
 //! resolve through the executor — a future, a context and a value per field — than to compute.
-//! `Projected<T>` registers `T`'s type (so the schema, validation and introspection are `T`'s)
-//! but answers with `T` serialized once, projected onto the selection: aliases, `__typename`,
-//! fragments (named and inline) and repeated fields merged, as the executor would. It suits types
-//! whose fields are plain data (serde names equal to the GraphQL field names, no arguments, no
-//! errors); a test compares it with the derived resolver for each type it serves.
+//! `Projected<T>` registers `T`'s type (so the schema, validation and introspection are `T`'s,
+//! derived as usual) but answers by walking the selection over `T` itself ([`Project`]):
+//! aliases, `__typename`, fragments (named and inline) and repeated fields merged, as the
+//! executor would, building only the answer. It suits types whose fields are plain data (no
+//! arguments, no errors); [`projectable!`] lists each type's fields by their GraphQL names, and
+//! a test compares the projection with the derived resolver for every type it serves.
 
-use std::borrow::Cow;
-use std::marker::PhantomData;
+use std::collections::HashMap;
 
 use async_graphql::indexmap::IndexMap;
-use async_graphql::parser::types::{Selection, SelectionSet};
-use async_graphql::registry::{MetaTypeName, Registry};
-use async_graphql::{ContextSelectionSet, Name, OutputType, Positioned, ServerError, ServerResult, Value};
-use serde::Serialize;
+use async_graphql::parser::types::{Field, FragmentDefinition, Selection, SelectionSet};
+use async_graphql::{ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value};
 
-/// `T` answered by projection (see the module documentation).
-pub struct Projected<T> {
-    value: Value,
-    _type: PhantomData<fn() -> T>,
+/// A type whose fields can be projected by GraphQL name.
+pub trait Project {
+    /// Its GraphQL type name (`__typename`).
+    const TYPE: &'static str;
+
+    /// The value of field `name` (a GraphQL field name), with `set` the field's own selection
+    /// (empty for a leaf); `Null` for an unknown name (validation rules those out).
+    fn field(&self, name: &str, set: &SelectionSet, p: &Projection<'_>) -> Value;
 }
 
-impl<T: Serialize> Projected<T> {
-    /// Serializes `data` once.
-    ///
-    /// # Errors
-    /// When `data` does not serialize (it is plain data: it always does).
-    pub fn new(data: &T) -> Result<Self, ServerError> {
-        let value = async_graphql::to_value(data).map_err(|e| ServerError::new(e.to_string(), None))?;
-        Ok(Self {
-            value,
-            _type: PhantomData,
-        })
+/// A leaf value as the derived resolver answers it.
+pub trait Leaf {
+    /// The GraphQL value.
+    fn leaf(&self) -> Value;
+}
+
+impl Leaf for i32 {
+    fn leaf(&self) -> Value {
+        Value::from(*self)
     }
 }
 
-impl<T: OutputType> OutputType for Projected<T> {
-    fn type_name() -> Cow<'static, str> {
+impl Leaf for i64 {
+    fn leaf(&self) -> Value {
+        Value::from(*self)
+    }
+}
+
+impl Leaf for bool {
+    fn leaf(&self) -> Value {
+        Value::Boolean(*self)
+    }
+}
+
+impl Leaf for String {
+    fn leaf(&self) -> Value {
+        Value::String(self.clone())
+    }
+}
+
+impl Leaf for rust_decimal::Decimal {
+    /// As async-graphql's `Decimal` scalar: its string.
+    fn leaf(&self) -> Value {
+        Value::String(self.to_string())
+    }
+}
+
+impl<T: Leaf> Leaf for Option<T> {
+    fn leaf(&self) -> Value {
+        self.as_ref().map_or(Value::Null, Leaf::leaf)
+    }
+}
+
+/// Implements [`Project`] for a struct: `projectable!(Type, "GraphQLName" { field: "gqlName"
+/// => leaf | object | list, … })`.
+#[macro_export]
+macro_rules! projectable {
+    ($ty:ty, $name:literal { $($field:ident : $gql:literal => $kind:ident),* $(,)? }) => {
+        impl $crate::graphql::projected::Project for $ty {
+            const TYPE: &'static str = $name;
+
+            fn field(
+                &self,
+                name: &str,
+                set: &async_graphql::parser::types::SelectionSet,
+                p: &$crate::graphql::projected::Projection<'_>,
+            ) -> async_graphql::Value {
+                let _ = (set, p);
+                match name {
+                    $( $gql => $crate::projectable!(@value $kind, self.$field, set, p), )*
+                    _ => async_graphql::Value::Null,
+                }
+            }
+        }
+    };
+    (@value leaf, $e:expr, $set:ident, $p:ident) => {
+        $crate::graphql::projected::Leaf::leaf(&$e)
+    };
+    (@value object, $e:expr, $set:ident, $p:ident) => {
+        $p.object(&$e, $set)
+    };
+    (@value list, $e:expr, $set:ident, $p:ident) => {
+        async_graphql::Value::List($e.iter().map(|x| $p.object(x, $set)).collect())
+    };
+}
+
+/// `T` answered by projection (see the module documentation).
+pub struct Projected<T>(pub T);
+
+impl<T: OutputType + Project> OutputType for Projected<T> {
+    fn type_name() -> std::borrow::Cow<'static, str> {
         T::type_name()
     }
 
-    fn create_type_info(registry: &mut Registry) -> String {
+    fn create_type_info(registry: &mut async_graphql::registry::Registry) -> String {
         T::create_type_info(registry)
     }
 
-    async fn resolve(
-        &self,
-        ctx: &ContextSelectionSet<'_>,
-        _field: &Positioned<async_graphql::parser::types::Field>,
-    ) -> ServerResult<Value> {
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, _field: &Positioned<Field>) -> ServerResult<Value> {
         let projection = Projection {
-            registry: &ctx.schema_env.registry,
             fragments: &ctx.query_env.fragments,
         };
-        Ok(projection.project(&self.value, &ctx.item.node, &T::type_name()))
+        Ok(projection.object(&self.0, &ctx.item.node))
     }
 }
 
-/// What a projection needs of the query and the schema.
-struct Projection<'a> {
-    registry: &'a Registry,
-    fragments: &'a std::collections::HashMap<Name, Positioned<async_graphql::parser::types::FragmentDefinition>>,
+/// What a projection needs of the query: its fragments.
+pub struct Projection<'a> {
+    fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
 }
 
 impl Projection<'_> {
-    /// `value` (of type `type_name`, or a list of it) projected onto `set`.
-    fn project(&self, value: &Value, set: &SelectionSet, type_name: &str) -> Value {
-        match value {
-            Value::Object(fields) => {
-                let mut out = IndexMap::with_capacity(set.items.len());
-                self.collect(fields, set, type_name, &mut out);
-                Value::Object(out)
-            }
-            Value::List(items) => Value::List(items.iter().map(|v| self.project(v, set, type_name)).collect()),
-            other => other.clone(),
-        }
+    /// `value` projected onto `set`.
+    pub fn object<T: Project>(&self, value: &T, set: &SelectionSet) -> Value {
+        let mut out = IndexMap::with_capacity(set.items.len());
+        self.collect(value, set, &mut out);
+        Value::Object(out)
     }
 
-    /// The type of field `name` of `type_name`, without list and non-null wrappers.
-    fn field_type(&self, type_name: &str, name: &str) -> &str {
-        self.registry
-            .types
-            .get(type_name)
-            .and_then(|t| t.field_by_name(name))
-            .map_or("", |f| MetaTypeName::concrete_typename(&f.ty))
-    }
-
-    fn collect(
-        &self,
-        fields: &IndexMap<Name, Value>,
-        set: &SelectionSet,
-        type_name: &str,
-        out: &mut IndexMap<Name, Value>,
-    ) {
+    fn collect<T: Project>(&self, value: &T, set: &SelectionSet, out: &mut IndexMap<Name, Value>) {
         for selection in &set.items {
             match &selection.node {
                 Selection::Field(f) => {
                     let f = &f.node;
-                    let key = f.response_key().node.clone();
                     let name = f.name.node.as_str();
-                    let value = if name == "__typename" {
-                        Value::String(type_name.to_owned())
+                    let v = if name == "__typename" {
+                        Value::String(T::TYPE.to_owned())
                     } else {
-                        let found = fields.get(name).unwrap_or(&Value::Null);
-                        if f.selection_set.node.items.is_empty() {
-                            found.clone()
-                        } else {
-                            self.project(found, &f.selection_set.node, self.field_type(type_name, name))
-                        }
+                        value.field(name, &f.selection_set.node, self)
                     };
-                    match out.get_mut(&key) {
+                    let key = &f.response_key().node;
+                    match out.get_mut(key) {
                         // A field selected twice under one response key: the selections merge.
-                        Some(existing) => merge(existing, value),
+                        Some(existing) => merge(existing, v),
                         None => {
-                            out.insert(key, value);
+                            out.insert(key.clone(), v);
                         }
                     }
                 }
                 Selection::FragmentSpread(spread) => {
-                    if let Some(fragment) = self.fragments.get(&spread.node.fragment_name.node) {
-                        if fragment.node.type_condition.node.on.node.as_str() == type_name {
-                            self.collect(fields, &fragment.node.selection_set.node, type_name, out);
-                        }
+                    if let Some(fragment) = self.fragments.get(&spread.node.fragment_name.node)
+                        && fragment.node.type_condition.node.on.node.as_str() == T::TYPE
+                    {
+                        self.collect(value, &fragment.node.selection_set.node, out);
                     }
                 }
                 Selection::InlineFragment(inline) => {
@@ -132,9 +167,9 @@ impl Projection<'_> {
                         .node
                         .type_condition
                         .as_ref()
-                        .is_none_or(|c| c.node.on.node.as_str() == type_name);
+                        .is_none_or(|c| c.node.on.node.as_str() == T::TYPE);
                     if applies {
-                        self.collect(fields, &inline.node.selection_set.node, type_name, out);
+                        self.collect(value, &inline.node.selection_set.node, out);
                     }
                 }
             }
@@ -167,19 +202,21 @@ fn merge(into: &mut Value, value: Value) {
 #[cfg(test)]
 mod tests {
     use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema, SimpleObject};
-    use serde::Serialize;
 
     use super::Projected;
 
-    #[derive(SimpleObject, Serialize, Clone)]
-    #[serde(rename_all = "camelCase")]
+    #[derive(SimpleObject, Clone)]
     struct Inner {
         item_id: i64,
         title: Option<String>,
     }
 
-    #[derive(SimpleObject, Serialize, Clone)]
-    #[serde(rename_all = "camelCase")]
+    crate::projectable!(Inner, "Inner" {
+        item_id: "itemId" => leaf,
+        title: "title" => leaf,
+    });
+
+    #[derive(SimpleObject, Clone)]
     struct Outer {
         user_id: String,
         is_on: bool,
@@ -187,6 +224,14 @@ mod tests {
         inner: Inner,
         items: Vec<Inner>,
     }
+
+    crate::projectable!(Outer, "Outer" {
+        user_id: "userId" => leaf,
+        is_on: "isOn" => leaf,
+        amount: "amount" => leaf,
+        inner: "inner" => object,
+        items: "items" => list,
+    });
 
     fn sample() -> Outer {
         Outer {
@@ -217,8 +262,8 @@ mod tests {
         async fn derived(&self) -> Outer {
             sample()
         }
-        async fn projected(&self) -> async_graphql::Result<Projected<Outer>> {
-            Ok(Projected::new(&sample())?)
+        async fn projected(&self) -> Projected<Outer> {
+            Projected(sample())
         }
     }
 
