@@ -18,7 +18,7 @@ use sea_orm::sea_query::{Alias, Expr, Query};
 
 use super::consumer::{HandleError, Handler};
 use crate::mysql::db::Databases;
-use crate::redis::{TaskEvent, TaskStream};
+use crate::redis::TaskStream;
 
 /// The routing fields every payload of these topics has.
 #[derive(serde::Deserialize)]
@@ -90,23 +90,7 @@ pub async fn record_consumed(
             }
         }
     };
-    if let (Some(stream), false) = (events, states.is_empty()) {
-        let batch: Vec<TaskEvent> = states
-            .into_iter()
-            .map(|(state, attempts)| TaskEvent {
-                cursor: String::new(),
-                message_id: message_id.to_owned(),
-                user_id: user_id.to_owned(),
-                topic: topic.to_owned(),
-                state,
-                attempts,
-                occurred_at_ms: now.timestamp_millis(),
-            })
-            .collect();
-        if let Err(e) = stream.append(&batch).await {
-            tracing::warn!(error = %e, "could not append the task state (read model; rebuildable)");
-        }
-    }
+    super::handlers::announce(events, topic, message_id, user_id, &states, now.timestamp_millis()).await;
     Ok(())
 }
 

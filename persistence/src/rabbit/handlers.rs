@@ -93,23 +93,40 @@ impl SendAwardHandler {
     /// Appends `send_award` state changes to the task-status stream, each only if it moves the
     /// message's status forward (a rebuildable read model: a failure is only logged).
     async fn announce(&self, message_id: &str, user_id: &str, states: &[(TaskState, i32)]) {
-        let Some(stream) = &self.events else { return };
         let at = self.clock.now().timestamp_millis();
-        let events: Vec<TaskEvent> = states
-            .iter()
-            .map(|&(state, attempts)| TaskEvent {
-                cursor: String::new(),
-                message_id: message_id.to_owned(),
-                user_id: user_id.to_owned(),
-                topic: TOPIC_SEND_AWARD.into(),
-                state,
-                attempts,
-                occurred_at_ms: at,
-            })
-            .collect();
-        if let Err(e) = stream.append(&events).await {
-            tracing::warn!(error = %e, "could not append the task events (read model; rebuildable)");
-        }
+        announce(self.events.as_ref(), TOPIC_SEND_AWARD, message_id, user_id, states, at).await;
+    }
+}
+
+/// Appends a consumed message's state changes (`(state, attempts)`, in order) to the user's
+/// task-status stream, if one is maintained; each applies only if it moves the message's
+/// status forward. A read model: a failure is only logged.
+pub(crate) async fn announce(
+    events: Option<&TaskStream>,
+    topic: &str,
+    message_id: &str,
+    user_id: &str,
+    states: &[(TaskState, i32)],
+    at_ms: i64,
+) {
+    let Some(stream) = events else { return };
+    if states.is_empty() {
+        return;
+    }
+    let batch: Vec<TaskEvent> = states
+        .iter()
+        .map(|&(state, attempts)| TaskEvent {
+            cursor: String::new(),
+            message_id: message_id.to_owned(),
+            user_id: user_id.to_owned(),
+            topic: topic.to_owned(),
+            state,
+            attempts,
+            occurred_at_ms: at_ms,
+        })
+        .collect();
+    if let Err(e) = stream.append(&batch).await {
+        tracing::warn!(error = %e, "could not append the task events (read model; rebuildable)");
     }
 }
 
