@@ -41,6 +41,7 @@ use async_graphql::{BatchResponse, Variables};
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use serde_json::{Map, Value, json};
+use tracing::Instrument;
 
 use crate::auth::{AuthError, Authenticator, Identity};
 use crate::graphql::AppSchema;
@@ -129,6 +130,8 @@ pub struct GraphQLHttp {
     pub limits: RequestLimits,
     /// Persisted documents and the trusted-documents mode.
     pub persisted: Arc<PersistedQueries>,
+    /// Requests, errors and latency by operation (`None`: not counted).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// A response with one GraphQL error carrying `code`, as `application/json`.
@@ -270,6 +273,36 @@ fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType>
         .map(|(_, op)| op.node.ty)
 }
 
+/// How logs and traces name an operation: its name, or for an anonymous one its type and root
+/// fields (`mutation draw`).
+fn operation_label(request: &mut async_graphql::Request) -> String {
+    use async_graphql::parser::types::Selection;
+    if let Some(name) = &request.operation_name {
+        return name.clone();
+    }
+    let Ok(doc) = request.parsed_query() else {
+        return "-".to_owned();
+    };
+    let Some((name, op)) = doc.operations.iter().next() else {
+        return "-".to_owned();
+    };
+    if let Some(name) = name {
+        return name.to_string();
+    }
+    let fields: Vec<&str> = op
+        .node
+        .selection_set
+        .node
+        .items
+        .iter()
+        .filter_map(|s| match &s.node {
+            Selection::Field(f) => Some(f.node.name.node.as_str()),
+            _ => None,
+        })
+        .collect();
+    format!("{} {}", op.node.ty, fields.join(","))
+}
+
 fn parse_body(body: &[u8]) -> Result<Value, String> {
     serde_json::from_slice::<Value>(body).map_err(|e| format!("the body is not JSON: {e}"))
 }
@@ -402,7 +435,7 @@ impl GraphQLHttp {
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return resp;
         }
-        let run = |r: Result<Prepared, async_graphql::ServerError>| async move {
+        let execute = |r: Result<Prepared, async_graphql::ServerError>| async move {
             let (r, register, doc) = match r {
                 Ok(p) => p,
                 Err(e) => return async_graphql::Response::from_errors(vec![e]),
@@ -421,6 +454,32 @@ impl GraphQLHttp {
             }
             resp
         };
+        // Counted by operation: its label is resolved before it runs (no allocation for a
+        // name seen before), its errors by code once it ran.
+        let run = |mut r: Result<Prepared, async_graphql::ServerError>| async move {
+            let Some(metrics) = &self.metrics else {
+                return execute(r).await;
+            };
+            let op = match r.as_mut() {
+                Ok((r, ..)) => {
+                    // Taken and put back: `parsed_query` borrows the request mutably.
+                    let requested = r.operation_name.take();
+                    let op = metrics.graphql.operation(requested.as_deref(), r.parsed_query().ok());
+                    r.operation_name = requested;
+                    op
+                }
+                Err(_) => metrics.graphql.operation(None, None),
+            };
+            let started = std::time::Instant::now();
+            let resp = execute(r).await;
+            metrics.graphql.observe(&op, started.elapsed(), &resp);
+            resp
+        };
+        let labels: Vec<String> = prepared
+            .iter_mut()
+            .map(|p| p.as_mut().map_or_else(|_| "-".to_owned(), |(r, ..)| operation_label(r)))
+            .collect();
+        crate::telemetry::record_operation(&labels.join(", "));
         let response = if !is_batch && prepared.len() == 1 {
             BatchResponse::Single(run(prepared.remove(0)).await)
         } else {
@@ -549,7 +608,14 @@ impl Endpoint for GraphQLHttp {
                 format!("answers are application/json or {GRAPHQL_RESPONSE_JSON}"),
             ));
         };
-        Ok(self.answer(req, media).await.into_response())
+        // The request's span continues the caller's `traceparent` (or starts a trace); its
+        // context is answered in `traceresponse`.
+        let span = crate::telemetry::request_span(req.headers());
+        let mut resp = self.answer(req, media).instrument(span.clone()).await.into_response();
+        if let Some(value) = crate::telemetry::traceresponse(&span).and_then(|v| HeaderValue::from_str(&v).ok()) {
+            resp.headers_mut().insert(crate::telemetry::TRACERESPONSE, value);
+        }
+        Ok(resp)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod conn;
 pub mod graphiql;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod routes;
 pub mod settings;
 pub mod startup;

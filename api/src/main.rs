@@ -9,8 +9,14 @@ use api::settings::Settings;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
-    api::telemetry::init(&settings.log);
-    match cli.command {
+    let telemetry = api::telemetry::init_with(&settings.log, &settings.telemetry)?;
+    let outcome = run(cli.command, settings).await;
+    telemetry.shutdown();
+    outcome
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
         Command::Serve => {
             api::startup::Application::build(settings)
                 .await?

@@ -34,6 +34,10 @@ pub struct Settings {
     pub draw: DrawSection,
     /// Logging.
     pub log: LogSettings,
+    /// Prometheus `/metrics`: where it is served and who may read it.
+    pub metrics: MetricsSection,
+    /// OpenTelemetry traces and their OTLP export.
+    pub telemetry: TelemetrySettings,
     /// Who may call: bearer tokens (JWT) and their keys.
     pub auth: AuthSettings,
     /// Award distribution: the gateways that grant non-credit awards.
@@ -233,9 +237,11 @@ pub struct DatabaseSection {
     pub lock_wait_timeout_secs: u64,
     /// Milliseconds a statement may run on the server before it is interrupted; 0 = no limit.
     pub statement_timeout_ms: u64,
-    /// Milliseconds a draw waits for its shard to answer its quota read or its save (0 = no
-    /// limit; keep it above the lock wait). Past it the draw answers `0001`; a save without an
-    /// answer may still be applied, so it keeps the stock it took.
+    /// Milliseconds any caller waits for a database to answer one statement or commit (0 = no
+    /// limit; keep it above the lock wait): the draw's quota read and save, every command's
+    /// transaction, the consumers, the relay and the admin reads. Past it the operation fails
+    /// (`0001`); a write without an answer may still be applied, so it keeps the stock it took
+    /// and is retried with the same business number.
     pub response_timeout_ms: u64,
 }
 
@@ -413,6 +419,50 @@ impl ConsumerSection {
     }
 }
 
+/// Prometheus `/metrics` (docs/OPERATIONS.md §Metrics). Counting is always on; these decide
+/// where the metrics are served and who may read them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsSection {
+    /// Serve `/metrics` at all.
+    pub enabled: bool,
+    /// `host:port` of a listener of its own for `/metrics` (`serve` and `relay`). Empty: `serve`
+    /// answers `/metrics` on its API listener when `token` is set or `http.host` is a loopback
+    /// address (otherwise nowhere), and `relay` serves no metrics. Off loopback it needs `token`.
+    pub listen: String,
+    /// Bearer token a scrape must send (`Authorization: Bearer …`); empty: none (loopback only).
+    pub token: String,
+    /// Milliseconds a scrape waits for each shard's outbox gauges (a shard that does not answer
+    /// in time is reported by `bm_outbox_scrape_up` = 0).
+    pub scrape_timeout_ms: u64,
+    /// Distinct GraphQL operation names counted; later names share the label `(other)`.
+    pub max_operations: usize,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: String::new(),
+            token: String::new(),
+            scrape_timeout_ms: 2_000,
+            max_operations: 100,
+        }
+    }
+}
+
+impl std::fmt::Debug for MetricsSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSection")
+            .field("enabled", &self.enabled)
+            .field("listen", &self.listen)
+            .field("token", &if self.token.is_empty() { "" } else { "…" })
+            .field("scrape_timeout_ms", &self.scrape_timeout_ms)
+            .field("max_operations", &self.max_operations)
+            .finish()
+    }
+}
+
 /// The draw command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -511,6 +561,31 @@ impl Default for RedisSettings {
     }
 }
 
+/// OpenTelemetry traces (docs/OPERATIONS.md §12). Trace contexts are always made, propagated
+/// and logged; spans are exported only when an endpoint is configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    /// Base URL of an OTLP/HTTP collector (`http://collector:4318`; spans go to its
+    /// `/v1/traces`). Empty: the standard `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` /
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, and without those no export.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans (`OTEL_SERVICE_NAME` wins when set).
+    pub service_name: String,
+    /// Deadline of one export request, in milliseconds.
+    pub export_timeout_ms: u64,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            service_name: "big-market".into(),
+            export_timeout_ms: 5_000,
+        }
+    }
+}
+
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
@@ -553,6 +628,7 @@ impl Settings {
             connect_timeout: Duration::from_millis(self.database.connect_timeout_ms),
             lock_wait_timeout: Duration::from_secs(self.database.lock_wait_timeout_secs.max(1)),
             statement_timeout: Duration::from_millis(self.database.statement_timeout_ms),
+            response_timeout: Duration::from_millis(self.database.response_timeout_ms),
         }
     }
 }

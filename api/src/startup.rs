@@ -23,6 +23,7 @@ pub struct Application {
     app: poem::endpoint::BoxEndpoint<'static>,
     workers: Workers,
     idle_timeout: Duration,
+    metrics: Option<crate::metrics::MetricsListener>,
 }
 
 /// The token verifier of `settings`, refusing the development secret off loopback.
@@ -56,16 +57,27 @@ impl Application {
     /// misconfigured.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::workers::award_distributors(&settings)?;
+        let exposure = crate::metrics::exposure(&settings, true)?;
         let state = AppState::connect(&settings).await?;
-        let workers = Workers::start(
+        let workers = Workers::start_observed(
             &settings,
             &state.db,
             &state.redis,
             state.nudge.clone(),
             Some(rebate_settlement(&state)),
-            settings.relay.enabled,
-            settings.consumers.enabled,
+            crate::workers::Roles {
+                relay: settings.relay.enabled,
+                consumers: settings.consumers.enabled,
+            },
+            Some(&state.metrics.persistence),
         );
+        let metrics_endpoint = || crate::metrics::MetricsEndpoint::new(&settings.metrics, state.metrics.clone());
+        let metrics = match &exposure {
+            crate::metrics::Exposure::Listener(addr) => {
+                Some(crate::metrics::MetricsListener::bind(addr, metrics_endpoint()).await?)
+            }
+            _ => None,
+        };
         let auth = Arc::new(authenticator(&settings)?);
         let schema = graphql::build(Some(state.clone()), &settings.http);
         let ws = routes::GraphQLWs {
@@ -95,11 +107,15 @@ impl Application {
                         max_batch: settings.http.max_batch.max(1),
                     },
                     persisted: state.persisted.clone(),
+                    metrics: Some(state.metrics.clone()),
                 },
             )
             .at("/graphql/ws", get(ws))
             .at("/health", get(routes::health))
             .at("/ready", get(routes::ready));
+        if exposure == crate::metrics::Exposure::ApiListener {
+            route = route.at("/metrics", get(metrics_endpoint()));
+        }
         if settings.http.graphiql {
             route = route.at("/graphiql", get(crate::graphiql::page)).at(
                 "/graphiql/assets/:hash/:name",
@@ -126,7 +142,8 @@ impl Application {
                 poem::middleware::Cors::new()
                     .allow_origins(origins.iter().map(String::as_str))
                     .allow_methods([poem::http::Method::GET, poem::http::Method::POST])
-                    .allow_headers(["content-type", "authorization", "accept"])
+                    .allow_headers(["content-type", "authorization", "accept", "traceparent"])
+                    .expose_headers([crate::telemetry::TRACERESPONSE])
                     .max_age(600),
             )
             .boxed()
@@ -151,12 +168,18 @@ impl Application {
             app,
             workers,
             idle_timeout: Duration::from_secs(settings.http.idle_timeout_secs.max(1)),
+            metrics,
         })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener (`metrics.listen`), when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(crate::metrics::MetricsListener::port)
     }
 
     /// Serves until Ctrl-C / SIGTERM, then drains in-flight requests (up to 10 s). Connections
@@ -166,11 +189,15 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(http.port = self.port, "big-market listening");
+        let metrics = self.metrics.map(crate::metrics::MetricsListener::spawn);
         Server::new_with_acceptor(self.acceptor)
             .idle_timeout(self.idle_timeout)
             .run_with_graceful_shutdown(self.app, shutdown_signal(), Some(Duration::from_secs(10)))
             .await?;
         self.workers.stop().await;
+        if let Some(m) = metrics {
+            m.abort();
+        }
         Ok(())
     }
 }
@@ -210,20 +237,39 @@ fn rebate_settlement(state: &AppState) -> Arc<domain::credit::rebate::RebateSett
 /// When the databases or Redis cannot be reached.
 pub async fn run_relay(settings: &Settings) -> anyhow::Result<()> {
     crate::workers::award_distributors(settings)?;
+    let exposure = crate::metrics::exposure(settings, false)?;
     // The consumers apply rebates through the same services as `serve`.
     let state = AppState::connect(settings).await?;
-    let workers = Workers::start(
+    let workers = Workers::start_observed(
         settings,
         &state.db,
         &state.redis,
         state.nudge.clone(),
         Some(rebate_settlement(&state)),
-        true,
-        settings.consumers.enabled,
+        crate::workers::Roles {
+            relay: true,
+            consumers: settings.consumers.enabled,
+        },
+        Some(&state.metrics.persistence),
     );
+    // The relay has no API listener: its metrics are served only on `metrics.listen`.
+    let metrics = match exposure {
+        crate::metrics::Exposure::Listener(addr) => Some(
+            crate::metrics::MetricsListener::bind(
+                &addr,
+                crate::metrics::MetricsEndpoint::new(&settings.metrics, state.metrics.clone()),
+            )
+            .await?
+            .spawn(),
+        ),
+        _ => None,
+    };
     tracing::info!("relay running");
     shutdown_signal().await;
     workers.stop().await;
+    if let Some(m) = metrics {
+        m.abort();
+    }
     Ok(())
 }
 

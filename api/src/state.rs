@@ -52,6 +52,8 @@ pub struct AppState {
     pub ready_timeout: std::time::Duration,
     /// Persisted documents (APQ, trusted documents), shared with every instance through Redis.
     pub persisted: Arc<crate::graphql::persisted::PersistedQueries>,
+    /// This process's Prometheus metrics (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -110,6 +112,7 @@ impl AppState {
         .map_err(|e| anyhow::anyhow!("loading the runtime switches: {e}"))?;
         let rate_limiter = persistence::redis::rate_limit::RedisRateLimiter::new(redis.clone(), keys.clone());
         let guard_counter = persistence::redis::rate_limit::RedisGuardCounter::new(redis.clone(), keys.clone());
+        let metrics = Arc::new(crate::metrics::Metrics::new(&settings.metrics, &db)?);
         let credit_repo = Arc::new(persistence::MySqlCreditRepository::new(db.clone()));
         let ids: Arc<SnowflakeIds> = Arc::new(SnowflakeIds::new(worker)?);
         let credit = Arc::new(domain::credit::CreditService::new(
@@ -132,7 +135,11 @@ impl AppState {
             notifier: nudge.clone(),
             switches: Arc::new(switch_board.clone()),
             rate_limiter: Arc::new(rate_limiter.clone()),
-            guards: Arc::new(guard_counter.clone()),
+            // One call counts for `drawGuards` (every instance) and for this process's metrics.
+            guards: Arc::new(crate::metrics::CountingGuards::new(
+                guard_counter.clone(),
+                metrics.clone(),
+            )),
         }));
         tracing::info!(id.worker = worker, "id generator leased");
         let views = UserViews::new(redis.clone(), Keys::new(settings.redis.key_prefix.clone()));
@@ -179,6 +186,7 @@ impl AppState {
             ),
             audit: persistence::mysql::audit::MySqlAuditLog::new(db.config.clone()),
             persisted,
+            metrics,
             nudge,
             db,
         });

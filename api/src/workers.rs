@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use domain::award::{AwardDistributors, DeliverAward, OPENAI_USE_COUNT, OpenAiUseCount};
 use domain::credit::rebate::RebateSettlement;
+use persistence::metrics::PersistenceMetrics;
 use persistence::outbox::relay::{Relay, RelayNudge, RelayStats};
 use persistence::rabbit::Topology;
 use persistence::rabbit::consumer::{self, Handler};
@@ -69,6 +70,15 @@ pub struct Workers {
     relay_stats: Option<Arc<RelayStats>>,
 }
 
+/// Which workers a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// The outbox relay.
+    pub relay: bool,
+    /// The consumers (with the stock convergence pass and the re-drive of parked messages).
+    pub consumers: bool,
+}
+
 impl Workers {
     /// Starts the relay and/or the consumers (with the stock convergence pass) as configured;
     /// `rebates` applies `send_rebate` messages (without it, they wait in their queue).
@@ -81,6 +91,20 @@ impl Workers {
         relay: bool,
         consumers: bool,
     ) -> Self {
+        Self::start_observed(settings, db, redis, nudge, rebates, Roles { relay, consumers }, None)
+    }
+
+    /// [`Workers::start`], counting what the relay and the consumers do in `metrics`.
+    pub fn start_observed(
+        settings: &Settings,
+        db: &Databases,
+        redis: &Connection,
+        nudge: Arc<RelayNudge>,
+        rebates: Option<Arc<RebateSettlement>>,
+        roles: Roles,
+        metrics: Option<&PersistenceMetrics>,
+    ) -> Self {
+        let Roles { relay, consumers } = roles;
         let (shutdown, rx) = watch::channel(false);
         let topology = Topology::new(settings.rabbitmq.queue_prefix.clone());
         let mut handles = Vec::new();
@@ -88,7 +112,11 @@ impl Workers {
         let views = UserViews::new(redis.clone(), Keys::new(settings.redis.key_prefix.clone()));
         let events = task_stream(settings, redis);
         if relay {
-            let relay = Arc::new(build_relay(settings, db, redis, nudge));
+            let mut relay = build_relay(settings, db, redis, nudge);
+            if let Some(m) = metrics {
+                relay = relay.with_metrics(m.relay.clone(), m.projection.clone());
+            }
+            let relay = Arc::new(relay);
             relay_stats = Some(relay.stats());
             handles.push(tokio::spawn(relay.run(rx.clone())));
         }
@@ -162,6 +190,7 @@ impl Workers {
                     topology.clone(),
                     h,
                     settings.consumers.consumer_settings(),
+                    metrics.map(|m| m.consumers.clone()),
                     rx.clone(),
                 )));
             }

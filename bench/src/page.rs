@@ -358,12 +358,12 @@ async fn per_call<F: Future<Output = usize>>(n: u32, mut f: impl FnMut() -> F) -
 /// parsed per call or handed over parsed; and the parse and the response serialisation alone.
 async fn breakdown(parts: &PageParts, http: &HttpSettings) -> anyhow::Result<Vec<(&'static str, f64)>> {
     let page = RafflePage {
-        activity_id: ACTIVITY_ID.get(),
+        activity_id: ACTIVITY_ID.get().into(),
         user_id: String::new(),
         activity_account: parts.account.clone(),
         credit_account: CreditAccount {
-            total_amount: parts.credit.total_amount,
-            available_amount: parts.credit.available_amount,
+            total_amount: api::graphql::scalars::Decimal(parts.credit.total_amount),
+            available_amount: api::graphql::scalars::Decimal(parts.credit.available_amount),
         },
         is_calendar_sign_rebate: parts.signed,
         sku_products: parts.skus.clone(),

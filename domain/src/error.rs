@@ -104,6 +104,14 @@ impl std::fmt::Display for ErrorCode {
 pub trait HasErrorCode {
     /// The stable code of this error.
     fn error_code(&self) -> ErrorCode;
+
+    /// Whether the message may reach the client. By default every error but `0001` shows
+    /// its message; an unexpected failure is answered as "internal error" (its cause is
+    /// logged). Errors of code `0001` whose message is meant for the client (an outcome that
+    /// is unknown and how to retry) say so here.
+    fn message_is_public(&self) -> bool {
+        self.error_code() != ErrorCode::Unknown
+    }
 }
 
 #[cfg(test)]

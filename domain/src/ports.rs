@@ -20,6 +20,7 @@ pub struct PortError {
     context: String,
     #[source]
     source: Box<dyn std::error::Error + Send + Sync>,
+    unavailable: bool,
 }
 
 impl PortError {
@@ -28,7 +29,26 @@ impl PortError {
         Self {
             context: context.into(),
             source: source.into(),
+            unavailable: false,
         }
+    }
+
+    /// The dependency `context` (`mysql`, `redis`, …) did not answer within its deadline or
+    /// could not be reached. Such an error's message names the dependency and the deadline,
+    /// and may reach the client (still code `0001`).
+    pub fn unavailable(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            unavailable: true,
+            ..Self::new(context, source)
+        }
+    }
+
+    /// Whether a dependency was unavailable (see [`PortError::unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
     }
 }
 

@@ -70,6 +70,13 @@ impl HasErrorCode for StockError {
             Self::Port(_) => ErrorCode::Unknown,
         }
     }
+
+    fn message_is_public(&self) -> bool {
+        match self {
+            Self::Port(p) => p.is_unavailable(),
+            Self::InvalidArgument(_) => true,
+        }
+    }
 }
 
 /// Adds stock: live counter first, then the durable rows.

@@ -40,6 +40,7 @@ mod m20261130_000004_switches;
 mod m20261201_000001_latest_reference;
 mod m20261201_000002_task_message_text;
 mod m20261201_000003_wide_business_numbers;
+mod m20261201_000004_task_trace_context;
 mod support;
 
 pub use database::{drop_database, ensure_database};
@@ -50,6 +51,9 @@ pub use m20261130_000003_audit_log::TABLE as AUDIT_LOG_TABLE;
 pub use m20261130_000004_switches::TABLE as SWITCHES_TABLE;
 pub use m20261201_000001_latest_reference::{STAGE_INDEX, STAGE_TABLE};
 pub use m20261201_000003_wide_business_numbers::{COLUMNS as BUSINESS_NO_COLUMNS, WIDTH as BUSINESS_NO_WIDTH};
+pub use m20261201_000004_task_trace_context::{
+    COLUMN as TRACE_CONTEXT_COLUMN, procedure_name as traced_draw_save_procedure,
+};
 pub use support::SPLIT_TABLE_COUNT;
 
 /// Migrations of the config database `big_market`.
@@ -84,6 +88,7 @@ impl MigratorTrait for ShardMigrator {
             Box::new(m20261130_000002_binary_ids::Migration),
             Box::new(m20261201_000002_task_message_text::Migration),
             Box::new(m20261201_000003_wide_business_numbers::Migration),
+            Box::new(m20261201_000004_task_trace_context::Migration),
         ]
     }
 }

@@ -35,7 +35,7 @@ pub fn procedure_name(index: usize) -> String {
 pub struct Migration;
 
 /// `CHARACTER SET … COLLATE …` of a column, as declared.
-async fn column_charset(manager: &SchemaManager<'_>, table: &str, column: &str) -> Result<String, DbErr> {
+pub(crate) async fn column_charset(manager: &SchemaManager<'_>, table: &str, column: &str) -> Result<String, DbErr> {
     let db = manager.get_connection();
     let row = db
         .query_one(Statement::from_sql_and_values(
@@ -77,9 +77,24 @@ fn spend_period(period: &str) -> String {
 /// The `CREATE PROCEDURE` of split table `index`; `user`, `order` and `period` are the
 /// character set clauses of the `user_id`, `order_id` and `day` / `month` columns.
 pub fn create_sql(index: usize, user: &str, order: &str, period: &str) -> String {
-    let name = procedure_name(index);
+    procedure_sql(&procedure_name(index), index, user, order, period, false)
+}
+
+/// The `CREATE PROCEDURE` of the save of split table `index` named `name`; with `traced`, it
+/// takes a 28th parameter `p_traceparent` that it stores in `task.traceparent` of every outbox
+/// row (`m20261201_000004_task_trace_context`).
+pub(crate) fn procedure_sql(name: &str, index: usize, user: &str, order: &str, period: &str, traced: bool) -> String {
     let tb = format!("{index:03}");
     let (month, day) = (spend_period("month"), spend_period("day"));
+    let (trace_param, trace_column, trace_value) = if traced {
+        (
+            ",\n  IN p_traceparent VARCHAR(128) CHARACTER SET ascii",
+            ", traceparent",
+            ", p_traceparent",
+        )
+    } else {
+        ("", "", "")
+    };
     format!(
         r"CREATE PROCEDURE `{name}`(
   IN p_user_id VARCHAR(128) {user}, IN p_activity_id BIGINT, IN p_version BIGINT,
@@ -90,7 +105,7 @@ pub fn create_sql(index: usize, user: &str, order: &str, period: &str) -> String
   IN p_award_id INT, IN p_award_title VARCHAR(256) CHARACTER SET utf8mb4, IN p_at DATETIME,
   IN p_topic1 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message_id1 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message1 TEXT CHARACTER SET utf8mb4,
   IN p_topic2 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message_id2 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message2 TEXT CHARACTER SET utf8mb4,
-  IN p_topic3 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message_id3 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message3 TEXT CHARACTER SET utf8mb4)
+  IN p_topic3 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message_id3 VARCHAR(64) CHARACTER SET utf8mb4, IN p_message3 TEXT CHARACTER SET utf8mb4{trace_param})
   MODIFIES SQL DATA
   COMMENT 'big-market: save a decided draw in one transaction'
 proc: BEGIN
@@ -142,17 +157,17 @@ proc: BEGIN
   VALUES (p_user_id, p_activity_id, p_strategy_id, p_order_id, p_award_id, p_award_title, p_at, 'create');
   SET v_step = 'task';
   IF p_topic3 IS NOT NULL THEN
-    INSERT INTO task (user_id, topic, message_id, message, state)
-    VALUES (p_user_id, p_topic1, p_message_id1, p_message1, 'create'),
-           (p_user_id, p_topic2, p_message_id2, p_message2, 'create'),
-           (p_user_id, p_topic3, p_message_id3, p_message3, 'create');
+    INSERT INTO task (user_id, topic, message_id, message, state{trace_column})
+    VALUES (p_user_id, p_topic1, p_message_id1, p_message1, 'create'{trace_value}),
+           (p_user_id, p_topic2, p_message_id2, p_message2, 'create'{trace_value}),
+           (p_user_id, p_topic3, p_message_id3, p_message3, 'create'{trace_value});
   ELSEIF p_topic2 IS NOT NULL THEN
-    INSERT INTO task (user_id, topic, message_id, message, state)
-    VALUES (p_user_id, p_topic1, p_message_id1, p_message1, 'create'),
-           (p_user_id, p_topic2, p_message_id2, p_message2, 'create');
+    INSERT INTO task (user_id, topic, message_id, message, state{trace_column})
+    VALUES (p_user_id, p_topic1, p_message_id1, p_message1, 'create'{trace_value}),
+           (p_user_id, p_topic2, p_message_id2, p_message2, 'create'{trace_value});
   ELSE
-    INSERT INTO task (user_id, topic, message_id, message, state)
-    VALUES (p_user_id, p_topic1, p_message_id1, p_message1, 'create');
+    INSERT INTO task (user_id, topic, message_id, message, state{trace_column})
+    VALUES (p_user_id, p_topic1, p_message_id1, p_message1, 'create'{trace_value});
   END IF;
   COMMIT;
   SELECT 'saved' AS outcome;

@@ -10,7 +10,9 @@ use std::time::Duration;
 use domain::ids::{AwardId, Sku, StrategyId};
 use redis::aio::ConnectionManager;
 use sea_orm::sea_query::{Alias, Expr, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::mysql::db::Db;
 use tokio::sync::watch;
 
 use crate::redis::Keys;
@@ -30,7 +32,7 @@ pub struct SyncReport {
 
 /// The convergence worker.
 pub struct StockSync {
-    config: DatabaseConnection,
+    config: Db,
     redis: ConnectionManager,
     keys: Keys,
     interval: Duration,
@@ -38,7 +40,7 @@ pub struct StockSync {
 
 impl StockSync {
     /// A worker over the config DB and the Redis counters under `keys`.
-    pub fn new(config: DatabaseConnection, redis: ConnectionManager, keys: Keys, interval: Duration) -> Self {
+    pub fn new(config: Db, redis: ConnectionManager, keys: Keys, interval: Duration) -> Self {
         Self {
             config,
             redis,

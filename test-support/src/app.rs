@@ -277,9 +277,48 @@ pub struct ServerProcess {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
     child: std::process::Child,
+    /// Its stderr lines so far, when started with [`Logs::Captured`].
+    logs: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
+}
+
+/// What becomes of a started process's stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logs {
+    /// Inherited: it goes to the test's stderr.
+    Inherited,
+    /// Read line by line (and echoed to the test's stderr): [`ServerProcess::log_lines`].
+    Captured,
 }
 
 impl ServerProcess {
+    /// The lines the process wrote to stderr so far (empty unless started with
+    /// [`Logs::Captured`]).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.logs
+            .as_ref()
+            .map(|l| l.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits up to `secs` for a stderr line that `matches` and returns it; fails the test with
+    /// the lines seen otherwise.
+    pub async fn wait_for_log(&self, secs: u64, matches: impl Fn(&str) -> bool) -> String {
+        assert!(self.logs.is_some(), "the process was not started with Logs::Captured");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let lines = self.log_lines();
+            if let Some(line) = lines.iter().find(|l| matches(l)) {
+                return line.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no matching log line within {secs} s; the process wrote:\n{}",
+                lines.join("\n")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// `kill -9`: the process stops at once, mid-whatever (no graceful shutdown), and is reaped.
     pub fn kill9(&mut self) {
         let _ = self.child.kill(); // SIGKILL on Unix
@@ -330,7 +369,17 @@ impl TestApp {
     /// with `tweak` applied to a copy of the settings, and waits (up to 20 s) until its
     /// `/health` answers.
     pub async fn spawn_process(&self, binary: &str, tweak: impl FnOnce(&mut Settings)) -> ServerProcess {
-        let server = self.start_process(binary, "serve", tweak);
+        self.spawn_process_with(binary, Logs::Inherited, tweak).await
+    }
+
+    /// [`TestApp::spawn_process`], with its stderr as `logs` says.
+    pub async fn spawn_process_with(
+        &self,
+        binary: &str,
+        logs: Logs,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> ServerProcess {
+        let server = self.start_process(binary, "serve", logs, tweak);
         for _ in 0..200 {
             if let Ok(r) = self.client.get(format!("{}/health", server.address)).send().await
                 && r.status().is_success()
@@ -349,10 +398,26 @@ impl TestApp {
     /// as a process of this world, with `tweak` applied to a copy of the settings. It serves no
     /// HTTP, so this returns as soon as the process is started; its `address` answers nothing.
     pub fn spawn_relay_process(&self, binary: &str, tweak: impl FnOnce(&mut Settings)) -> ServerProcess {
-        self.start_process(binary, "relay", tweak)
+        self.start_process(binary, "relay", Logs::Inherited, tweak)
     }
 
-    fn start_process(&self, binary: &str, command: &str, tweak: impl FnOnce(&mut Settings)) -> ServerProcess {
+    /// [`TestApp::spawn_relay_process`], with its stderr as `logs` says.
+    pub fn spawn_relay_process_with(
+        &self,
+        binary: &str,
+        logs: Logs,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> ServerProcess {
+        self.start_process(binary, "relay", logs, tweak)
+    }
+
+    fn start_process(
+        &self,
+        binary: &str,
+        command: &str,
+        logs: Logs,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> ServerProcess {
         let mut settings = self.settings.clone();
         settings.http.port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -361,14 +426,33 @@ impl TestApp {
         settings.log.filter = "warn".into();
         tweak(&mut settings);
         let address = format!("http://127.0.0.1:{}", settings.http.port);
-        let child = std::process::Command::new(binary)
+        let mut child = std::process::Command::new(binary)
             .arg(command)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(settings_env(&settings))
+            .stderr(match logs {
+                Logs::Inherited => std::process::Stdio::inherit(),
+                Logs::Captured => std::process::Stdio::piped(),
+            })
             .spawn()
             .unwrap_or_else(|e| panic!("starting {binary} {command}: {e}"));
-        ServerProcess { address, child }
+        let logs = child.stderr.take().map(|stderr| {
+            let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let sink = lines.clone();
+            // Ends when the process's stderr closes (it exited or was killed).
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    sink.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(line);
+                }
+            });
+            lines
+        });
+        ServerProcess { address, child, logs }
     }
 
     /// Posts `query` with `token` (`None`: anonymous) to the server at `address` (this app, or

@@ -4,18 +4,18 @@
 
 use std::sync::Arc;
 
-use async_graphql::connection::{Connection, Edge, EmptyFields, query};
-use async_graphql::{Context, Enum, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
+use async_graphql::connection::{Connection, Edge, query};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use chrono::Utc;
 use domain::ErrorCode;
 use domain::ids::ActivityId;
 use domain::outbox::AccountSnapshot;
 use persistence::mysql::read_side;
-use rust_decimal::Decimal;
 
 use super::access::acting_user;
 use super::audit::audited;
 use super::error::{invalid_argument, with_code};
+use super::scalars::{DateTime, Decimal, Page, long_id};
 use crate::state::AppState;
 use serde_json::json;
 
@@ -80,13 +80,13 @@ pub enum AwardState {
 #[derive(SimpleObject, Debug, Clone)]
 pub struct UserAward {
     /// Raffle ticket id.
-    pub order_id: String,
+    pub order_id: ID,
     /// Award.
     pub award_id: i32,
     /// Title.
     pub award_title: String,
     /// When it was won.
-    pub award_time: DateTime<Utc>,
+    pub award_time: DateTime,
     /// Delivery state.
     pub award_state: AwardState,
 }
@@ -130,11 +130,11 @@ impl AccountQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The user; defaults to the token's user (service and admin tokens must name one).")]
         user_id: Option<String>,
-        #[graphql(desc = "The activity.")] activity_id: i64,
+        #[graphql(desc = "The activity.")] activity_id: ID,
     ) -> Result<ActivityAccount> {
         let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
-        let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
+        let activity_id = ActivityId::parse(long_id("activityId", &activity_id)?).map_err(invalid_argument)?;
         let now = Utc::now();
         let (day, month) = (app.calendar.day(now), app.calendar.month(now));
         let snapshot = match app.views.account(user.as_str(), activity_id).await.map_err(internal)? {
@@ -162,8 +162,8 @@ impl AccountQuery {
                 .map_err(internal)?,
         };
         Ok(CreditAccount {
-            total_amount: v.total_amount,
-            available_amount: v.available_amount,
+            total_amount: Decimal(v.total_amount),
+            available_amount: Decimal(v.available_amount),
         })
     }
 
@@ -175,7 +175,7 @@ impl AccountQuery {
         user_id: Option<String>,
         #[graphql(desc = "Awards per page (0–100, default 20).")] first: Option<i32>,
         #[graphql(desc = "A previous page's `endCursor`.")] after: Option<String>,
-    ) -> Result<Connection<String, UserAward, EmptyFields, EmptyFields>> {
+    ) -> Result<Page<UserAward>> {
         let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
         let first = super::error::page_size(first, MAX_PAGE)?;
@@ -207,13 +207,13 @@ impl AccountQuery {
                     Edge::new(
                         format!("{}:{}", e.award_time_ms, e.order_id),
                         UserAward {
-                            award_time: DateTime::from_timestamp_millis(e.award_time_ms).unwrap_or_default(),
+                            award_time: DateTime::from_millis(e.award_time_ms),
                             award_state: if e.delivered {
                                 AwardState::Completed
                             } else {
                                 AwardState::Create
                             },
-                            order_id: e.order_id,
+                            order_id: ID(e.order_id),
                             award_id: e.award_id.get(),
                             award_title: e.award_title,
                         },
@@ -223,6 +223,7 @@ impl AccountQuery {
             },
         )
         .await
+        .map(Page)
     }
 }
 

@@ -2,21 +2,22 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use domain::activity::recharge::RechargeQuota;
 use domain::ids::{ActivityId, Sku};
 
 use super::access::acting_user;
 use super::audit::audited;
 use super::error::{invalid_argument, to_gql};
+use super::scalars::{id_json, long_id};
 use crate::state::AppState;
 use serde_json::json;
 
 /// A quota recharge order (new, or the first one for a replayed `outBusinessNo`).
 #[derive(SimpleObject)]
 pub struct RechargeResult {
-    /// Order id.
-    pub order_id: String,
+    /// Order id (64-bit).
+    pub order_id: ID,
     /// The caller's idempotency key.
     pub out_business_no: String,
     /// False when the request replayed an earlier one: nothing more was credited.
@@ -32,10 +33,11 @@ pub struct DrawResult {
     pub award_title: String,
     /// Its display index (`sort`); null for a consolation award outside the strategy.
     pub award_index: Option<i32>,
-    /// The raffle ticket id (= award record order id).
-    pub order_id: String,
-    /// Id of the `send_award` event (follow its delivery with `task(messageId)` once available).
-    pub message_id: String,
+    /// The raffle ticket id (= award record order id; 64-bit).
+    pub order_id: ID,
+    /// Id of the `send_award` event (64-bit; follow its delivery with `task(messageId)` once
+    /// available).
+    pub message_id: ID,
 }
 
 /// Arms an activity, tells every instance, and writes its view.
@@ -58,13 +60,22 @@ impl ActivityMutation {
     /// Arms an activity: loads it with its SKUs, arms missing SKU stock counters from durable
     /// records and arms its strategy. Re-runnable. Errors: `0002` unknown activity.
     /// Admin only.
-    async fn arm_activity(&self, ctx: &Context<'_>, activity_id: i64) -> Result<bool> {
-        audited(ctx, "armActivity", json!({ "activityId": activity_id }), async {
-            let state = ctx.data::<Arc<AppState>>()?;
-            let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
-            arm(state, activity_id).await?;
-            Ok(true)
-        })
+    async fn arm_activity(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The activity.")] activity_id: ID,
+    ) -> Result<bool> {
+        audited(
+            ctx,
+            "armActivity",
+            json!({ "activityId": id_json(&activity_id) }),
+            async {
+                let state = ctx.data::<Arc<AppState>>()?;
+                let activity_id = ActivityId::parse(long_id("activityId", &activity_id)?).map_err(invalid_argument)?;
+                arm(state, activity_id).await?;
+                Ok(true)
+            },
+        )
         .await
     }
 
@@ -77,13 +88,13 @@ impl ActivityMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The user to credit.")] user_id: String,
-        #[graphql(desc = "The SKU (quota package) to buy.")] sku: i64,
+        #[graphql(desc = "The SKU (quota package) to buy.")] sku: ID,
         #[graphql(desc = "The caller's idempotency key (byte for byte, per user).")] out_business_no: String,
     ) -> Result<RechargeResult> {
-        let arguments = json!({ "userId": user_id, "sku": sku, "outBusinessNo": out_business_no });
+        let arguments = json!({ "userId": user_id, "sku": id_json(&sku), "outBusinessNo": out_business_no });
         audited(ctx, "rechargeQuota", arguments, async {
             let state = ctx.data::<Arc<AppState>>()?;
-            let sku = Sku::parse(sku).map_err(invalid_argument)?;
+            let sku = Sku::parse(long_id("sku", &sku)?).map_err(invalid_argument)?;
             let done = state
                 .activity
                 .recharge(RechargeQuota {
@@ -94,7 +105,7 @@ impl ActivityMutation {
                 .await
                 .map_err(to_gql)?;
             Ok(RechargeResult {
-                order_id: done.order_id.into(),
+                order_id: ID(done.order_id.into()),
                 out_business_no: done.out_business_no,
                 created: done.created,
             })
@@ -112,18 +123,23 @@ impl ActivityMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The user; defaults to the token's user.")] user_id: Option<String>,
-        #[graphql(desc = "The activity.")] activity_id: i64,
+        #[graphql(desc = "The activity.")] activity_id: ID,
     ) -> Result<DrawResult> {
         let user = acting_user(ctx, user_id.as_deref())?;
         let state = ctx.data::<Arc<AppState>>()?;
-        let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
-        let r = state.activity.draw(user.as_str(), activity_id).await.map_err(to_gql)?;
+        let activity_id = ActivityId::parse(long_id("activityId", &activity_id)?).map_err(invalid_argument)?;
+        let r = state.activity.draw(user.as_str(), activity_id).await;
+        state
+            .metrics
+            .draws
+            .record(r.as_ref().map(drop).map_err(domain::error::HasErrorCode::error_code));
+        let r = r.map_err(to_gql)?;
         Ok(DrawResult {
             award_id: r.award.award_id.get(),
             award_title: r.award.award_title,
             award_index: r.award.sort,
-            order_id: r.order_id.into(),
-            message_id: r.message_id.into(),
+            order_id: ID(r.order_id.into()),
+            message_id: ID(r.message_id.into()),
         })
     }
 }

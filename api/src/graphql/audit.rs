@@ -10,15 +10,16 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use async_graphql::connection::{Connection, Edge, EmptyFields, query};
+use async_graphql::connection::{Connection, Edge, query};
 use async_graphql::{Context, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use domain::ErrorCode;
 use persistence::mysql::audit::{AuditEntry, AuditRow};
 use serde_json::Value;
 
 use super::access::{self, identity};
 use super::error::with_code;
+use super::scalars::{DateTime, Page};
 use crate::auth::Identity;
 use crate::state::AppState;
 
@@ -87,7 +88,7 @@ pub struct AuditEntryView {
     /// The error message (empty when `ok`).
     pub message: String,
     /// When it answered.
-    pub at: DateTime<Utc>,
+    pub at: DateTime,
 }
 
 impl From<AuditRow> for AuditEntryView {
@@ -99,7 +100,7 @@ impl From<AuditRow> for AuditEntryView {
             arguments: r.arguments,
             outcome: r.outcome,
             message: r.message,
-            at: r.at.and_utc(),
+            at: r.at.into(),
         }
     }
 }
@@ -120,7 +121,7 @@ impl AuditQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Entries per page (0–100, default 20).")] first: Option<i32>,
         #[graphql(desc = "A previous page's `endCursor`.")] after: Option<String>,
-    ) -> Result<Connection<String, AuditEntryView, EmptyFields, EmptyFields>> {
+    ) -> Result<Page<AuditEntryView>> {
         access::admin(ctx)?;
         let app = ctx.data::<Arc<AppState>>()?;
         let first = super::error::page_size(first, MAX_PAGE)?;
@@ -153,5 +154,6 @@ impl AuditQuery {
             },
         )
         .await
+        .map(Page)
     }
 }

@@ -4,17 +4,18 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::Utc;
 use domain::activity::ActivityConfig;
 use domain::ids::{ActivityId, UserId};
 use domain::outbox::AccountSnapshot;
 use domain::strategy::StrategyView;
 use persistence::mysql::read_side;
-use rust_decimal::Decimal;
 
 use super::access::acting_user;
 use super::error::{invalid_argument, to_gql};
+use super::node::global_id;
+use super::scalars::{Decimal, id_of, long_id};
 use crate::state::AppState;
 
 /// An award of the activity's wheel, with the user's lock state.
@@ -70,12 +71,14 @@ pub struct PackageCounts {
 /// A purchasable quota package.
 #[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
 pub struct SkuProduct {
+    /// Global id: refetch this package (its live stock) with `node(id:)`.
+    pub id: ID,
     /// SKU.
-    pub sku: i64,
+    pub sku: ID,
     /// Activity.
-    pub activity_id: i64,
-    /// Package id.
-    pub activity_count_id: i64,
+    pub activity_id: ID,
+    /// Package id (`activityCountId` of the original).
+    pub activity_count_id: ID,
     /// Total stock.
     pub stock_count: i32,
     /// Stock left (live counter when armed).
@@ -90,7 +93,8 @@ fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
     super::error::internal_error("read model failed", e)
 }
 
-async fn activity(app: &AppState, activity_id: ActivityId) -> Result<ActivityConfig> {
+/// An activity's configuration from its view (written from MySQL when missing).
+pub(crate) async fn activity(app: &AppState, activity_id: ActivityId) -> Result<ActivityConfig> {
     if let Some(cfg) = app.views.activity(activity_id).await.map_err(internal)? {
         return Ok(cfg);
     }
@@ -107,9 +111,9 @@ async fn activity(app: &AppState, activity_id: ActivityId) -> Result<ActivityCon
 async fn user_context(
     app: &AppState,
     user: UserId,
-    activity_id: i64,
+    activity_id: &ID,
 ) -> Result<(StrategyView, AccountSnapshot, String)> {
-    let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
+    let activity_id = ActivityId::parse(long_id("activityId", activity_id)?).map_err(invalid_argument)?;
     let cfg = activity(app, activity_id).await?;
     let strategy = app.strategy.view(cfg.activity.strategy_id).await.map_err(to_gql)?;
     let now = Utc::now();
@@ -180,12 +184,16 @@ pub fn rule_weights_of(strategy: &StrategyView, account: &AccountSnapshot) -> Ve
 /// A SKU as a product with `surplus` units left (as `skuProducts` and `rafflePage` answer it).
 pub fn sku_product_of(s: &domain::activity::ActivitySku, surplus: i32) -> SkuProduct {
     SkuProduct {
-        sku: s.sku.get(),
-        activity_id: s.activity_id.get(),
-        activity_count_id: s.count.activity_count_id,
+        id: global_id(
+            super::node::SKU_PRODUCT,
+            &format!("{}:{}", s.activity_id.get(), s.sku.get()),
+        ),
+        sku: id_of(s.sku.get()),
+        activity_id: id_of(s.activity_id.get()),
+        activity_count_id: id_of(s.count.activity_count_id),
         stock_count: s.stock_count,
         stock_count_surplus: surplus,
-        product_amount: s.product_amount,
+        product_amount: Decimal(s.product_amount),
         activity_count: PackageCounts {
             total_count: s.count.total_count,
             day_count: s.count.day_count,
@@ -206,11 +214,11 @@ impl CatalogQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The user; defaults to the token's user (service and admin tokens must name one).")]
         user_id: Option<String>,
-        #[graphql(desc = "The activity.")] activity_id: i64,
+        #[graphql(desc = "The activity.")] activity_id: ID,
     ) -> Result<Vec<RaffleAward>> {
         let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
-        let (strategy, account, day) = user_context(app, user, activity_id).await?;
+        let (strategy, account, day) = user_context(app, user, &activity_id).await?;
         Ok(raffle_awards_of(&strategy, &account, &day))
     }
 
@@ -220,18 +228,22 @@ impl CatalogQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The user; defaults to the token's user (service and admin tokens must name one).")]
         user_id: Option<String>,
-        #[graphql(desc = "The activity.")] activity_id: i64,
+        #[graphql(desc = "The activity.")] activity_id: ID,
     ) -> Result<Vec<RuleWeight>> {
         let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
-        let (strategy, account, _) = user_context(app, user, activity_id).await?;
+        let (strategy, account, _) = user_context(app, user, &activity_id).await?;
         Ok(rule_weights_of(&strategy, &account))
     }
 
     /// The activity's quota packages with live stock. Public (no token needed).
-    async fn sku_products(&self, ctx: &Context<'_>, activity_id: i64) -> Result<Vec<SkuProduct>> {
+    async fn sku_products(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The activity.")] activity_id: ID,
+    ) -> Result<Vec<SkuProduct>> {
         let app = ctx.data::<Arc<AppState>>()?;
-        let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
+        let activity_id = ActivityId::parse(long_id("activityId", &activity_id)?).map_err(invalid_argument)?;
         let cfg = activity(app, activity_id).await?;
         Ok(cfg
             .skus

@@ -5,25 +5,24 @@
 
 use std::sync::Arc;
 
-use async_graphql::connection::{Connection, Edge, EmptyFields, query};
-use async_graphql::{Context, Enum, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
+use async_graphql::connection::{Connection, Edge, query};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use domain::ErrorCode;
 use domain::activity::exchange::ExchangeSku;
 use domain::events::{RebateOrderSnapshot, RebateSnapshot};
 use domain::ids::Sku;
 use persistence::mysql::read_side;
-use rust_decimal::Decimal;
 
 use super::access::acting_user;
 use super::error::{invalid_argument, to_gql, with_code};
+use super::scalars::{DateTime, Decimal, Page, long_id};
 use crate::state::AppState;
 
 /// One rebate order of a sign-in.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct RebateOrder {
     /// Rebate order id.
-    pub order_id: String,
+    pub order_id: ID,
     /// `sku` (a quota package) or `integral` (credits).
     pub rebate_type: String,
     /// The SKU, or the credit amount.
@@ -35,7 +34,7 @@ pub struct RebateOrder {
     pub biz_id: String,
     /// The `send_rebate` event that applies it (follow it with `task(messageId)`); null for
     /// orders of an earlier sign-in.
-    pub message_id: Option<String>,
+    pub message_id: Option<ID>,
 }
 
 /// The rebate orders of today's sign-in.
@@ -53,7 +52,7 @@ pub struct SignInResult {
 #[derive(SimpleObject, Debug, Clone)]
 pub struct ExchangeResult {
     /// The activity order id.
-    pub order_id: String,
+    pub order_id: ID,
     /// Credits paid.
     pub pay_amount: Decimal,
     /// The caller's idempotency key.
@@ -75,7 +74,7 @@ pub enum TradeType {
 #[derive(SimpleObject, Debug, Clone)]
 pub struct CreditOrder {
     /// Credit order id.
-    pub order_id: String,
+    pub order_id: ID,
     /// `行为返利` (rebate) or `兑换抽奖` (SKU exchange).
     pub trade_name: String,
     /// Direction.
@@ -85,7 +84,7 @@ pub struct CreditOrder {
     /// The trade's idempotency key.
     pub out_business_no: String,
     /// When.
-    pub order_time: DateTime<Utc>,
+    pub order_time: DateTime,
 }
 
 fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
@@ -138,7 +137,7 @@ impl CreditQuery {
         user_id: Option<String>,
         #[graphql(desc = "Orders per page (0–100, default 20).")] first: Option<i32>,
         #[graphql(desc = "A previous page's `endCursor`.")] after: Option<String>,
-    ) -> Result<Connection<String, CreditOrder, EmptyFields, EmptyFields>> {
+    ) -> Result<Page<CreditOrder>> {
         let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
         let first = super::error::page_size(first, MAX_PAGE)?;
@@ -163,15 +162,15 @@ impl CreditQuery {
                     Edge::new(
                         format!("{}:{}", o.order_time_ms, o.order_id),
                         CreditOrder {
-                            order_time: DateTime::from_timestamp_millis(o.order_time_ms).unwrap_or_default(),
+                            order_time: DateTime::from_millis(o.order_time_ms),
                             trade_type: if o.trade_type == "reverse" {
                                 TradeType::Reverse
                             } else {
                                 TradeType::Forward
                             },
-                            order_id: o.order_id,
+                            order_id: ID(o.order_id),
                             trade_name: o.trade_name,
-                            amount: o.amount,
+                            amount: Decimal(o.amount),
                             out_business_no: o.out_business_no,
                         },
                     )
@@ -180,6 +179,7 @@ impl CreditQuery {
             },
         )
         .await
+        .map(Page)
     }
 }
 
@@ -221,12 +221,12 @@ impl CreditMutation {
                 .orders
                 .into_iter()
                 .map(|o| RebateOrder {
-                    order_id: o.order_id.into(),
+                    order_id: ID(o.order_id.into()),
                     rebate_type: o.rebate_type,
                     rebate_config: o.rebate_config,
                     rebate_desc: o.rebate_desc,
                     biz_id: o.biz_id,
-                    message_id: Some(o.message_id).filter(|m| !m.is_empty()),
+                    message_id: Some(o.message_id).filter(|m| !m.is_empty()).map(ID),
                 })
                 .collect(),
         })
@@ -244,13 +244,13 @@ impl CreditMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The user; defaults to the token's user.")] user_id: Option<String>,
-        #[graphql(desc = "The SKU (quota package) to buy.")] sku: i64,
+        #[graphql(desc = "The SKU (quota package) to buy.")] sku: ID,
         #[graphql(desc = "The caller's idempotency key (1–192 characters, byte for byte, per user).")]
         out_business_no: String,
     ) -> Result<ExchangeResult> {
         let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
-        let sku = Sku::parse(sku).map_err(invalid_argument)?;
+        let sku = Sku::parse(long_id("sku", &sku)?).map_err(invalid_argument)?;
         let done = app
             .activity
             .exchange(ExchangeSku {
@@ -261,8 +261,8 @@ impl CreditMutation {
             .await
             .map_err(to_gql)?;
         Ok(ExchangeResult {
-            order_id: done.order_id.into(),
-            pay_amount: done.pay_amount,
+            order_id: ID(done.order_id.into()),
+            pay_amount: Decimal(done.pay_amount),
             out_business_no: done.out_business_no,
             created: done.created,
         })

@@ -1,7 +1,9 @@
 //! Translating domain errors into GraphQL errors with a stable `extensions.code`.
 //!
 //! Expected errors carry their code and a clear English message. Unexpected ones (`0001`)
-//! are logged once here with their cause chain and reach the client as "internal error".
+//! are logged once here with their cause chain and reach the client as "internal error";
+//! a `0001` whose outcome is unknown (a write past the database's response deadline) keeps
+//! its message, which tells the client how to retry.
 
 use async_graphql::ErrorExtensions;
 use domain::ErrorCode;
@@ -14,10 +16,14 @@ where
     E: HasErrorCode + std::error::Error,
 {
     let code = err.error_code();
-    let message = if code == ErrorCode::Unknown {
+    let message = if !err.message_is_public() {
         tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "unexpected error");
         "internal error".to_owned()
     } else {
+        if code == ErrorCode::Unknown {
+            // An outcome the client must learn (e.g. unknown after a database deadline).
+            tracing::warn!(error = %err, "operation outcome unknown");
+        }
         err.to_string()
     };
     with_code(code, message)
@@ -32,6 +38,18 @@ pub fn invalid_argument(err: InvalidArgument) -> async_graphql::Error {
 pub(crate) fn internal_error(what: &str, e: impl std::fmt::Display) -> async_graphql::Error {
     tracing::error!(error = %e, "{what}");
     with_code(ErrorCode::Unknown, "internal error")
+}
+
+/// A database failure of `what`: when the database could not be reached or did not answer in
+/// time, the client is told so (`0001`, naming MySQL and the deadline); anything else is an
+/// internal error.
+pub(crate) fn database_error(what: &str, e: persistence::DbErr) -> async_graphql::Error {
+    if persistence::mysql::db::unreachable(&e) {
+        tracing::warn!(error = %e, "{what}: database unavailable");
+        with_code(ErrorCode::Unknown, format!("mysql: {e}"))
+    } else {
+        internal_error(what, e)
+    }
 }
 
 /// A GraphQL error with `extensions.code` (and the original's short `info`).

@@ -13,9 +13,11 @@ pub mod credit;
 pub mod documents;
 pub mod error;
 pub mod limits;
+pub mod node;
 pub mod page;
 pub mod persisted;
 pub mod projected;
+pub mod scalars;
 pub mod stage;
 pub mod stock;
 pub mod strategy;
@@ -44,6 +46,7 @@ pub struct QueryRoot(
     stage::StageQuery,
     page::PageQuery,
     persisted::TrustedDocumentQuery,
+    node::NodeQuery,
 );
 
 /// All mutations.
@@ -129,7 +132,9 @@ fn builder(
     b
 }
 
-/// The schema in SDL, as committed at `api/schema.graphql`.
+/// The schema in SDL, as committed at `api/schema.graphql` (with `@specifiedBy` on the
+/// scalars that have a specification).
 pub fn sdl() -> String {
-    build(None, &HttpSettings::default()).sdl()
+    build(None, &HttpSettings::default())
+        .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }

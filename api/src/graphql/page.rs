@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::Utc;
 use domain::ids::ActivityId;
 use domain::strategy::StrategyView;
@@ -22,13 +22,14 @@ use super::account::{ActivityAccount, CreditAccount};
 use super::catalog::{RaffleAward, RuleWeight, SkuProduct, raffle_awards_of, rule_weights_of, sku_product_of};
 use super::error::{invalid_argument, to_gql};
 use super::projected::Projected;
+use super::scalars::{Decimal, id_of, long_id};
 use crate::state::AppState;
 
 /// The raffle page of one user and activity.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct RafflePage {
     /// The activity.
-    pub activity_id: i64,
+    pub activity_id: ID,
     /// The user.
     pub user_id: String,
     /// The user's draw quota today (as `activityAccount`).
@@ -71,6 +72,7 @@ crate::projectable!(CreditAccount, "CreditAccount" {
 });
 
 crate::projectable!(SkuProduct, "SkuProduct" {
+    id: "id" => leaf,
     sku: "sku" => leaf,
     activity_id: "activityId" => leaf,
     activity_count_id: "activityCountId" => leaf,
@@ -124,11 +126,11 @@ impl PageQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "The user; defaults to the token's user (service and admin tokens must name one).")]
         user_id: Option<String>,
-        #[graphql(desc = "The activity.")] activity_id: i64,
+        #[graphql(desc = "The activity.")] activity_id: ID,
     ) -> Result<Projected<RafflePage>> {
         let user = acting_user(ctx, user_id.as_deref())?;
         let app = ctx.data::<Arc<AppState>>()?;
-        let activity_id = ActivityId::parse(activity_id).map_err(invalid_argument)?;
+        let activity_id = ActivityId::parse(long_id("activityId", &activity_id)?).map_err(invalid_argument)?;
         let cfg = app.activity.config(activity_id).await.map_err(to_gql)?;
         let strategy_id = cfg.activity.strategy_id;
         let strategy = match app.strategy.armed(strategy_id).await {
@@ -171,12 +173,12 @@ impl PageQuery {
             })
             .collect();
         Ok(Projected(RafflePage {
-            activity_id: activity_id.get(),
+            activity_id: id_of(activity_id.get()),
             user_id: user.as_str().to_owned(),
             activity_account: ActivityAccount::of(&account, &day, &month),
             credit_account: CreditAccount {
-                total_amount: credit.total_amount,
-                available_amount: credit.available_amount,
+                total_amount: Decimal(credit.total_amount),
+                available_amount: Decimal(credit.available_amount),
             },
             is_calendar_sign_rebate: signed,
             raffle_awards: raffle_awards_of(&strategy, &account, &day),
@@ -189,14 +191,14 @@ impl PageQuery {
 #[cfg(test)]
 mod tests {
     use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
-    use rust_decimal::Decimal;
+    use rust_decimal::Decimal as D;
 
     use super::*;
     use crate::graphql::catalog::{PackageCounts, WeightAward};
 
     fn page() -> RafflePage {
         RafflePage {
-            activity_id: 100_301,
+            activity_id: id_of(100_301),
             user_id: "xiaofuge".into(),
             activity_account: ActivityAccount {
                 total_count: 3,
@@ -207,17 +209,18 @@ mod tests {
                 month_count_surplus: 2,
             },
             credit_account: CreditAccount {
-                total_amount: Decimal::new(1000, 2),
-                available_amount: Decimal::new(750, 2),
+                total_amount: Decimal(D::new(1000, 2)),
+                available_amount: Decimal(D::new(750, 2)),
             },
             is_calendar_sign_rebate: true,
             sku_products: vec![SkuProduct {
-                sku: 9014,
-                activity_id: 100_301,
-                activity_count_id: 11104,
+                id: ID("U2t1UHJvZHVjdDoxMDAzMDE6OTAxNA==".into()),
+                sku: id_of(9014),
+                activity_id: id_of(100_301),
+                activity_count_id: id_of(11104),
                 stock_count: 100_000,
                 stock_count_surplus: 99_864,
-                product_amount: Decimal::new(500, 2),
+                product_amount: Decimal(D::new(500, 2)),
                 activity_count: PackageCounts {
                     total_count: 1,
                     day_count: 1,
@@ -274,7 +277,7 @@ mod tests {
         let all = "__typename userId activityId \
             activityAccount { __typename totalCount totalCountSurplus dayCount dayCountSurplus monthCount monthCountSurplus } \
             creditAccount { __typename totalAmount availableAmount } isCalendarSignRebate \
-            skuProducts { __typename sku activityId activityCountId stockCount stockCountSurplus productAmount activityCount { __typename totalCount dayCount monthCount } } \
+            skuProducts { __typename id sku activityId activityCountId stockCount stockCountSurplus productAmount activityCount { __typename totalCount dayCount monthCount } } \
             raffleAwards { __typename awardId awardTitle awardSubtitle sort awardRuleLockCount isAwardUnlock waitUnlockCount } \
             ruleWeights { __typename ruleWeightCount userActivityAccountTotalUserCount strategyAwards { __typename awardId awardTitle } }";
         let derived = schema.execute(format!("{{ derived {{ {all} }} }}")).await;

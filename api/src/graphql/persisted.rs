@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use async_graphql::connection::{Connection, Edge, EmptyFields, query};
+use async_graphql::connection::{Connection, Edge, query};
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Context, Object, Result, ServerError, ServerResult, SimpleObject, Variables};
@@ -192,10 +192,19 @@ fn not_trusted(hash: &str) -> ServerError {
 struct Known {
     texts: HashMap<String, Arc<str>>,
     bytes: usize,
+    /// The store's removal generation the texts belong to.
+    generation: i64,
+    /// When the generation was last read.
+    checked_at: Option<std::time::Instant>,
 }
 
+/// How often an instance reads the removal generation (while documents are looked up): a
+/// removed trusted document stops running everywhere within about this long.
+pub const GENERATION_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Persisted documents of one instance: the shared Redis store, the mode, and the texts this
-/// instance already found (a hash names one text forever, so they need no invalidation).
+/// instance already found (a hash names one text forever; they are dropped when trusted
+/// documents are removed, which every instance notices within [`GENERATION_CHECK`]).
 pub struct PersistedQueries {
     store: PersistedDocuments,
     mode: TrustedDocuments,
@@ -233,9 +242,11 @@ impl PersistedQueries {
             .cloned()
     }
 
-    fn remember(&self, hash: &str, text: &str) {
+    /// Keeps `text` if the texts still belong to `generation` (a text found before a removal
+    /// that another request noticed meanwhile is not kept).
+    fn remember(&self, hash: &str, text: &str, generation: i64) {
         let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        if known.texts.contains_key(hash) {
+        if known.generation != generation || known.texts.contains_key(hash) {
             return;
         }
         if known.bytes + text.len() > KNOWN_MAX_BYTES {
@@ -279,8 +290,34 @@ impl PersistedQueries {
         }
     }
 
+    /// Drops the kept texts when trusted documents were removed since they were found
+    /// (reading the store's generation at most once per [`GENERATION_CHECK`]; a store that does
+    /// not answer keeps them); the generation the kept texts belong to.
+    async fn follow_removals(&self) -> i64 {
+        {
+            let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+            if known.checked_at.is_some_and(|t| t.elapsed() < GENERATION_CHECK) {
+                return known.generation;
+            }
+            known.checked_at = Some(std::time::Instant::now());
+        }
+        let read = self.store.generation().await;
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        match read {
+            Ok(generation) if generation != known.generation => {
+                known.texts.clear();
+                known.bytes = 0;
+                known.generation = generation;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "could not read the trusted documents' generation"),
+        }
+        known.generation
+    }
+
     /// The text of `hash`: a trusted document, or (mode `off`) a client-registered one.
     async fn lookup(&self, hash: &str) -> Result<Arc<str>, ServerError> {
+        let generation = self.follow_removals().await;
         if let Some(text) = self.remembered(hash) {
             return Ok(text);
         }
@@ -290,7 +327,7 @@ impl PersistedQueries {
         };
         match found {
             Ok(Some(text)) if document_hash(&text) == hash => {
-                self.remember(hash, &text);
+                self.remember(hash, &text, generation);
                 Ok(text.into())
             }
             Ok(Some(_)) => {
@@ -307,12 +344,13 @@ impl PersistedQueries {
     /// # Errors
     /// `OPERATION_NOT_TRUSTED`, or `0001` when Redis does not answer.
     pub async fn check_trusted(&self, hash: &str) -> Result<(), ServerError> {
+        let generation = self.follow_removals().await;
         if self.remembered(hash).is_some() {
             return Ok(());
         }
         match self.store.find_trusted(hash).await {
             Ok(Some(text)) => {
-                self.remember(hash, &text);
+                self.remember(hash, &text, generation);
                 Ok(())
             }
             Ok(None) => Err(not_trusted(hash)),
@@ -327,7 +365,8 @@ impl PersistedQueries {
             tracing::warn!(error = %e, hash, "could not register a persisted query");
             return;
         }
-        self.remember(hash, text);
+        let generation = self.known.lock().unwrap_or_else(PoisonError::into_inner).generation;
+        self.remember(hash, text, generation);
     }
 
     /// Checks documents to trust: each at most the size limit and parsing as GraphQL; gives
@@ -526,7 +565,7 @@ impl TrustedDocumentQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Documents per page (0–100, default 20).")] first: Option<i32>,
         #[graphql(desc = "A previous page's `endCursor`.")] after: Option<String>,
-    ) -> Result<Connection<String, TrustedDocument, EmptyFields, EmptyFields>> {
+    ) -> Result<super::scalars::Page<TrustedDocument>> {
         access::admin(ctx)?;
         let app = ctx.data::<Arc<AppState>>()?;
         let first = super::error::page_size(first, MAX_PAGE)?;
@@ -559,6 +598,7 @@ impl TrustedDocumentQuery {
             },
         )
         .await
+        .map(super::scalars::Page)
     }
 }
 
@@ -593,6 +633,39 @@ impl TrustedDocumentMutation {
                 .map_err(|why| with_code(ErrorCode::IllegalParameter, why))?;
             app.persisted.store().trust(&checked).await.map_err(internal)?;
             Ok(hashes)
+        })
+        .await
+    }
+
+    /// Stops trusting documents (at most 500 hashes per call, lower-case hex SHA-256 as
+    /// `registerTrustedDocuments` returns them) on every instance: each instance drops the
+    /// texts it keeps in process within about a second, after which, with
+    /// `http.trusted_documents = "enforce"`, they are refused with `OPERATION_NOT_TRUSTED`.
+    /// Returns how many of them were trusted. Errors: `0002` for a malformed hash (none is
+    /// removed). Admin only, audited (with the hashes).
+    async fn remove_trusted_documents(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Hashes of the documents to stop trusting.")] hashes: Vec<String>,
+    ) -> Result<i32> {
+        let arguments =
+            json!({ "count": hashes.len(), "hashes": hashes.iter().take(MAX_DOCUMENTS_PER_CALL).collect::<Vec<_>>() });
+        audited(ctx, "removeTrustedDocuments", arguments, async {
+            let app = ctx.data::<Arc<AppState>>()?;
+            if hashes.len() > MAX_DOCUMENTS_PER_CALL {
+                return Err(with_code(
+                    ErrorCode::IllegalParameter,
+                    format!("at most {MAX_DOCUMENTS_PER_CALL} hashes per call"),
+                ));
+            }
+            if let Some((i, bad)) = hashes.iter().enumerate().find(|(_, h)| !is_document_hash(h)) {
+                return Err(with_code(
+                    ErrorCode::IllegalParameter,
+                    format!("hashes[{i}] ({bad:?}) is not a lower-case hex SHA-256"),
+                ));
+            }
+            let removed = app.persisted.store().untrust(&hashes).await.map_err(internal)?;
+            Ok(i32::try_from(removed).unwrap_or(i32::MAX))
         })
         .await
     }

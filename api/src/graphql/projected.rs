@@ -63,6 +63,24 @@ impl Leaf for rust_decimal::Decimal {
     }
 }
 
+impl Leaf for super::scalars::Decimal {
+    fn leaf(&self) -> Value {
+        async_graphql::ScalarType::to_value(self)
+    }
+}
+
+impl Leaf for super::scalars::DateTime {
+    fn leaf(&self) -> Value {
+        async_graphql::ScalarType::to_value(self)
+    }
+}
+
+impl Leaf for async_graphql::ID {
+    fn leaf(&self) -> Value {
+        Value::String(self.0.clone())
+    }
+}
+
 impl<T: Leaf> Leaf for Option<T> {
     fn leaf(&self) -> Value {
         self.as_ref().map_or(Value::Null, Leaf::leaf)

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use domain::ids::{AwardId, Sku, StrategyId};
 use domain::stock::StockAdded;
 
 use super::audit::audited;
 use super::error::{invalid_argument, to_gql};
+use super::scalars::{id_json, long_id};
 use crate::state::AppState;
 use serde_json::json;
 
@@ -46,14 +47,14 @@ impl StockMutation {
     async fn add_award_stock(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The strategy.")] strategy_id: i64,
+        #[graphql(desc = "The strategy.")] strategy_id: ID,
         #[graphql(desc = "The award of that strategy.")] award_id: i32,
         #[graphql(desc = "Units to add, 1–100 000.")] units: i64,
     ) -> Result<StockLevel> {
-        let arguments = json!({ "strategyId": strategy_id, "awardId": award_id, "units": units });
+        let arguments = json!({ "strategyId": id_json(&strategy_id), "awardId": award_id, "units": units });
         audited(ctx, "addAwardStock", arguments, async {
             let state = ctx.data::<Arc<AppState>>()?;
-            let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
+            let strategy_id = StrategyId::parse(long_id("strategyId", &strategy_id)?).map_err(invalid_argument)?;
             let award_id = AwardId::parse(award_id).map_err(invalid_argument)?;
             let added = state
                 .stock
@@ -70,15 +71,20 @@ impl StockMutation {
     async fn add_sku_stock(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The SKU.")] sku: i64,
+        #[graphql(desc = "The SKU.")] sku: ID,
         #[graphql(desc = "Units to add, 1–100 000.")] units: i64,
     ) -> Result<StockLevel> {
-        audited(ctx, "addSkuStock", json!({ "sku": sku, "units": units }), async {
-            let state = ctx.data::<Arc<AppState>>()?;
-            let sku = Sku::parse(sku).map_err(invalid_argument)?;
-            let added = state.stock.add_sku_stock(sku, units).await.map_err(to_gql)?;
-            Ok(added.into())
-        })
+        audited(
+            ctx,
+            "addSkuStock",
+            json!({ "sku": id_json(&sku), "units": units }),
+            async {
+                let state = ctx.data::<Arc<AppState>>()?;
+                let sku = Sku::parse(long_id("sku", &sku)?).map_err(invalid_argument)?;
+                let added = state.stock.add_sku_stock(sku, units).await.map_err(to_gql)?;
+                Ok(added.into())
+            },
+        )
         .await
     }
 }

@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use domain::ids::StrategyId;
 use domain::strategy::{RaffleInput, StrategyAwardView, StrategyView};
-use rust_decimal::Decimal;
 
 use super::audit::audited;
 use super::error::{invalid_argument, to_gql};
+use super::node::{STRATEGY, global_id};
+use super::scalars::{Decimal, id_json, id_of, long_id};
 use crate::state::AppState;
 use serde_json::json;
 
@@ -18,8 +19,10 @@ const SYSTEM_USER: &str = "system";
 /// A prize strategy.
 #[derive(SimpleObject)]
 pub struct Strategy {
+    /// Global id: refetch this strategy (its live award stock) with `node(id:)`.
+    pub id: ID,
     /// Strategy id.
-    pub strategy_id: i64,
+    pub strategy_id: ID,
     /// Description.
     pub strategy_desc: String,
     /// Pre-draw rule chain, in order (e.g. `rule_blacklist`, `rule_weight`).
@@ -61,7 +64,8 @@ pub struct RaffleResult {
 impl From<StrategyView> for Strategy {
     fn from(v: StrategyView) -> Self {
         Self {
-            strategy_id: v.strategy_id.get(),
+            id: global_id(STRATEGY, &v.strategy_id.get().to_string()),
+            strategy_id: id_of(v.strategy_id.get()),
             strategy_desc: v.strategy_desc,
             rule_models: v.rule_models,
             awards: v.awards.into_iter().map(StrategyAward::from).collect(),
@@ -75,7 +79,7 @@ impl From<StrategyAwardView> for StrategyAward {
             award_id: a.award_id.get(),
             award_title: a.award_title,
             award_subtitle: a.award_subtitle,
-            award_rate: a.award_rate,
+            award_rate: Decimal(a.award_rate),
             award_count: a.award_count,
             award_count_surplus: a.award_count_surplus,
             sort: a.sort,
@@ -91,9 +95,13 @@ pub struct StrategyQuery;
 impl StrategyQuery {
     /// A strategy and its awards, from the read model. Unknown ids fail with code `0002`.
     /// Public (no token needed).
-    async fn strategy(&self, ctx: &Context<'_>, strategy_id: i64) -> Result<Strategy> {
+    async fn strategy(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The strategy.")] strategy_id: ID,
+    ) -> Result<Strategy> {
         let state = ctx.data::<Arc<AppState>>()?;
-        let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
+        let strategy_id = StrategyId::parse(long_id("strategyId", &strategy_id)?).map_err(invalid_argument)?;
         Ok(state.strategy.view(strategy_id).await.map_err(to_gql)?.into())
     }
 }
@@ -108,41 +116,59 @@ impl StrategyMutation {
     /// stock from the durable surplus (never resetting a live counter). Re-runnable.
     /// Errors: `0002` unknown strategy, `ERR_BIZ_001` weight rule missing, `ERR_CONFIG_002` invalid configuration.
     /// Admin only.
-    async fn arm_strategy(&self, ctx: &Context<'_>, strategy_id: i64) -> Result<bool> {
-        audited(ctx, "armStrategy", json!({ "strategyId": strategy_id }), async {
-            let state = ctx.data::<Arc<AppState>>()?;
-            let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
-            state.strategy.arm(strategy_id).await.map_err(to_gql)?;
-            announce_armed(state).await;
-            Ok(true)
-        })
+    async fn arm_strategy(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The strategy.")] strategy_id: ID,
+    ) -> Result<bool> {
+        audited(
+            ctx,
+            "armStrategy",
+            json!({ "strategyId": id_json(&strategy_id) }),
+            async {
+                let state = ctx.data::<Arc<AppState>>()?;
+                let strategy_id = StrategyId::parse(long_id("strategyId", &strategy_id)?).map_err(invalid_argument)?;
+                state.strategy.arm(strategy_id).await.map_err(to_gql)?;
+                announce_armed(state).await;
+                Ok(true)
+            },
+        )
         .await
     }
 
     /// Draws once as the user `system` (the original's `random_raffle`); takes award stock.
     /// Errors: `ERR_BIZ_002` when the strategy is not armed.
     /// Admin only (it spends award stock).
-    async fn random_raffle(&self, ctx: &Context<'_>, strategy_id: i64) -> Result<RaffleResult> {
-        audited(ctx, "randomRaffle", json!({ "strategyId": strategy_id }), async {
-            let state = ctx.data::<Arc<AppState>>()?;
-            let strategy_id = StrategyId::parse(strategy_id).map_err(invalid_argument)?;
-            // A draw like any other: degrade and the rate limit apply.
-            let system = domain::ids::UserId::parse(SYSTEM_USER).map_err(invalid_argument)?;
-            let switches = state.activity.admit(&system).await.map_err(to_gql)?;
-            let input = RaffleInput {
-                user_id: SYSTEM_USER,
-                total_used: 0,
-                day_partake_count: 0,
-                blacklist_enabled: switches.blacklist,
-                lock_ttl: None,
-            };
-            let award = state.strategy.raffle(strategy_id, &input).await.map_err(to_gql)?;
-            Ok(RaffleResult {
-                award_id: award.award_id.get(),
-                award_title: award.award_title,
-                award_index: award.sort,
-            })
-        })
+    async fn random_raffle(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The strategy (armed).")] strategy_id: ID,
+    ) -> Result<RaffleResult> {
+        audited(
+            ctx,
+            "randomRaffle",
+            json!({ "strategyId": id_json(&strategy_id) }),
+            async {
+                let state = ctx.data::<Arc<AppState>>()?;
+                let strategy_id = StrategyId::parse(long_id("strategyId", &strategy_id)?).map_err(invalid_argument)?;
+                // A draw like any other: degrade and the rate limit apply.
+                let system = domain::ids::UserId::parse(SYSTEM_USER).map_err(invalid_argument)?;
+                let switches = state.activity.admit(&system).await.map_err(to_gql)?;
+                let input = RaffleInput {
+                    user_id: SYSTEM_USER,
+                    total_used: 0,
+                    day_partake_count: 0,
+                    blacklist_enabled: switches.blacklist,
+                    lock_ttl: None,
+                };
+                let award = state.strategy.raffle(strategy_id, &input).await.map_err(to_gql)?;
+                Ok(RaffleResult {
+                    award_id: award.award_id.get(),
+                    award_title: award.award_title,
+                    award_index: award.sort,
+                })
+            },
+        )
         .await
     }
 }

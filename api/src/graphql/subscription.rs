@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use async_graphql::{Context, Result, SimpleObject, Subscription};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, ID, Result, SimpleObject, Subscription};
 use domain::ErrorCode;
 use domain::ids::UserId;
 use futures::{Stream, StreamExt};
@@ -15,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::access::acting_user;
 use super::error::{EdgeCode, edge, with_code};
+use super::scalars::DateTime;
 use super::tasks::TaskState;
 use crate::state::AppState;
 
@@ -24,7 +24,7 @@ pub struct TaskStatusEvent {
     /// Resume cursor: reconnect with `after: cursor` to continue after this event.
     pub cursor: String,
     /// The event's message id.
-    pub message_id: String,
+    pub message_id: ID,
     /// Topic.
     pub topic: String,
     /// New state.
@@ -32,18 +32,18 @@ pub struct TaskStatusEvent {
     /// Publish attempts at that point.
     pub attempts: i32,
     /// When it happened.
-    pub occurred_at: DateTime<Utc>,
+    pub occurred_at: DateTime,
 }
 
 impl From<TaskEvent> for TaskStatusEvent {
     fn from(e: TaskEvent) -> Self {
         Self {
             cursor: e.cursor,
-            message_id: e.message_id,
+            message_id: ID(e.message_id),
             topic: e.topic,
             state: e.state.into(),
             attempts: e.attempts,
-            occurred_at: DateTime::from_timestamp_millis(e.occurred_at_ms).unwrap_or_default(),
+            occurred_at: DateTime::from_millis(e.occurred_at_ms),
         }
     }
 }
@@ -52,7 +52,9 @@ impl From<TaskEvent> for TaskStatusEvent {
 #[derive(Default)]
 pub struct SubscriptionRoot;
 
-#[Subscription]
+/// All subscriptions, over `/graphql/ws` (the graphql-transport-ws protocol, or the legacy
+/// graphql-ws one).
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Task-status events of a user's outbox events (optionally one `messageId`):
     /// CREATED → PUBLISHED → DELIVERED (or FAIL / DEAD). Without `after`, the user's retained
@@ -66,7 +68,7 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "The user; defaults to the token's user (service and admin tokens must name one).")]
         user_id: Option<String>,
-        #[graphql(desc = "Only this event's changes.")] message_id: Option<String>,
+        #[graphql(desc = "Only this event's changes.")] message_id: Option<ID>,
         #[graphql(desc = "Resume after this event `cursor`.")] after: Option<String>,
     ) -> Result<impl Stream<Item = TaskStatusEvent> + use<>> {
         let user: UserId = acting_user(ctx, user_id.as_deref())?;
@@ -83,7 +85,7 @@ impl SubscriptionRoot {
         // One reader per process serves every subscription (no Redis connection of its own).
         let events = state.task_fanout.follow(user.as_str(), &cursor);
         Ok(events.filter_map(move |e| {
-            let keep = message_id.as_deref().is_none_or(|m| m == e.message_id);
+            let keep = message_id.as_ref().is_none_or(|m| m.as_str() == e.message_id);
             // The permit lives as long as the stream: dropping the subscription frees its slots.
             let _held = &permit;
             futures::future::ready(keep.then(|| TaskStatusEvent::from(e)))

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
 use domain::ErrorCode;
 use domain::ids::UserId;
 use domain::switches::Switches;
@@ -14,7 +13,9 @@ use serde_json::json;
 use super::access;
 use super::audit::audited;
 use super::error::{invalid_argument, with_code};
+use super::scalars::DateTime;
 use crate::state::AppState;
+use chrono::Utc;
 
 /// One switch and its value in force on the answering instance.
 #[derive(SimpleObject, Debug, Clone)]
@@ -50,7 +51,7 @@ pub struct BlacklistEntry {
     /// The user.
     pub user_id: String,
     /// When the entry ends.
-    pub until: DateTime<Utc>,
+    pub until: DateTime,
 }
 
 fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
@@ -114,7 +115,7 @@ impl SwitchQuery {
             .into_iter()
             .map(|e| BlacklistEntry {
                 user_id: e.user_id,
-                until: DateTime::from_timestamp_millis(e.until_ms).unwrap_or_default(),
+                until: DateTime::from_millis(e.until_ms),
             })
             .collect())
     }

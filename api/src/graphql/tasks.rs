@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use async_graphql::connection::{Connection, Edge, EmptyFields, query};
-use async_graphql::{ComplexObject, Context, Enum, Object, Result, SimpleObject};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use async_graphql::connection::{Connection, Edge, query};
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
 use domain::ErrorCode;
 use domain::outbox::TaskState as DomainState;
 use persistence::outbox::store::{Replay, TaskRow};
@@ -13,6 +12,8 @@ use persistence::redis::task_stream::TaskStatus;
 use super::access;
 use super::audit::audited;
 use super::error::with_code;
+use super::node::{TASK, global_id};
+use super::scalars::{DateTime, Page};
 use crate::state::AppState;
 use serde_json::json;
 
@@ -55,17 +56,15 @@ impl From<TaskState> for DomainState {
     }
 }
 
-fn utc(t: NaiveDateTime) -> DateTime<Utc> {
-    t.and_utc()
-}
-
 /// An outbox event (a `task` row). The status fields come from the Redis read model; the
 /// admin details (`message`, `lastError`, timestamps) are read from the shard when asked for.
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct Task {
-    /// Message id (= envelope `id`).
-    pub message_id: String,
+    /// Global id: refetch this event (its state) with `node(id:)`.
+    pub id: ID,
+    /// Message id (= envelope `id`; 64-bit).
+    pub message_id: ID,
     /// User whose shard holds the row.
     pub user_id: String,
     /// Topic (= queue name).
@@ -75,7 +74,7 @@ pub struct Task {
     /// Publish attempts so far.
     pub attempts: i32,
     /// When it reached its state (read model) or last changed (shard).
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: DateTime,
     #[graphql(skip)]
     row: tokio::sync::OnceCell<Option<TaskRow>>,
 }
@@ -83,12 +82,13 @@ pub struct Task {
 impl From<TaskRow> for Task {
     fn from(t: TaskRow) -> Self {
         Self {
-            message_id: t.message_id.clone(),
+            id: global_id(TASK, &t.message_id),
+            message_id: ID(t.message_id.clone()),
             user_id: t.user_id.clone(),
             topic: t.topic.clone(),
             state: t.state.into(),
             attempts: t.attempts,
-            updated_at: utc(t.updated_at),
+            updated_at: t.updated_at.into(),
             row: tokio::sync::OnceCell::new_with(Some(Some(t))),
         }
     }
@@ -97,12 +97,13 @@ impl From<TaskRow> for Task {
 impl Task {
     fn from_status(message_id: String, s: TaskStatus) -> Self {
         Self {
-            message_id,
+            id: global_id(TASK, &message_id),
+            message_id: ID(message_id),
             user_id: s.user_id,
             topic: s.topic,
             state: s.state.into(),
             attempts: s.attempts,
-            updated_at: DateTime::from_timestamp_millis(s.at_ms).unwrap_or_default(),
+            updated_at: DateTime::from_millis(s.at_ms),
             row: tokio::sync::OnceCell::new(),
         }
     }
@@ -111,7 +112,7 @@ impl Task {
         let app = ctx.data::<Arc<AppState>>()?;
         let row = self
             .row
-            .get_or_try_init(|| async { app.tasks.find(&self.message_id).await.map_err(internal) })
+            .get_or_try_init(|| async { app.tasks.find(&self.message_id).await.map_err(database) })
             .await?;
         Ok(row.as_ref())
     }
@@ -131,28 +132,32 @@ impl Task {
     }
 
     /// Commit time.
-    async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
-        Ok(self.row(ctx).await?.map_or(self.updated_at, |r| utc(r.created_at)))
+    async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
+        Ok(self.row(ctx).await?.map_or(self.updated_at, |r| r.created_at.into()))
     }
 
     /// Broker confirm time.
-    async fn published_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
-        Ok(self.row(ctx).await?.and_then(|r| r.published_at).map(utc))
+    async fn published_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        Ok(self.row(ctx).await?.and_then(|r| r.published_at).map(DateTime::from))
     }
 
     /// Consumer effect time.
-    async fn delivered_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
-        Ok(self.row(ctx).await?.and_then(|r| r.delivered_at).map(utc))
+    async fn delivered_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        Ok(self.row(ctx).await?.and_then(|r| r.delivered_at).map(DateTime::from))
     }
 
     /// Next publish attempt (when failed).
-    async fn next_attempt_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
-        Ok(self.row(ctx).await?.and_then(|r| r.next_attempt_at).map(utc))
+    async fn next_attempt_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        Ok(self.row(ctx).await?.and_then(|r| r.next_attempt_at).map(DateTime::from))
     }
 }
 
 fn internal(e: impl std::fmt::Display) -> async_graphql::Error {
     super::error::internal_error("task admin failed", e)
+}
+
+fn database(e: persistence::DbErr) -> async_graphql::Error {
+    super::error::database_error("task admin failed", e)
 }
 
 fn cursor(t: &TaskRow) -> String {
@@ -179,10 +184,10 @@ impl TaskQuery {
     async fn tasks(
         &self,
         ctx: &Context<'_>,
-        state: Option<TaskState>,
-        first: Option<i32>,
-        after: Option<String>,
-    ) -> Result<Connection<String, Task, EmptyFields, EmptyFields>> {
+        #[graphql(desc = "Only events in this state (all when left out).")] state: Option<TaskState>,
+        #[graphql(desc = "Events per page (0–100, default 20).")] first: Option<i32>,
+        #[graphql(desc = "A previous page's `endCursor`.")] after: Option<String>,
+    ) -> Result<Page<Task>> {
         access::admin(ctx)?;
         let app = ctx.data::<Arc<AppState>>()?;
         let first = super::error::page_size(first, MAX_PAGE as i32)?;
@@ -198,7 +203,7 @@ impl TaskQuery {
                     .tasks
                     .list(state.map(Into::into), after, want + 1)
                     .await
-                    .map_err(internal)?;
+                    .map_err(database)?;
                 let has_next = rows.len() as u64 > want;
                 rows.truncate(want as usize);
                 let mut conn = Connection::new(after.is_some(), has_next);
@@ -208,24 +213,38 @@ impl TaskQuery {
             },
         )
         .await
+        .map(Page)
     }
 
     /// One outbox event by message id; null when unknown. Its status is read from Redis
     /// (falling back to the shard for events the read model has not seen yet).
     /// A user may read its own events; admins and services any.
-    async fn task(&self, ctx: &Context<'_>, message_id: String) -> Result<Option<Task>> {
-        access::caller(ctx)?;
-        let app = ctx.data::<Arc<AppState>>()?;
-        if let Some(status) = app.task_stream.status(&message_id).await.map_err(internal)? {
-            access::may_read_user(ctx, &status.user_id)?;
-            return Ok(Some(Task::from_status(message_id, status)));
-        }
-        let row = app.tasks.find(&message_id).await.map_err(internal)?;
-        if let Some(row) = &row {
-            access::may_read_user(ctx, &row.user_id)?;
-        }
-        Ok(row.map(Task::from))
+    async fn task(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The event's message id (`messageId` of `draw`, `task`, …).")] message_id: ID,
+    ) -> Result<Option<Task>> {
+        find_task(ctx, message_id.0).await
     }
+}
+
+/// The event `message_id` if the caller may read it (as `task` answers; also `node`).
+///
+/// # Errors
+/// `UNAUTHENTICATED` without a token, `FORBIDDEN` for another user's event, `0001` when a
+/// store fails.
+pub(crate) async fn find_task(ctx: &Context<'_>, message_id: String) -> Result<Option<Task>> {
+    access::caller(ctx)?;
+    let app = ctx.data::<Arc<AppState>>()?;
+    if let Some(status) = app.task_stream.status(&message_id).await.map_err(internal)? {
+        access::may_read_user(ctx, &status.user_id)?;
+        return Ok(Some(Task::from_status(message_id, status)));
+    }
+    let row = app.tasks.find(&message_id).await.map_err(database)?;
+    if let Some(row) = &row {
+        access::may_read_user(ctx, &row.user_id)?;
+    }
+    Ok(row.map(Task::from))
 }
 
 /// Task mutations.
@@ -236,16 +255,20 @@ pub struct TaskMutation;
 impl TaskMutation {
     /// Re-queues a dead (or failed) event: attempts reset, published again at once.
     /// Errors: `0002` unknown message id or a task that is not dead/failed.
-    async fn replay_task(&self, ctx: &Context<'_>, message_id: String) -> Result<Task> {
-        let arguments = json!({ "messageId": message_id });
-        audited(ctx, "replayTask", arguments, self.replay(ctx, message_id)).await
+    async fn replay_task(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The event's message id.")] message_id: ID,
+    ) -> Result<Task> {
+        let arguments = json!({ "messageId": message_id.as_str() });
+        audited(ctx, "replayTask", arguments, self.replay(ctx, message_id.0)).await
     }
 }
 
 impl TaskMutation {
     async fn replay(&self, ctx: &Context<'_>, message_id: String) -> Result<Task> {
         let app = ctx.data::<Arc<AppState>>()?;
-        match app.tasks.replay(&message_id).await.map_err(internal)? {
+        match app.tasks.replay(&message_id).await.map_err(database)? {
             Replay::Requeued(t) => {
                 if let Err(e) = app.task_stream.forget(&message_id).await {
                     tracing::warn!(error = %e, "could not reset the task's status view");

@@ -37,7 +37,7 @@ async fn anonymous_callers_read_the_catalogue_and_nothing_else() {
         )
         .await;
     assert!(public.get("errors").is_none(), "{public}");
-    assert_eq!(public["data"]["strategy"]["strategyId"], 100006);
+    assert_eq!(public["data"]["strategy"]["strategyId"], "100006");
     for op in [
         r#"mutation { draw(userId: "alice", activityId: 100301) { orderId } }"#,
         r#"{ activityAccount(userId: "alice", activityId: 100301) { totalCount } }"#,

@@ -603,35 +603,35 @@ async fn activating_a_stage_arms_its_activity_and_shows_it_on_its_channel() {
                 .clone()
         }
     };
-    assert_eq!(shown("c01").await, 100401, "public, from the stage table");
+    assert_eq!(shown("c01").await, "100401", "public, from the stage table");
     assert_eq!(shown("c02").await, Value::Null);
 
     let done = app
-        .ok("mutation { activateStage(id: 2) { id state activityId } }")
+        .ok("mutation { activateStage(stageId: 2) { stageId state activityId } }")
         .await;
     assert_eq!(
         done["activateStage"],
-        json!({"id": 2, "state": "active", "activityId": 100301})
+        json!({"stageId": "2", "state": "active", "activityId": "100301"})
     );
-    assert_eq!(shown("c01").await, 100301, "the other stage of c01/s01 expired");
+    assert_eq!(shown("c01").await, "100301", "the other stage of c01/s01 expired");
     assert_eq!(sku_stock(&app, 9011).await, 99887, "its SKU stock is armed");
     let list = app
-        .ok("{ stages(first: 2) { edges { cursor node { id state } } pageInfo { hasNextPage endCursor } } }")
+        .ok("{ stages(first: 2) { edges { cursor node { stageId state } } pageInfo { hasNextPage endCursor } } }")
         .await;
     assert_eq!(
         list["stages"]["edges"],
-        json!([{"cursor": "1", "node": {"id": 1, "state": "expire"}}, {"cursor": "2", "node": {"id": 2, "state": "active"}}])
+        json!([{"cursor": "1", "node": {"stageId": "1", "state": "expire"}}, {"cursor": "2", "node": {"stageId": "2", "state": "active"}}])
     );
     assert_eq!(list["stages"]["pageInfo"]["hasNextPage"], true);
     let rest = app
-        .ok(r#"{ stages(first: 2, after: "2") { edges { node { id } } pageInfo { hasNextPage } } }"#)
+        .ok(r#"{ stages(first: 2, after: "2") { edges { node { stageId } } pageInfo { hasNextPage } } }"#)
         .await;
-    assert_eq!(rest["stages"]["edges"], json!([{"node": {"id": 3}}]));
+    assert_eq!(rest["stages"]["edges"], json!([{"node": {"stageId": "3"}}]));
 
     // Operators only; an unknown stage is 0002; bad channel is 0002.
     let user = app.user_token("stage_user");
     let refused = app
-        .graphql_as(Some(&user), "mutation { activateStage(id: 3) { id } }")
+        .graphql_as(Some(&user), "mutation { activateStage(stageId: 3) { id } }")
         .await;
     assert_eq!(error_code_of(&refused), Some("FORBIDDEN"), "{refused}");
     let listed = app
@@ -639,7 +639,7 @@ async fn activating_a_stage_arms_its_activity_and_shows_it_on_its_channel() {
         .await;
     assert_eq!(error_code_of(&listed), Some("FORBIDDEN"), "{listed}");
     assert_eq!(
-        app.error_code("mutation { activateStage(id: 99) { id } }").await,
+        app.error_code("mutation { activateStage(stageId: 99) { id } }").await,
         "0002"
     );
     let long = app

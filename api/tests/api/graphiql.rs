@@ -487,7 +487,7 @@ async fn graphiql_runs_a_query_and_a_subscription_in_headless_chromium_without_n
     assert_eq!(typed, query);
     page.run().await;
     let result = page.result("strategy").await;
-    assert_eq!(result["data"]["strategy"]["strategyId"], 100006, "{result}");
+    assert_eq!(result["data"]["strategy"]["strategyId"], "100006", "{result}");
     // The rest of GraphiQL works under the page's CSP too: the documentation explorer (from
     // introspection) and the dialogs, which insert <style> elements.
     page.click("[aria-label='Show Documentation Explorer']").await;

@@ -38,7 +38,7 @@ async fn request_errors_are_400_without_data_under_the_graphql_response_media_ty
     for (query, want) in [
         ("{ __typename", "GRAPHQL_PARSE_FAILED"),
         ("{ nope }", "GRAPHQL_VALIDATION_FAILED"),
-        ("{ strategy(strategyId: \"abc\") { strategyId } }", "BAD_USER_INPUT"),
+        ("{ strategy(strategyId: 1.5) { strategyId } }", "BAD_USER_INPUT"),
     ] {
         let (status, media, body) = post(&app, Some(GRJ), &json!({ "query": query })).await;
         assert_eq!((status, code(&body)), (400, want), "{query}: {body}");
@@ -52,7 +52,7 @@ async fn request_errors_are_400_without_data_under_the_graphql_response_media_ty
     let (status, _, body) = post(
         &app,
         Some(GRJ),
-        &json!({ "query": "query($id: Int!) { strategy(strategyId: $id) { strategyId } }", "variables": { "id": "x" } }),
+        &json!({ "query": "query($id: ID!) { strategy(strategyId: $id) { strategyId } }", "variables": { "id": true } }),
     )
     .await;
     assert_eq!((status, code(&body)), (400, "BAD_USER_INPUT"), "{body}");
@@ -279,7 +279,7 @@ async fn repeated_texts_answer_the_same_and_invalid_ones_stay_refused() {
             "{body}"
         );
     }
-    let bad_arg = json!({ "query": "{ strategy(strategyId: \"x\") { strategyId } }" });
+    let bad_arg = json!({ "query": "{ strategy(strategyId: 1.5) { strategyId } }" });
     for _ in 0..2 {
         let (_, _, body) = post(&app, None, &bad_arg).await;
         assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");

@@ -93,7 +93,7 @@ async fn apq_ttl(app: &TestApp, hash: &str) -> i64 {
 #[tokio::test]
 async fn apq_misses_then_registers_and_runs_by_hash_over_post_and_get_on_every_instance() {
     let app = app(|_| {}).await;
-    let q = "query Probe($id: Int!) { strategy(strategyId: $id) { strategyId } }";
+    let q = "query Probe($id: ID!) { strategy(strategyId: $id) { strategyId } }";
     let h = document_hash(q);
     let vars = json!({ "id": 100006 });
     let by_hash = json!({ "operationName": "Probe", "variables": vars, "extensions": apq(&h) });
@@ -122,7 +122,7 @@ async fn apq_misses_then_registers_and_runs_by_hash_over_post_and_get_on_every_i
     .await;
     assert_eq!(
         a.body,
-        json!({ "data": { "strategy": { "strategyId": 100006 } } }),
+        json!({ "data": { "strategy": { "strategyId": "100006" } } }),
         "{a:?}"
     );
     let ttl = apq_ttl(&app, &h).await;
@@ -142,14 +142,14 @@ async fn apq_misses_then_registers_and_runs_by_hash_over_post_and_get_on_every_i
         .await,
     ] {
         assert_eq!((a.status, &a.cache_control), (200, &None), "{a:?}");
-        assert_eq!(a.body["data"]["strategy"]["strategyId"], 100006, "{a:?}");
+        assert_eq!(a.body["data"]["strategy"]["strategyId"], "100006", "{a:?}");
     }
 
     // Another instance (its own process) over the same Redis runs it by hash, and what it
     // registers runs here.
     let other = app.spawn_process(BIN, |_| {}).await;
     let a = get(&app, &other.address, None, &by_hash).await;
-    assert_eq!(a.body["data"]["strategy"]["strategyId"], 100006, "{a:?}");
+    assert_eq!(a.body["data"]["strategy"]["strategyId"], "100006", "{a:?}");
     let q2 = "query Second { __typename }";
     let h2 = document_hash(q2);
     let a = post(
@@ -337,7 +337,7 @@ async fn enforce_mode_runs_only_trusted_documents_and_operators_add_them() {
     let user = app.user_token("xiaofuge");
     let q = "query Trusted { strategy(strategyId: 100006) { strategyId } }";
     let h = document_hash(q);
-    let data = json!({ "strategy": { "strategyId": 100006 } });
+    let data = json!({ "strategy": { "strategyId": "100006" } });
 
     // Not trusted yet: refused as text (also with Apollo's registration) and by hash.
     for (token, accept, status) in [(Some(user.as_str()), None, 200), (None, Some(GRJ), 400)] {
@@ -604,5 +604,106 @@ async fn a_lookup_without_redis_answers_0001_within_the_deadline() {
         assert!(healed.elapsed() < Duration::from_secs(10), "no heal: {a:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_removed_trusted_document_stops_running_on_every_instance_within_seconds() {
+    let app = app(|s| s.http.trusted_documents = TrustedDocuments::Enforce).await;
+    let user = app.user_token("xiaofuge");
+    let q = "query Removable { strategy(strategyId: 100006) { strategyId } }";
+    let kept = "query Kept { __typename }";
+    let (h, hk) = (document_hash(q), document_hash(kept));
+    assert_eq!(
+        register(&app, &app.admin_token, &[q, kept]).await,
+        json!({ "data": { "registerTrustedDocuments": [h, hk] } })
+    );
+    // Both instances run it (and keep its text in process).
+    let other = app
+        .spawn_process(BIN, |s| s.http.trusted_documents = TrustedDocuments::Enforce)
+        .await;
+    for address in [&app.address, &other.address] {
+        for body in [json!({ "query": q }), json!({ "documentId": format!("sha256:{h}") })] {
+            let a = post(&app, address, Some(&user), None, &body).await;
+            assert_eq!(a.body["data"]["strategy"]["strategyId"], "100006", "{a:?}");
+        }
+    }
+
+    // Only operators remove, with well-formed hashes.
+    const REMOVE: &str = "mutation Remove($h: [String!]!) { removeTrustedDocuments(hashes: $h) }";
+    let a = post(
+        &app,
+        &app.address,
+        Some(&user),
+        None,
+        &json!({ "query": REMOVE, "variables": { "h": [h] } }),
+    )
+    .await;
+    assert_eq!(
+        code(&a.body),
+        "OPERATION_NOT_TRUSTED",
+        "a user cannot even send it in enforce mode: {a:?}"
+    );
+    let a = post(
+        &app,
+        &app.address,
+        Some(&app.admin_token),
+        None,
+        &json!({ "query": REMOVE, "variables": { "h": ["not-a-hash"] } }),
+    )
+    .await;
+    assert_eq!(code(&a.body), "0002", "{a:?}");
+    let a = post(
+        &app,
+        &app.address,
+        Some(&app.admin_token),
+        None,
+        &json!({ "query": REMOVE, "variables": { "h": [h, h] } }),
+    )
+    .await;
+    assert_eq!(a.body, json!({ "data": { "removeTrustedDocuments": 1 } }), "{a:?}");
+
+    // Within a few seconds neither instance runs it, by text or by hash; the other one still runs.
+    let started = std::time::Instant::now();
+    for address in [&app.address, &other.address] {
+        loop {
+            let a = post(&app, address, Some(&user), None, &json!({ "query": q })).await;
+            if a.body["errors"][0]["extensions"]["code"] == "OPERATION_NOT_TRUSTED" {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{address} still runs a removed document: {a:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let a = post(
+            &app,
+            address,
+            Some(&user),
+            None,
+            &json!({ "documentId": format!("sha256:{h}") }),
+        )
+        .await;
+        assert_eq!(code(&a.body), "PERSISTED_QUERY_NOT_FOUND", "{a:?}");
+        let a = post(&app, address, Some(&user), None, &json!({ "query": kept })).await;
+        assert_eq!(a.body["data"]["__typename"], "Query", "{a:?}");
+    }
+    let audit = app
+        .ok(r#"{ auditLog(first: 10) { edges { node { operation outcome } } } }"#)
+        .await;
+    let removals: Vec<&Value> = audit["auditLog"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .filter(|n| n["operation"] == "removeTrustedDocuments")
+        .collect();
+    assert_eq!(
+        removals.len(),
+        2,
+        "both removal attempts of the admin are audited: {audit}"
+    );
+    drop(other);
     app.cleanup().await;
 }

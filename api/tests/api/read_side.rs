@@ -243,10 +243,10 @@ async fn award_list_rule_weights_and_sku_products_follow_the_spec() {
     assert_eq!(
         p["skuProducts"],
         json!([
-            {"sku": 9011, "productAmount": "200.00", "stockCountSurplus": 99887, "activityCount": {"totalCount": 150, "dayCount": 150, "monthCount": 150}},
-            {"sku": 9012, "productAmount": "100.00", "stockCountSurplus": 99885, "activityCount": {"totalCount": 50, "dayCount": 50, "monthCount": 50}},
-            {"sku": 9013, "productAmount": "20.00", "stockCountSurplus": 99883, "activityCount": {"totalCount": 5, "dayCount": 5, "monthCount": 5}},
-            {"sku": 9014, "productAmount": "5.00", "stockCountSurplus": 99866, "activityCount": {"totalCount": 1, "dayCount": 1, "monthCount": 1}}
+            {"sku": "9011", "productAmount": "200.00", "stockCountSurplus": 99887, "activityCount": {"totalCount": 150, "dayCount": 150, "monthCount": 150}},
+            {"sku": "9012", "productAmount": "100.00", "stockCountSurplus": 99885, "activityCount": {"totalCount": 50, "dayCount": 50, "monthCount": 50}},
+            {"sku": "9013", "productAmount": "20.00", "stockCountSurplus": 99883, "activityCount": {"totalCount": 5, "dayCount": 5, "monthCount": 5}},
+            {"sku": "9014", "productAmount": "5.00", "stockCountSurplus": 99866, "activityCount": {"totalCount": 1, "dayCount": 1, "monthCount": 1}}
         ])
     );
     assert_eq!(app.error_code("{ skuProducts(activityId: 42) { sku } }").await, "0002");

@@ -57,6 +57,22 @@ async fn relay(app: &TestApp, db: &persistence::Databases) -> (Arc<Relay>, Arc<R
     )
 }
 
+/// Messages waiting in the test's queue of `topic`.
+async fn queued(app: &TestApp, topic: &str) -> u32 {
+    let ch = app.amqp().await;
+    ch.queue_declare(
+        app.queue(topic).as_str().into(),
+        QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap()
+    .message_count()
+}
+
 async fn count_everywhere(app: &TestApp, sql: &str) -> i64 {
     app.int(SHARD_01, sql).await + app.int(SHARD_02, sql).await
 }
@@ -343,19 +359,11 @@ async fn two_relays_share_the_shards_without_publishing_a_row_twice() {
     let deadlocks = a.stats().deadlocks.load(std::sync::atomic::Ordering::Relaxed)
         + b.stats().deadlocks.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(deadlocks, 0, "four claim loops per shard never deadlock each other");
-    let ch = app.amqp().await;
-    let q = ch
-        .queue_declare(
-            app.queue("strategy_award_stock_zero").as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(q.message_count(), n as u32, "the queue holds each event once");
+    assert_eq!(
+        queued(&app, "strategy_award_stock_zero").await,
+        n as u32,
+        "the queue holds each event once"
+    );
     app.cleanup().await;
 }
 
@@ -634,6 +642,118 @@ async fn an_award_parked_during_a_database_outage_is_delivered_by_itself_once_it
         .await,
         5,
         "credited once"
+    );
+    app.cleanup().await;
+}
+
+/// Blackholes the proxy in front of the shard the moment the first batch is confirmed by the
+/// broker, before the relay settles it.
+struct CutBeforeSettle {
+    proxy: Arc<test_support::proxy::FaultProxy>,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl persistence::outbox::relay::RelayObserver for CutBeforeSettle {
+    fn confirmed(&self, _shard: usize, _rows: &[persistence::outbox::relay::RelayedRow<'_>]) {
+        if !self.cut.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.proxy.blackhole();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settle_the_shard_does_not_answer_is_retried_while_leased_so_nothing_is_published_twice() {
+    use std::sync::atomic::Ordering;
+    let app = spawn_app_with(|s| {
+        s.relay.enabled = false;
+        s.consumers.enabled = false;
+    })
+    .await;
+    let n = 40;
+    let values: Vec<String> = (0..n)
+        .map(|i| format!("('u{i}', 'strategy_award_stock_zero', 'settle-{i}', '{{\"data\":{{\"awardId\":1,\"strategyId\":1}},\"id\":\"settle-{i}\",\"timestamp\":1}}', 'create')"))
+        .collect();
+    app.exec(
+        SHARD_01,
+        &format!(
+            "INSERT INTO task (user_id, topic, message_id, message, state) VALUES {}",
+            values.join(",")
+        ),
+    )
+    .await;
+    // Shard 01 through a fault proxy, with short deadlines.
+    let url = app.settings.database.shard_urls[0].clone();
+    let server = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|s| s.rsplit('@').next())
+        .expect("host:port in the shard URL")
+        .to_owned();
+    let upstream = tokio::net::lookup_host(&server).await.unwrap().next().unwrap();
+    let proxy = Arc::new(test_support::proxy::FaultProxy::start(upstream).await.unwrap());
+    let mut settings = app.settings.clone();
+    settings.database.shard_urls[0] = url.replacen(&server, &proxy.addr().to_string(), 1);
+    settings.database.connect_timeout_ms = 500;
+    settings.database.response_timeout_ms = 500;
+    let db = persistence::Databases::connect(&settings.database_settings())
+        .await
+        .expect("databases");
+    let publisher = Arc::new(Publisher::new(
+        app.settings.rabbitmq.url.clone(),
+        Topology::new(app.settings.rabbitmq.queue_prefix.clone()),
+    ));
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let relay = Relay::new(
+        db.clone(),
+        publisher,
+        app.settings.relay.relay_settings(),
+        Arc::new(RelayNudge::new(&db)),
+    )
+    .with_observer(Arc::new(CutBeforeSettle {
+        proxy: proxy.clone(),
+        cut: cut.clone(),
+    }));
+    // The shard comes back 2 s after it was cut (well within the 30 s lease).
+    let healer = {
+        let (proxy, cut) = (proxy.clone(), cut.clone());
+        tokio::spawn(async move {
+            while !cut.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            proxy.pass();
+        })
+    };
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), relay.pump(0))
+        .await
+        .expect("the batch finishes within 20 s")
+        .expect("the settle succeeds once the shard is back");
+    healer.await.unwrap();
+    let retries = relay.stats().settle_retries.load(Ordering::Relaxed);
+    assert!(
+        retries >= 1,
+        "the settle was retried ({outcome:?} in {:?})",
+        started.elapsed()
+    );
+    assert!(
+        matches!(outcome, persistence::outbox::relay::BatchOutcome::Handled { published, .. } if published == n),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        app.int(SHARD_01, "SELECT COUNT(*) FROM task WHERE state <> 'completed'")
+            .await,
+        0,
+        "every row settled"
+    );
+    assert!(
+        matches!(relay.pump(0).await, Ok(persistence::outbox::relay::BatchOutcome::Idle)),
+        "nothing is due again"
+    );
+    assert_eq!(
+        queued(&app, "strategy_award_stock_zero").await,
+        n as u32,
+        "each event published once"
     );
     app.cleanup().await;
 }

@@ -13,7 +13,7 @@ async fn arm_then_query_then_draw_strategy_100006() {
         .ok("{ strategy(strategyId: 100006) { strategyId strategyDesc ruleModels awards { awardId awardTitle awardSubtitle awardRate awardCount awardCountSurplus sort } } }")
         .await;
     let s = &data["strategy"];
-    assert_eq!(s["strategyId"], 100006);
+    assert_eq!(s["strategyId"], "100006");
     assert_eq!(s["ruleModels"], json!(["rule_blacklist", "rule_weight"]));
     let awards = s["awards"].as_array().unwrap();
     assert_eq!(awards.len(), 8);
@@ -78,7 +78,7 @@ async fn errors_carry_stable_codes() {
     );
     let body = app.graphql("mutation { armStrategy(strategyId: 42) }").await;
     assert_eq!(body["errors"][0]["message"], "strategy 42 does not exist");
-    // Malformed input is rejected by validation, never a 500.
+    // A malformed id is refused with a message naming the argument, never a 500.
     let body = app.graphql("mutation { armStrategy(strategyId: \"abc\") }").await;
     assert!(
         body["errors"][0]["message"].as_str().unwrap().contains("strategyId"),

@@ -446,3 +446,60 @@ async fn every_graphql_transport_ws_violation_closes_with_its_code() {
     assert_eq!(close_code(&mut ws).await, 4429);
     app.cleanup().await;
 }
+
+/// The reference client of graphql-transport-ws (`graphql-ws`, driven by
+/// `tools/graphql-http-audit/ws-client.mjs`): subscribes to a draw's events until delivered,
+/// resumes after the first one and gets exactly the others, and learns `4403` as the close
+/// code of a token that does not verify. Needs Node.js and `npm ci` in
+/// `tools/graphql-http-audit` (`scripts/test.sh` runs it).
+#[tokio::test]
+async fn the_reference_graphql_ws_client_subscribes_resumes_and_reads_the_close_code() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/graphql-http-audit");
+    assert!(
+        dir.join("node_modules/graphql-ws").exists(),
+        "graphql-ws is not installed: run `npm ci` in tools/graphql-http-audit (scripts/test.sh does)"
+    );
+    let app = spawn_app_with(|_| {}).await;
+    rigged(&app).await;
+    let user = "wsclient";
+    let id = draw(&app, user, "ref-1").await;
+    let url = format!("{}/graphql/ws", app.address.replacen("http", "ws", 1));
+    let token = app.user_token(user);
+    let args = [url, token, user.to_owned(), id.clone(), "not-a-token".to_owned()];
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("node")
+                .arg("ws-client.mjs")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+        }),
+    )
+    .await
+    .expect("the client finishes within 60 s")
+    .unwrap()
+    .expect("running node (Node.js 18 or newer is needed)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "graphql-ws client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let events = report["events"].as_array().expect("events");
+    let states: Vec<&Value> = events.iter().map(|e| &e["state"]).collect();
+    assert_eq!(
+        states,
+        [&json!("CREATED"), &json!("PUBLISHED"), &json!("DELIVERED")],
+        "{report}"
+    );
+    assert!(events.iter().all(|e| e["messageId"] == id.as_str()), "{report}");
+    assert_eq!(
+        report["resumed"].as_array().expect("resumed"),
+        &events[1..].to_vec(),
+        "resuming after the first cursor yields exactly the later events: {report}"
+    );
+    assert_eq!(report["badToken"]["code"], 4403, "{report}");
+    app.cleanup().await;
+}

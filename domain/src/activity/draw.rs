@@ -198,7 +198,12 @@ impl ActivityService {
                 }
                 Err(SaveFailure::Conflict(_)) if conflicts + 1 < MAX_ATTEMPTS => conflicts += 1,
                 Err(SaveFailure::Conflict(e)) => return Err(ActivityError::Conflict(e.to_string())),
-                Err(SaveFailure::Port(e) | SaveFailure::Unknown(e)) => return Err(e.into()),
+                Err(SaveFailure::Port(e)) => return Err(e.into()),
+                Err(SaveFailure::Unknown(e)) => {
+                    return Err(ActivityError::OutcomeUnknown(format!(
+                        "the draw of {user} may or may not be saved ({e}); look at the user's awards before drawing again"
+                    )));
+                }
             }
         }
     }

@@ -61,6 +61,11 @@ pub enum ActivityError {
     /// A store failed (`0001`).
     #[error(transparent)]
     Port(#[from] PortError),
+    /// The save was sent and its answer never came (`0001`): it may or may not be applied.
+    /// The message says what the client can do (retry with the same `outBusinessNo`, which
+    /// applies it at most once; for a draw, look at the awards before drawing again).
+    #[error("{0}")]
+    OutcomeUnknown(String),
 }
 
 impl From<InvalidArgument> for ActivityError {
@@ -78,6 +83,7 @@ impl From<crate::credit::CreditError> for ActivityError {
             C::Duplicate(m) => Self::Duplicate(m),
             C::Conflict(m) => Self::Conflict(m),
             C::Port(p) => Self::Port(p),
+            C::OutcomeUnknown(m) => Self::OutcomeUnknown(m),
         }
     }
 }
@@ -99,7 +105,16 @@ impl HasErrorCode for ActivityError {
             Self::Duplicate(_) => ErrorCode::IndexDuplicate,
             Self::CreditInsufficient(_) => ErrorCode::CreditInsufficient,
             Self::Strategy(e) => e.error_code(),
-            Self::Port(_) | Self::Conflict(_) => ErrorCode::Unknown,
+            Self::Port(_) | Self::Conflict(_) | Self::OutcomeUnknown(_) => ErrorCode::Unknown,
+        }
+    }
+
+    fn message_is_public(&self) -> bool {
+        match self {
+            Self::OutcomeUnknown(_) => true,
+            Self::Port(p) => p.is_unavailable(),
+            Self::Strategy(e) => e.message_is_public(),
+            _ => self.error_code() != ErrorCode::Unknown,
         }
     }
 }

@@ -95,7 +95,10 @@ impl ActivityService {
                 })
             }
             other => {
-                self.give_back_sku(sku.sku).await;
+                // A save of unknown outcome may still commit: its unit stays taken.
+                if !matches!(other, Err(ActivityError::OutcomeUnknown(_))) {
+                    self.give_back_sku(sku.sku).await;
+                }
                 match other {
                     // A concurrent twin committed first: answer as its replay.
                     Ok(_) => self

@@ -135,7 +135,10 @@ impl ActivityService {
                 })
             }
             other => {
-                self.give_back_sku(sku.sku).await;
+                // A save of unknown outcome may still commit: its unit stays taken.
+                if !matches!(other, Err(ActivityError::OutcomeUnknown(_))) {
+                    self.give_back_sku(sku.sku).await;
+                }
                 match other {
                     // A concurrent twin committed first: answer as its replay.
                     Ok(_) => self
@@ -216,7 +219,13 @@ impl ActivityService {
                 }
                 Err(SaveFailure::Conflict(_)) if conflicts + 1 < MAX_ATTEMPTS => conflicts += 1,
                 Err(SaveFailure::Conflict(e)) => return Err(ActivityError::Conflict(e.to_string())),
-                Err(SaveFailure::Port(e) | SaveFailure::Unknown(e)) => return Err(e.into()),
+                Err(SaveFailure::Port(e)) => return Err(e.into()),
+                Err(SaveFailure::Unknown(e)) => {
+                    return Err(ActivityError::OutcomeUnknown(format!(
+                        "the order {} may or may not be saved ({e}); retry with the same outBusinessNo: it is applied at most once",
+                        order.out_business_no
+                    )));
+                }
                 Err(e @ SaveFailure::AwardRecorded) => return Err(ActivityError::Conflict(e.to_string())),
                 Ok(done) => return Ok((done, outbox)),
             }

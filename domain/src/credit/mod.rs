@@ -50,6 +50,10 @@ pub enum CreditError {
     /// A store failed (`0001`).
     #[error(transparent)]
     Port(#[from] PortError),
+    /// The save was sent and its answer never came (`0001`): it may or may not be applied;
+    /// retrying with the same business number applies it at most once.
+    #[error("{0}")]
+    OutcomeUnknown(String),
 }
 
 impl From<InvalidArgument> for CreditError {
@@ -64,7 +68,15 @@ impl HasErrorCode for CreditError {
             Self::InvalidArgument(_) => ErrorCode::IllegalParameter,
             Self::Insufficient { .. } => ErrorCode::CreditInsufficient,
             Self::Duplicate(_) => ErrorCode::IndexDuplicate,
-            Self::Conflict(_) | Self::Port(_) => ErrorCode::Unknown,
+            Self::Conflict(_) | Self::Port(_) | Self::OutcomeUnknown(_) => ErrorCode::Unknown,
+        }
+    }
+
+    fn message_is_public(&self) -> bool {
+        match self {
+            Self::OutcomeUnknown(_) => true,
+            Self::Port(p) => p.is_unavailable(),
+            _ => self.error_code() != ErrorCode::Unknown,
         }
     }
 }

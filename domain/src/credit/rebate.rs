@@ -135,7 +135,12 @@ impl CreditService {
                     conflicts += 1;
                 }
                 Err(SaveFailure::Conflict(e)) => return Err(CreditError::Conflict(e.to_string())),
-                Err(SaveFailure::Port(e) | SaveFailure::Unknown(e)) => return Err(e.into()),
+                Err(SaveFailure::Port(e)) => return Err(e.into()),
+                Err(SaveFailure::Unknown(e)) => {
+                    return Err(CreditError::OutcomeUnknown(format!(
+                        "the sign-in of {user} may or may not be saved ({e}); sign in again: a day's sign-in is applied once"
+                    )));
+                }
                 Err(e @ SaveFailure::AwardRecorded) => return Err(CreditError::Conflict(e.to_string())),
             }
         }

@@ -243,7 +243,13 @@ impl CreditService {
                     conflicts += 1;
                 }
                 Err(SaveFailure::Conflict(e)) => return Err(CreditError::Conflict(e.to_string())),
-                Err(SaveFailure::Port(e) | SaveFailure::Unknown(e)) => return Err(e.into()),
+                Err(SaveFailure::Port(e)) => return Err(e.into()),
+                Err(SaveFailure::Unknown(e)) => {
+                    return Err(CreditError::OutcomeUnknown(format!(
+                        "the credit trade {} may or may not be saved ({e}); retry with the same outBusinessNo: it is applied at most once",
+                        cmd.out_business_no
+                    )));
+                }
                 Err(e @ SaveFailure::AwardRecorded) => return Err(CreditError::Conflict(e.to_string())),
             }
         }

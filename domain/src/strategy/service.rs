@@ -40,6 +40,13 @@ impl HasErrorCode for StrategyError {
             Self::Port(_) => ErrorCode::Unknown,
         }
     }
+
+    fn message_is_public(&self) -> bool {
+        match self {
+            Self::Port(p) => p.is_unavailable(),
+            _ => self.error_code() != ErrorCode::Unknown,
+        }
+    }
 }
 
 /// Arms strategies, keeps their immutable armed form in process, and draws from it.

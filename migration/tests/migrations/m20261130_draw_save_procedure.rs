@@ -16,7 +16,7 @@ async fn draw_save_procedures_roll_back_and_apply_again() -> anyhow::Result<()> 
 struct DrawSaveProcedure;
 
 /// The `bm_save_draw_%` procedures of the shard database, by name.
-async fn procedures(shard: &Shard<'_>) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn procedures(shard: &Shard<'_>) -> anyhow::Result<Vec<String>> {
     let rows = shard
         .server
         .query_all(Statement::from_sql_and_values(
@@ -37,8 +37,12 @@ impl ShardRoundTrip for DrawSaveProcedure {
     const MIGRATION: &'static str = "m20261130_000001_draw_save_procedure";
 
     async fn assert_effects(&self, shard: &Shard<'_>, applied: bool) -> anyhow::Result<()> {
+        // Rolling back through this migration also drops the traced version of a later one.
         let expected: Vec<String> = if applied {
-            (0..migration::SPLIT_TABLE_COUNT).map(draw_save_procedure).collect()
+            (0..migration::SPLIT_TABLE_COUNT)
+                .map(draw_save_procedure)
+                .chain((0..migration::SPLIT_TABLE_COUNT).map(migration::traced_draw_save_procedure))
+                .collect()
         } else {
             Vec::new()
         };

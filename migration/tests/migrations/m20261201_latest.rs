@@ -467,12 +467,19 @@ impl ShardRoundTrip for WideBusinessNumbers {
         let user = "v".repeat(128);
         let long = longest_biz_id(&user);
         insert_business_rows(shard, &user, &long, "900000000000000004").await?;
+        // The migrations after this one are rolled back first, and applied again after.
+        let later = shard.steps - 1;
+        if later > 0 {
+            ShardMigrator::down(shard.db, Some(later)).await?;
+        }
         let refused = ShardMigrator::down(shard.db, Some(1)).await;
         let error = refused
             .err()
             .context("the rollback must refuse long business numbers")?;
         ensure!(error.to_string().contains("cannot narrow"), "{error}");
-        shard.assert_applied(&shard.names, "after a refused rollback").await?;
+        let kept = &shard.names[..shard.names.len() - usize::try_from(later)?];
+        shard.assert_applied(kept, "after a refused rollback").await?;
+        ShardMigrator::up(shard.db, None).await?;
         assert!(
             SchemaSnapshot::take(shard.server, shard.name).await? == *up,
             "a refused rollback changes nothing"

@@ -17,5 +17,6 @@ mod m20261130_audit_log_and_switches;
 mod m20261130_binary_ids;
 mod m20261130_draw_save_procedure;
 mod m20261201_latest;
+mod m20261201_task_trace_context;
 mod support;
 mod upgrade_from_dumps;

@@ -19,6 +19,7 @@ use test_support::services::database_url;
 
 use crate::m20241123_outbox_relay::{INBOX_COLUMNS, OUTBOX_INBOX, OUTBOX_RELAY, OUTBOX_TASK_COLUMNS};
 use crate::m20241123_read_model_versions::{READ_MODEL_VERSIONS, VERSION_COLUMN, VERSIONED_TABLES};
+use crate::m20261201_task_trace_context::TASK_TRACE_CONTEXT;
 
 /// Path of a committed fixture dump (`tests/fixtures/original/<file>`).
 pub(crate) fn fixture(file: &str) -> PathBuf {
@@ -501,7 +502,8 @@ pub(crate) fn appended_columns() -> Vec<(&'static str, &'static str, &'static st
     let versions = VERSIONED_TABLES
         .iter()
         .map(|&table| (READ_MODEL_VERSIONS, table, VERSION_COLUMN.0));
-    outbox.chain(versions).collect()
+    let trace = std::iter::once((TASK_TRACE_CONTEXT, "task", migration::TRACE_CONTEXT_COLUMN));
+    outbox.chain(versions).chain(trace).collect()
 }
 
 /// `(table, column)` of every column appended by the shard migration `name` or by one after it,
@@ -741,12 +743,13 @@ pub(crate) fn before_task_message_text(
 }
 
 /// `columns` as they were before `m20261201_000003_wide_business_numbers` (what rolling back
-/// through it restores): every business-number column of [`migration::BUSINESS_NO_COLUMNS`] at
-/// its width from before, its definition otherwise unchanged.
+/// through it, and so through the later [`before_task_trace_context`], restores): every
+/// business-number column of [`migration::BUSINESS_NO_COLUMNS`] at its width from before, its
+/// definition otherwise unchanged.
 pub(crate) fn before_wide_business_numbers(
     columns: std::collections::BTreeSet<test_support::schema::ColumnInfo>,
 ) -> std::collections::BTreeSet<test_support::schema::ColumnInfo> {
-    columns
+    before_task_trace_context(columns)
         .into_iter()
         .map(|mut c| {
             for (base, column, original) in migration::BUSINESS_NO_COLUMNS {
@@ -761,5 +764,16 @@ pub(crate) fn before_wide_business_numbers(
             }
             c
         })
+        .collect()
+}
+
+/// `columns` as they were before `m20261201_000004_task_trace_context` (what rolling back
+/// through it restores): without `task.traceparent`.
+pub(crate) fn before_task_trace_context(
+    columns: std::collections::BTreeSet<test_support::schema::ColumnInfo>,
+) -> std::collections::BTreeSet<test_support::schema::ColumnInfo> {
+    columns
+        .into_iter()
+        .filter(|c| !(c.table == "task" && c.column == migration::TRACE_CONTEXT_COLUMN))
         .collect()
 }

@@ -4,19 +4,21 @@ use domain::activity::ports::ActivityRepository;
 use domain::activity::{Activity, ActivityConfig, ActivityCount, ActivitySku, ActivityState};
 use domain::ids::{ActivityId, Sku, StrategyId};
 use domain::ports::PortError;
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::mysql::db::Db;
 
 use crate::mysql::entity::{raffle_activity, raffle_activity_count, raffle_activity_sku};
 
 /// [`ActivityRepository`] on MySQL (SeaORM).
 #[derive(Debug, Clone)]
 pub struct MySqlActivityRepository {
-    db: DatabaseConnection,
+    db: Db,
 }
 
 impl MySqlActivityRepository {
     /// A repository over the config database.
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 

@@ -3,7 +3,9 @@
 
 use chrono::NaiveDateTime;
 use domain::ports::PortError;
-use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
+
+use crate::mysql::db::Db;
 
 use super::db::port_err;
 
@@ -53,12 +55,12 @@ const MESSAGE_CHARS: usize = 512;
 /// The audit log on the config database.
 #[derive(Debug, Clone)]
 pub struct MySqlAuditLog {
-    config: DatabaseConnection,
+    config: Db,
 }
 
 impl MySqlAuditLog {
     /// The log of `config`.
-    pub fn new(config: DatabaseConnection) -> Self {
+    pub fn new(config: Db) -> Self {
         Self { config }
     }
 

@@ -16,9 +16,11 @@ use domain::ids::OrderId;
 use domain::outbox::OutboxMessage;
 use domain::ports::PortError;
 use sea_orm::sea_query::{Alias, Expr, Order, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr};
 
-use crate::mysql::db::{Databases, is_conflict, is_duplicate, port_err};
+use crate::mysql::db::Tx;
+
+use crate::mysql::db::{Databases, is_duplicate, port_err};
 
 fn c(name: &'static str) -> Alias {
     Alias::new(name)
@@ -52,11 +54,7 @@ impl From<DbErr> for CreditStop {
 /// Writes a decided credit change inside `tx`: the credit order (a duplicate
 /// `out_business_no` → `OutBusinessNoUsed`), then the account at the expected version (or
 /// inserted; a duplicate or a moved version → `Moved`).
-pub(crate) async fn save_credit_in(
-    tx: &DatabaseTransaction,
-    change: &CreditChange<'_>,
-    suffix: &str,
-) -> Result<(), CreditStop> {
+pub(crate) async fn save_credit_in(tx: &Tx, change: &CreditChange<'_>, suffix: &str) -> Result<(), CreditStop> {
     let b = tx.get_database_backend();
     let o = change.order;
     let order = Query::insert()
@@ -134,13 +132,7 @@ pub(crate) async fn save_credit_in(
     Ok(())
 }
 
-fn failure(e: DbErr) -> SaveFailure {
-    if is_conflict(&e) {
-        SaveFailure::Conflict(port_err(e))
-    } else {
-        SaveFailure::Port(port_err(e))
-    }
-}
+use crate::mysql::db::save_failure as failure;
 
 /// [`CreditRepository`] and [`RebateRepository`] over the shards and the config database.
 #[derive(Debug, Clone)]

@@ -9,7 +9,9 @@ use domain::ports::Clock;
 use domain::ports::PortError;
 use domain::strategy::AwardCatalogEntry;
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+
+use crate::mysql::db::Tx;
 
 use crate::mysql::db::{Databases, is_duplicate, port_err};
 use crate::mysql::entity::award;
@@ -32,7 +34,7 @@ impl MySqlAwardDelivery {
     }
 
     async fn apply(
-        tx: &DatabaseTransaction,
+        tx: &Tx,
         d: &Delivery,
         suffix: &str,
         now: chrono::NaiveDateTime,

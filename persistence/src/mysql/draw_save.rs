@@ -2,9 +2,11 @@
 //!
 //! * [`LOAD_SQL`] reads the account with the day and month rows and the oldest unused ticket
 //!   in one plain (non-locking) statement.
-//! * [`save`] calls `bm_save_draw_XXX` (migration `m20261130_000001_draw_save_procedure`),
-//!   which checks the version under the account row lock and writes ticket, quota, award
-//!   record and outbox rows in its own transaction: one round trip for the whole save.
+//! * [`save`] calls `bm_save_draw_v2_XXX` (migration `m20261201_000004_task_trace_context`;
+//!   the first version, `bm_save_draw_XXX` of `m20261130_000001_draw_save_procedure`, stays for
+//!   binaries of before it), which checks the version under the account row lock and writes
+//!   ticket, quota, award record and outbox rows in its own transaction: one round trip for the
+//!   whole save. The outbox rows get the trace context of the draw ([`crate::trace`]).
 //!
 //! Both can be given a response deadline (`database.response_timeout_ms`): the time a draw
 //! waits for the shard's answer, so a shard that stops answering mid-statement fails the draw
@@ -41,9 +43,9 @@ pub fn load_sql(suffix: &str) -> String {
     LOAD_SQL.replace("{tickets}", &format!("user_raffle_order{suffix}"))
 }
 
-/// The save call for the split table `suffix`, with its 27 placeholders.
+/// The save call for the split table `suffix`, with its 28 placeholders.
 pub fn save_sql(suffix: &str) -> String {
-    format!("CALL bm_save_draw{suffix}({})", ["?"; 27].join(", "))
+    format!("CALL bm_save_draw_v2{suffix}({})", ["?"; 28].join(", "))
 }
 
 /// The load and save statements of every split table, rendered once.
@@ -123,7 +125,8 @@ pub async fn load(
     }))
 }
 
-/// The 27 arguments of `bm_save_draw_XXX`, in order.
+/// The 28 arguments of `bm_save_draw_v2_XXX`, in order; the last is the `traceparent` of the
+/// current span, for the outbox rows.
 pub fn save_values(save: &DrawSave<'_>) -> Vec<Value> {
     let p = save.partake;
     let at = whole_seconds(save.at);
@@ -168,6 +171,7 @@ pub fn save_values(save: &DrawSave<'_>) -> Vec<Value> {
             None => v.extend([Value::String(None), Value::String(None), Value::String(None)]),
         }
     }
+    v.push(crate::trace::current_traceparent().into());
     v
 }
 

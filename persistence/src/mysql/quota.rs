@@ -18,10 +18,12 @@ use domain::activity::ports::{
 use domain::ids::{ActivityId, AwardId, OrderId, Sku, StrategyId};
 use domain::ports::{AwardLedger, PortError};
 use sea_orm::sea_query::{Alias, Expr, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult};
+
+use crate::mysql::db::Tx;
 
 use crate::mysql::credit::CreditStop;
-use crate::mysql::db::{Databases, is_conflict, is_duplicate, port_err};
+use crate::mysql::db::{Databases, is_duplicate, port_err};
 use crate::mysql::draw_save;
 use domain::credit::ports::CreditSaved;
 
@@ -62,18 +64,21 @@ impl MySqlQuotaRepository {
     /// A repository over the shards of `db`.
     pub fn new(db: Databases) -> Self {
         let draw = draw_save::DrawStatements::new(db.router.tb_count());
+        let response_timeout = db.config.deadline().limit();
         Self {
             db,
             draw,
-            response_timeout: None,
+            response_timeout,
         }
     }
 
     /// Bounds how long the draw's quota read and save wait for the shard's answer (zero: no
-    /// limit). Past it the read fails, and the save fails as [`SaveFailure::Unknown`].
+    /// limit; by default the databases' response deadline). Past it the read fails, and the
+    /// save fails as [`SaveFailure::Unknown`].
     #[must_use]
     pub fn with_response_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.response_timeout = (!timeout.is_zero()).then_some(timeout);
+        self.db = self.db.with_response_timeout(timeout);
         self
     }
 
@@ -91,7 +96,7 @@ impl MySqlQuotaRepository {
     /// The recharge transaction: order, account (inserted, or updated at the expected
     /// version), the current day / month rows, outbox. Stops with an outcome when a guard
     /// fails; the caller then rolls back.
-    async fn save_recharge_in(tx: &DatabaseTransaction, save: &RechargeSave<'_>, suffix: &str) -> Result<(), Stop> {
+    async fn save_recharge_in(tx: &Tx, save: &RechargeSave<'_>, suffix: &str) -> Result<(), Stop> {
         let o = save.order;
         let guard = |e: DbErr, outcome| {
             if is_duplicate(&e) {
@@ -300,13 +305,7 @@ impl QuotaRepository for MySqlQuotaRepository {
 
     async fn save_recharge(&self, save: &RechargeSave<'_>) -> Result<RechargeSaved, SaveFailure> {
         let (db, route) = self.db.shard_of(&save.order.user_id);
-        let failure = |e: DbErr| {
-            if is_conflict(&e) {
-                SaveFailure::Conflict(port_err(e))
-            } else {
-                SaveFailure::Port(port_err(e))
-            }
-        };
+        let failure = crate::mysql::db::save_failure;
         let tx = db.begin().await.map_err(failure)?;
         // An early return drops `tx`, which rolls the transaction back.
         match Self::save_recharge_in(&tx, save, &route.suffix()).await {
@@ -326,25 +325,23 @@ impl QuotaRepository for MySqlQuotaRepository {
         day: &str,
         month: &str,
     ) -> Result<Option<QuotaAccount>, PortError> {
+        // Waits at most the pool's acquire timeout for a connection, then the response
+        // deadline for the answer.
         let (db, route) = self.db.shard_of(user_id);
-        let load = draw_save::load(db, self.draw.load(route.table), user_id, activity_id, day, month);
-        match self.response_timeout {
-            None => load.await.map_err(port_err),
-            Some(limit) => tokio::time::timeout(limit, load)
-                .await
-                .map_err(|_| {
-                    PortError::new(
-                        "mysql",
-                        format!("no answer from shard {} within {} ms", route.db + 1, limit.as_millis()),
-                    )
-                })?
-                .map_err(port_err),
-        }
+        draw_save::load(db, self.draw.load(route.table), user_id, activity_id, day, month)
+            .await
+            .map_err(port_err)
     }
 
     async fn save_draw(&self, save: &DrawSave<'_>) -> Result<DrawSaved, SaveFailure> {
         let (db, route) = self.db.shard_of(save.user_id);
-        draw_save::save(db, self.draw.save(route.table), save, self.response_timeout).await
+        draw_save::save(
+            db.connection(),
+            self.draw.save(route.table),
+            save,
+            self.response_timeout,
+        )
+        .await
     }
 
     async fn sku_units_sold(&self, sku: Sku) -> Result<i64, PortError> {

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use domain::ids::{ActivityId, AwardId};
 use domain::outbox::{AccountSnapshot, INTERNAL_TOPICS, PeriodSnapshot, TaskState};
 use sea_orm::sea_query::{Alias, Expr, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::mysql::db::Db;
 
 use crate::mysql::db::Databases;
 use crate::redis::views::{AwardEntry, CreditView};
@@ -40,7 +42,7 @@ pub struct RebuildReport {
 type PeriodKey = (String, i64);
 
 async fn periods(
-    db: &DatabaseConnection,
+    db: &Db,
     table: &'static str,
     key: &'static str,
     count: &'static str,
@@ -71,12 +73,7 @@ async fn periods(
 
 /// Account snapshots of one shard (optionally one user / activity) with today's and this
 /// month's rows.
-async fn accounts(
-    db: &DatabaseConnection,
-    day: &str,
-    month: &str,
-    user: Option<(&str, i64)>,
-) -> Result<Vec<AccountSnapshot>, DbErr> {
+async fn accounts(db: &Db, day: &str, month: &str, user: Option<(&str, i64)>) -> Result<Vec<AccountSnapshot>, DbErr> {
     let mut q = Query::select();
     q.columns([
         c("user_id"),
@@ -131,7 +128,7 @@ async fn accounts(
     Ok(out)
 }
 
-async fn credits(db: &DatabaseConnection, user: Option<&str>) -> Result<Vec<(String, CreditView)>, DbErr> {
+async fn credits(db: &Db, user: Option<&str>) -> Result<Vec<(String, CreditView)>, DbErr> {
     let mut q = Query::select();
     q.columns([c("user_id"), c("total_amount"), c("available_amount"), c("version")])
         .from(c("user_credit_account"));
@@ -211,11 +208,7 @@ pub async fn load_credit(db: &Databases, views: &UserViews, user: &str) -> anyho
 
 /// Every `(user, day)` a user signed in (`user_behavior_rebate_order`, behaviour `sign`) of one
 /// split table, optionally of one user.
-async fn signed_days(
-    db: &DatabaseConnection,
-    table: usize,
-    user: Option<&str>,
-) -> Result<HashMap<String, Vec<String>>, DbErr> {
+async fn signed_days(db: &Db, table: usize, user: Option<&str>) -> Result<HashMap<String, Vec<String>>, DbErr> {
     let mut q = Query::select();
     q.distinct()
         .columns([c("user_id"), c("out_business_no")])
@@ -249,7 +242,7 @@ pub async fn load_signed(db: &Databases, views: &UserViews, user: &str, day: &st
 }
 
 /// Credit orders of one split table.
-async fn credit_orders(db: &DatabaseConnection, table: usize) -> Result<Vec<(String, CreditOrderSnapshot)>, DbErr> {
+async fn credit_orders(db: &Db, table: usize) -> Result<Vec<(String, CreditOrderSnapshot)>, DbErr> {
     let q = Query::select()
         .columns(crate::mysql::credit::CREDIT_ORDER_COLUMNS.map(c))
         .from(Alias::new(format!("user_credit_order_{table:03}")))
@@ -287,6 +280,9 @@ pub async fn rebuild(
     day: &str,
     month: &str,
 ) -> anyhow::Result<RebuildReport> {
+    // Full scans of the split tables: bounded by the server's statement limit, not by the
+    // response deadline of the command paths.
+    let db = &db.for_maintenance();
     let mut report = RebuildReport {
         dropped: views.drop_all().await?,
         ..Default::default()

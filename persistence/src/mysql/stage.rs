@@ -3,7 +3,9 @@
 //! others of its channel and source in the same transaction.
 
 use sea_orm::sea_query::{Alias, Expr, Order, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult};
+
+use crate::mysql::db::Db;
 
 fn c(name: &'static str) -> Alias {
     Alias::new(name)
@@ -57,12 +59,12 @@ fn read(r: &QueryResult) -> Result<Stage, DbErr> {
 /// Stage administration over the config database.
 #[derive(Debug, Clone)]
 pub struct MySqlStages {
-    db: DatabaseConnection,
+    db: Db,
 }
 
 impl MySqlStages {
     /// Stages of the config database `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 

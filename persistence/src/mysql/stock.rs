@@ -3,19 +3,21 @@
 use domain::ids::{AwardId, Sku, StrategyId};
 use domain::ports::PortError;
 use domain::stock::DurableStock;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr, Statement};
+
+use crate::mysql::db::Db;
 
 use super::db::port_err;
 
 /// Adds durable stock in one transaction per call: the update, then the values it left.
 #[derive(Debug, Clone)]
 pub struct MySqlDurableStock {
-    config: DatabaseConnection,
+    config: Db,
 }
 
 impl MySqlDurableStock {
     /// Durable stock on the config database.
-    pub fn new(config: DatabaseConnection) -> Self {
+    pub fn new(config: Db) -> Self {
         Self { config }
     }
 

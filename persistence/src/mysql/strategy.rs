@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use domain::ids::{AwardId, StrategyId};
 use domain::ports::{PortError, StrategyRepository};
 use domain::strategy::{AwardCatalogEntry, RuleTreeConfig, StrategyAwardConfig, StrategyConfig};
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::mysql::db::Db;
 
 use crate::mysql::entity::{
     award, rule_tree, rule_tree_node, rule_tree_node_line, strategy, strategy_award, strategy_rule,
@@ -14,12 +16,12 @@ use crate::mysql::entity::{
 /// [`StrategyRepository`] on MySQL (SeaORM).
 #[derive(Debug, Clone)]
 pub struct MySqlStrategyRepository {
-    db: DatabaseConnection,
+    db: Db,
 }
 
 impl MySqlStrategyRepository {
     /// A repository over the config database.
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 

@@ -2,19 +2,21 @@
 
 use chrono::NaiveDateTime;
 use domain::ports::PortError;
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::mysql::db::Db;
 
 use super::db::port_err;
 
 /// The switch rows of the config database.
 #[derive(Debug, Clone)]
 pub struct MySqlSwitchStore {
-    config: DatabaseConnection,
+    config: Db,
 }
 
 impl MySqlSwitchStore {
     /// The store of `config`.
-    pub fn new(config: DatabaseConnection) -> Self {
+    pub fn new(config: Db) -> Self {
         Self { config }
     }
 

@@ -32,6 +32,8 @@ pub struct Projector {
     pub max_attempts: u32,
     /// Time of the announcements.
     pub clock: Arc<dyn Clock>,
+    /// Where the read-model lag of each applied event is observed, if anywhere.
+    pub metrics: Option<Arc<crate::metrics::ProjectionMetrics>>,
 }
 
 impl Projector {
@@ -42,22 +44,26 @@ impl Projector {
             return Published::Confirmed;
         };
         let body = row.message.as_bytes();
-        let applied = match row.topic.as_str() {
+        // Each arm answers the write and the event's creation time (epoch ms).
+        let (applied, created_ms) = match row.topic.as_str() {
             TOPIC_CREDIT_CHANGED => match decode::<CreditSnapshot>(body) {
-                Ok(env) => views.apply_credit_trade(&env.data).await.map(drop),
+                Ok(env) => (views.apply_credit_trade(&env.data).await.map(drop), env.timestamp),
                 Err(e) => return Published::Failed(format!("malformed {}: {e}", row.topic)),
             },
             TOPIC_REBATE_RECORDED => match decode::<RebateSnapshot>(body) {
-                Ok(env) => views.apply_rebate(&env.data).await,
+                Ok(env) => (views.apply_rebate(&env.data).await, env.timestamp),
                 Err(e) => return Published::Failed(format!("malformed {}: {e}", row.topic)),
             },
             _ => match decode::<AccountSnapshot>(body) {
-                Ok(env) => views.apply_account(&env.data).await.map(drop),
+                Ok(env) => (views.apply_account(&env.data).await.map(drop), env.timestamp),
                 Err(e) => return Published::Failed(format!("malformed {}: {e}", row.topic)),
             },
         };
         match applied {
-            Ok(()) => Published::Confirmed,
+            Ok(()) => {
+                self.observe_lag(&row.topic, created_ms);
+                Published::Confirmed
+            }
             Err(e) => Published::Failed(format!("read model: {e}")),
         }
     }
@@ -66,6 +72,8 @@ impl Projector {
     pub async fn record_awards(&self, rows: &[Claimed], results: &[Published]) {
         let Some(views) = &self.views else { return };
         let mut won: Vec<(String, AwardEntry)> = Vec::new();
+        // When each event was created (epoch ms), for the read-model lag.
+        let mut created: Vec<i64> = Vec::new();
         for (row, result) in rows.iter().zip(results) {
             if row.topic != TOPIC_SEND_AWARD || *result != Published::Confirmed {
                 continue;
@@ -81,14 +89,27 @@ impl Projector {
                 award_time_ms: env.timestamp - env.timestamp.rem_euclid(1000),
                 delivered: false,
             };
+            created.push(env.timestamp);
             won.push((env.data.user_id, entry));
         }
         if won.is_empty() {
             return;
         }
         let batch: Vec<(&str, &AwardEntry)> = won.iter().map(|(u, e)| (u.as_str(), e)).collect();
-        if let Err(e) = views.add_awards(&batch).await {
-            tracing::warn!(error = %e, "could not record awards in the history view (rebuildable)");
+        match views.add_awards(&batch).await {
+            Ok(()) => {
+                for created_ms in created {
+                    self.observe_lag(TOPIC_SEND_AWARD, created_ms);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not record awards in the history view (rebuildable)"),
+        }
+    }
+
+    /// Observes the read-model lag of an event of `topic` created at `created_ms`, applied now.
+    fn observe_lag(&self, topic: &str, created_ms: i64) {
+        if let Some(m) = &self.metrics {
+            m.observe(topic, created_ms, self.clock.now().timestamp_millis());
         }
     }
 

@@ -13,7 +13,8 @@
 //!    reached at all, they are deferred ([`store::defer`]) without counting an attempt;
 //! 3. **settle**: the batch's states are announced on the status stream (what the broker
 //!    confirmed is published, whatever happens next), then a second short transaction marks
-//!    confirmed rows `completed`; a returned,
+//!    confirmed rows `completed` (retried with backoff while the rows are still leased when
+//!    the shard does not answer, so a short outage does not publish them again); a returned,
 //!    nacked or unconfirmed message counts an attempt and is retried after an exponential
 //!    backoff, and after `max_attempts` it becomes `dead` (visible, replayable).
 //!
@@ -33,7 +34,7 @@ use std::time::Duration;
 
 use domain::outbox::INTERNAL_TOPICS;
 use domain::ports::Clock;
-use sea_orm::{ConnectionTrait, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr};
 use tokio::sync::{Notify, watch};
 
 use super::projector::Projector;
@@ -130,6 +131,8 @@ pub struct RelayStats {
     pub batch_errors: AtomicU64,
     /// Of those, the ones InnoDB chose as a deadlock victim (error 1213).
     pub deadlocks: AtomicU64,
+    /// Settles of published batches retried because the shard did not answer.
+    pub settle_retries: AtomicU64,
 }
 
 /// One row of a batch, as told to a [`RelayObserver`].
@@ -162,6 +165,7 @@ pub struct Relay {
     settings: RelaySettings,
     nudge: Arc<RelayNudge>,
     stats: Arc<RelayStats>,
+    metrics: Option<Arc<crate::metrics::RelayMetrics>>,
 }
 
 /// What one batch did, so the loop decides without guessing from a count.
@@ -196,14 +200,32 @@ impl Relay {
             settings,
             nudge,
             stats: Arc::default(),
+            metrics: None,
             projector: Projector {
                 events: None,
                 views: None,
                 max_attempts,
                 clock: Arc::new(SystemClock),
+                metrics: None,
             },
             observer: None,
         }
+    }
+
+    /// Also counts what it publishes per shard in `relay` and the read-model lag of what it
+    /// projects in `projection` (Prometheus, [`crate::metrics`]).
+    pub fn with_metrics(
+        mut self,
+        relay: Arc<crate::metrics::RelayMetrics>,
+        projection: Arc<crate::metrics::ProjectionMetrics>,
+    ) -> Self {
+        self.metrics = Some(relay);
+        self.projector.metrics = Some(projection);
+        self
+    }
+
+    fn counters(&self, shard: usize) -> Option<&crate::metrics::RelayShardCounters> {
+        self.metrics.as_ref().and_then(|m| m.shard(shard))
     }
 
     /// Also tells `observer` about every batch.
@@ -286,6 +308,9 @@ impl Relay {
                 }
                 Err(e) => {
                     self.stats.batch_errors.fetch_add(1, Ordering::Relaxed);
+                    if let Some(c) = self.counters(shard) {
+                        c.batch_errors.inc();
+                    }
                     let deadlock =
                         e.downcast_ref::<DbErr>().and_then(crate::mysql::db::mysql_error_number) == Some(1213);
                     if deadlock {
@@ -359,6 +384,7 @@ impl Relay {
                 topic: &r.topic,
                 message_id: &r.message_id,
                 payload: r.message.as_bytes(),
+                traceparent: r.traceparent.as_deref(),
             })
             .collect();
         let mut deferred: Vec<u64> = Vec::new();
@@ -417,24 +443,34 @@ impl Relay {
             .filter(|(_, p)| **p == Published::Confirmed)
             .map(|(r, _)| r.id)
             .collect();
-        let tx = db.begin().await?;
-        store::mark_published(&tx, &confirmed, now).await?;
-        let defer_until = now + chrono::Duration::from_std(self.settings.defer).unwrap_or(chrono::Duration::seconds(2));
-        store::defer(&tx, &deferred, defer_until).await?;
-        let (mut failed, mut dead) = (0, 0);
-        for (row, result) in rows.iter().zip(&results) {
-            if let Published::Failed(reason) = result {
-                if self.settle_failure(&tx, row, reason, now).await? {
-                    dead += 1;
-                } else {
-                    failed += 1;
+        // What was published stays leased to this loop: when the shard does not answer the
+        // settle (an outage shorter than the lease), it is retried here rather than left for the
+        // lease to end and be published again.
+        let give_up = tokio::time::Instant::now() + self.settings.lease.saturating_sub(self.settings.lease / 5);
+        let mut pause = Duration::from_millis(200);
+        let (failed, dead) = loop {
+            match self.settle(db, &rows, &results, &confirmed, &deferred, now).await {
+                Ok(counts) => break counts,
+                Err(e) if tokio::time::Instant::now() + pause < give_up => {
+                    self.stats.settle_retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(shard, rows = rows.len(), error = %e, retry_in_ms = pause.as_millis() as u64, "relay settle failed; retrying while the rows are leased");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
                 }
+                Err(e) => return Err(e.into()),
             }
-        }
-        tx.commit().await?;
+        };
+        self.stats.failed.fetch_add(failed as u64, Ordering::Relaxed);
+        self.stats.dead.fetch_add(dead as u64, Ordering::Relaxed);
         self.stats
             .published
             .fetch_add(confirmed.len() as u64, Ordering::Relaxed);
+        if let Some(c) = self.counters(shard) {
+            c.published.inc_by(confirmed.len() as u64);
+            c.failed.inc_by(failed as u64);
+            c.dead.inc_by(dead as u64);
+            c.deferred.inc_by(deferred.len() as u64);
+        }
         self.projector.record_awards(&rows, &results).await;
         self.observe(shard, &rows, &results, true);
         Ok(BatchOutcome::Handled {
@@ -445,6 +481,35 @@ impl Relay {
             deferred: deferred.len(),
             more: rows.len() as u64 >= self.settings.batch_size && deferred.is_empty(),
         })
+    }
+
+    /// Settles a batch in one short transaction: confirmed rows completed, deferred rows due
+    /// later, failed rows counted (and dead after `max_attempts`); the failed and dead counts.
+    async fn settle(
+        &self,
+        db: &crate::mysql::db::Db,
+        rows: &[Claimed],
+        results: &[Published],
+        confirmed: &[u64],
+        deferred: &[u64],
+        now: chrono::NaiveDateTime,
+    ) -> Result<(usize, usize), DbErr> {
+        let tx = db.begin().await?;
+        store::mark_published(&tx, confirmed, now).await?;
+        let defer_until = now + chrono::Duration::from_std(self.settings.defer).unwrap_or(chrono::Duration::seconds(2));
+        store::defer(&tx, deferred, defer_until).await?;
+        let (mut failed, mut dead) = (0, 0);
+        for (row, result) in rows.iter().zip(results) {
+            if let Published::Failed(reason) = result {
+                if self.settle_failure(&tx, row, reason, now).await? {
+                    dead += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok((failed, dead))
     }
 
     /// Counts a failed attempt of `row`, with a backoff before the next; returns whether the
@@ -466,10 +531,8 @@ impl Relay {
         let next = now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::seconds(1));
         if dead {
             tracing::error!(task.message_id = %row.message_id, task.topic = %row.topic, attempts, error = %reason, "outbox row dead-lettered");
-            self.stats.dead.fetch_add(1, Ordering::Relaxed);
         } else {
             tracing::warn!(task.message_id = %row.message_id, task.topic = %row.topic, attempts, error = %reason, "publish failed; will retry");
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
         }
         store::mark_failed(tx, row.id, attempts, dead, next, reason).await?;
         Ok(dead)

@@ -16,7 +16,8 @@ fn c(name: &'static str) -> Alias {
 }
 
 /// Inserts `rows` into the outbox (`task`, state `create`) in one statement on `db` (the
-/// transaction that commits them with their business rows, or a shard connection).
+/// transaction that commits them with their business rows, or a shard connection), with the
+/// trace context of the command that writes them (`traceparent`, [`crate::trace`]).
 ///
 /// # Errors
 /// The database error.
@@ -24,9 +25,16 @@ pub async fn insert_outbox(db: &impl ConnectionTrait, rows: &[OutboxMessage]) ->
     if rows.is_empty() {
         return Ok(());
     }
+    let traceparent = crate::trace::current_traceparent();
     let mut q = Query::insert();
-    q.into_table(c("task"))
-        .columns([c("user_id"), c("topic"), c("message_id"), c("message"), c("state")]);
+    q.into_table(c("task")).columns([
+        c("user_id"),
+        c("topic"),
+        c("message_id"),
+        c("message"),
+        c("state"),
+        c("traceparent"),
+    ]);
     for m in rows {
         q.values_panic([
             m.user_id.clone().into(),
@@ -34,6 +42,7 @@ pub async fn insert_outbox(db: &impl ConnectionTrait, rows: &[OutboxMessage]) ->
             m.message_id.as_str().into(),
             m.message.clone().into(),
             TaskState::Created.column_value().into(),
+            traceparent.clone().into(),
         ]);
     }
     db.execute(db.get_database_backend().build(&q)).await.map(|_| ())
@@ -244,6 +253,9 @@ pub struct Claimed {
     pub message: String,
     /// Publish attempts so far.
     pub attempts: u32,
+    /// The W3C trace context of the command that wrote the row (`NULL` for rows written
+    /// without one, e.g. by older code).
+    pub traceparent: Option<String>,
 }
 
 /// Claims up to `limit` due rows, oldest first, locking them with `FOR UPDATE SKIP LOCKED`
@@ -268,6 +280,7 @@ pub async fn claim(tx: &impl ConnectionTrait, limit: u64, now: NaiveDateTime) ->
                 c("message"),
                 c("attempts"),
                 c("state"),
+                c("traceparent"),
             ])
             .from(c("task"))
             .to_owned()
@@ -310,6 +323,7 @@ pub async fn claim(tx: &impl ConnectionTrait, limit: u64, now: NaiveDateTime) ->
                     .unwrap_or_else(|| format!("task-{id}")),
                 message: r.try_get("", "message")?,
                 attempts: u32::try_from(attempts).unwrap_or(0),
+                traceparent: r.try_get("", "traceparent")?,
             })
         })
         .collect()
@@ -442,5 +456,49 @@ pub async fn mark_consumed_dead(
         }
     } else {
         DeadMark::NotPublished
+    })
+}
+
+/// One shard's outbox at a glance (the `/metrics` gauges).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Rows not yet published: `create` (leased ones included) and `fail`.
+    pub pending: i64,
+    /// Seconds since the oldest pending row was created (by the database's clock); 0 when
+    /// none is pending.
+    pub oldest_pending_age_secs: i64,
+    /// Rows in state `dead`.
+    pub dead: i64,
+}
+
+/// Counts the pending and dead rows of a shard and the age of its oldest pending row, in one
+/// statement that walks only `idx_state` (`(state, id)`): the oldest pending row is the lowest
+/// id of each state, so no row is sorted.
+///
+/// # Errors
+/// The driver's error.
+pub async fn backlog(db: &impl ConnectionTrait) -> Result<Backlog, DbErr> {
+    let (created, failed, dead) = (
+        TaskState::Created.column_value(),
+        TaskState::Failed.column_value(),
+        TaskState::Dead.column_value(),
+    );
+    let sql = "SELECT \
+        CAST((SELECT COUNT(*) FROM task WHERE state = ?) + (SELECT COUNT(*) FROM task WHERE state = ?) AS SIGNED) AS pending, \
+        CAST((SELECT COUNT(*) FROM task WHERE state = ?) AS SIGNED) AS dead, \
+        (SELECT CAST(TIMESTAMPDIFF(SECOND, MIN(create_time), NOW()) AS SIGNED) FROM task WHERE id IN \
+            ((SELECT MIN(id) FROM task WHERE state = ?), (SELECT MIN(id) FROM task WHERE state = ?))) AS oldest";
+    let stmt = sea_orm::Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        [created, failed, dead, created, failed].map(Into::into),
+    );
+    let Some(row) = db.query_one(stmt).await? else {
+        return Ok(Backlog::default());
+    };
+    Ok(Backlog {
+        pending: row.try_get("", "pending")?,
+        oldest_pending_age_secs: row.try_get::<Option<i64>>("", "oldest")?.unwrap_or(0).max(0),
+        dead: row.try_get("", "dead")?,
     })
 }

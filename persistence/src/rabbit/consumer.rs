@@ -27,6 +27,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::{Topology, connect};
 
@@ -86,17 +87,30 @@ impl Default for ConsumerSettings {
     }
 }
 
-/// Consumes `handler.topic()` from `url` until `shutdown` turns true, reconnecting on errors.
+/// Consumes `handler.topic()` from `url` until `shutdown` turns true, reconnecting on errors;
+/// counts what it does with each delivery in `metrics` when given.
 pub async fn run(
     url: String,
     topology: Topology,
     handler: Arc<dyn Handler>,
     settings: ConsumerSettings,
+    metrics: Option<Arc<crate::metrics::ConsumerMetrics>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut pause = Duration::from_millis(200);
+    // Resolved once: counting a delivery is an atomic add.
+    let counters = metrics.and_then(|m| m.topic(handler.topic()).ok());
     while !*shutdown.borrow() {
-        match consume(&url, &topology, handler.as_ref(), &settings, &mut shutdown).await {
+        match consume(
+            &url,
+            &topology,
+            handler.as_ref(),
+            &settings,
+            counters.as_ref(),
+            &mut shutdown,
+        )
+        .await
+        {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(topic = handler.topic(), error = %e, "consumer disconnected; reconnecting");
@@ -115,6 +129,7 @@ async fn consume(
     topology: &Topology,
     handler: &dyn Handler,
     settings: &ConsumerSettings,
+    counters: Option<&crate::metrics::TopicCounters>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> lapin::Result<()> {
     let conn = connect(url).await?;
@@ -136,7 +151,15 @@ async fn consume(
     loop {
         tokio::select! {
             next = deliveries.next() => match next {
-                Some(Ok(d)) => settle(d, topology, handler, settings, &republish).await?,
+                Some(Ok(d)) => {
+                    // The span continues the trace of the message's `traceparent` header.
+                    let span = crate::trace::consume_span(
+                        handler.topic(),
+                        d.properties.message_id().as_ref().map(|id| id.as_str()),
+                        crate::trace::traceparent_header(d.properties.headers().as_ref()),
+                    );
+                    settle(d, topology, handler, settings, &republish, counters).instrument(span).await?
+                }
                 Some(Err(e)) => return Err(e),
                 None => return Err(lapin::Error::from(lapin::ErrorKind::IOError(Arc::new(std::io::Error::other("consumer stream ended"))))),
             },
@@ -161,33 +184,51 @@ fn attempts_of(d: &Delivery) -> u32 {
         .unwrap_or(0)
 }
 
-#[tracing::instrument(name = "consume", skip_all, fields(topic = handler.topic(), message.id = ?d.properties.message_id(), attempts))]
+/// Applies one delivery and acks it, or moves it to its retry, parked or dead queue; runs in
+/// the span `consume` ([`crate::trace::consume_span`]).
 async fn settle(
     d: Delivery,
     topology: &Topology,
     handler: &dyn Handler,
     settings: &ConsumerSettings,
     republish: &Channel,
+    counters: Option<&crate::metrics::TopicCounters>,
 ) -> lapin::Result<()> {
     let attempts = attempts_of(&d) + 1;
     tracing::Span::current().record("attempts", attempts);
-    let (target, error, expiration) = match handler.handle(&d.data).await {
-        Ok(()) => return d.ack(BasicAckOptions::default()).await.map(drop),
+    let (target, error, expiration, counted) = match handler.handle(&d.data).await {
+        Ok(()) => {
+            tracing::debug!("message handled");
+            if let Some(c) = counters {
+                c.ok.inc();
+            }
+            return d.ack(BasicAckOptions::default()).await.map(drop);
+        }
         Err(HandleError::Transient(e)) if attempts < settings.max_attempts => {
             let delay = settings
                 .retry_delay
                 .saturating_mul(1 << (attempts - 1).min(20))
                 .min(settings.max_retry_delay);
             tracing::warn!(error = %e, delay_ms = delay.as_millis() as u64, "handler failed; retrying later");
-            (topology.retry_queue(handler.topic()), e, Some(delay))
+            (
+                topology.retry_queue(handler.topic()),
+                e,
+                Some(delay),
+                counters.map(|c| &c.retried),
+            )
         }
         Err(HandleError::Transient(e)) => {
             tracing::error!(error = %e, "message parked after its attempts; re-driven when the database answers");
-            (topology.parked_queue(handler.topic()), e, None)
+            (
+                topology.parked_queue(handler.topic()),
+                e,
+                None,
+                counters.map(|c| &c.parked),
+            )
         }
         Err(HandleError::Poison(e)) => {
             tracing::error!(error = %e, "poison message dead-lettered");
-            (topology.dead_queue(handler.topic()), e, None)
+            (topology.dead_queue(handler.topic()), e, None, counters.map(|c| &c.dead))
         }
     };
     let mut headers = d.properties.headers().clone().unwrap_or_default();
@@ -203,7 +244,11 @@ async fn settle(
     if let Some(delay) = expiration {
         props = props.with_expiration(delay.as_millis().max(1).to_string().into());
     }
-    move_delivery(republish, d, &target, props).await.map(drop)
+    let moved = move_delivery(republish, d, &target, props).await?;
+    if let (Some(c), Some(kind)) = (counters, counted) {
+        if moved { kind } else { &c.returned }.inc();
+    }
+    Ok(())
 }
 
 /// Publishes a copy of `d` to `target` with `props` (persistent, mandatory, confirmed), then

@@ -6,8 +6,10 @@ use domain::award::{DeliverAward, Delivered};
 use domain::events::{AwardStockZero, SkuStockZero, decode};
 use domain::outbox::TaskState;
 use domain::outbox::{TOPIC_AWARD_STOCK_ZERO, TOPIC_SEND_AWARD, TOPIC_SKU_STOCK_ZERO};
+use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Expr, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+use crate::mysql::db::Db;
 
 use super::consumer::{HandleError, Handler};
 use crate::redis::views::CreditView;
@@ -140,12 +142,12 @@ fn parse<'a, T: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<T, HandleEr
 /// Idempotent by nature.
 pub struct StockZeroHandler {
     topic: &'static str,
-    config: DatabaseConnection,
+    config: Db,
 }
 
 impl StockZeroHandler {
     /// Handler of `strategy_award_stock_zero`.
-    pub fn award(config: DatabaseConnection) -> Self {
+    pub fn award(config: Db) -> Self {
         Self {
             topic: TOPIC_AWARD_STOCK_ZERO,
             config,
@@ -153,7 +155,7 @@ impl StockZeroHandler {
     }
 
     /// Handler of `activity_sku_stock_zero`.
-    pub fn sku(config: DatabaseConnection) -> Self {
+    pub fn sku(config: Db) -> Self {
         Self {
             topic: TOPIC_SKU_STOCK_ZERO,
             config,

@@ -2,6 +2,7 @@
 
 use lapin::Confirmation;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::Mutex;
 
@@ -27,6 +28,9 @@ pub struct Outgoing<'a> {
     pub message_id: &'a str,
     /// Body.
     pub payload: &'a [u8],
+    /// The trace context its outbox row stored: the message is published in a producer span
+    /// under it, whose context goes out as the header `traceparent` ([`crate::trace`]).
+    pub traceparent: Option<&'a str>,
 }
 
 /// A lazily (re)connected confirm-mode channel.
@@ -108,11 +112,23 @@ impl Publisher {
     pub async fn publish_all(&self, messages: &[Outgoing<'_>]) -> lapin::Result<Vec<Published>> {
         let channel = self.channel().await?;
         let mut pending = Vec::with_capacity(messages.len());
+        // The producer spans end once the batch's confirms are in.
+        let mut spans = Vec::new();
         for m in messages {
-            let props = BasicProperties::default()
+            let mut props = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_type("application/json".into())
                 .with_message_id(m.message_id.into());
+            if let Some(stored) = m.traceparent {
+                let span = crate::trace::publish_span(m.topic, m.message_id, stored);
+                let mut headers = FieldTable::default();
+                headers.insert(
+                    crate::trace::TRACEPARENT.into(),
+                    AMQPValue::LongString(crate::trace::header_value(&span, stored).into()),
+                );
+                props = props.with_headers(headers);
+                spans.push(span);
+            }
             let queue = self.topology.queue(m.topic);
             let sent = channel
                 .basic_publish(
@@ -157,6 +173,7 @@ impl Publisher {
             };
             out.push(outcome);
         }
+        drop(spans);
         if broken {
             self.reset().await;
         }

@@ -135,4 +135,10 @@ impl Keys {
     pub fn trusted_documents(&self) -> String {
         self.k(format_args!("bm:trusted_documents"))
     }
+
+    /// `bm:trusted_documents:generation`: a counter raised whenever trusted documents are
+    /// removed, so every instance drops the texts it keeps in process.
+    pub fn trusted_documents_generation(&self) -> String {
+        self.k(format_args!("bm:trusted_documents:generation"))
+    }
 }

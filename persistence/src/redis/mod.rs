@@ -99,5 +99,9 @@ pub(crate) async fn scan_step(
 }
 
 pub(crate) fn port_err(e: redis::RedisError) -> PortError {
-    PortError::new("redis", e)
+    if e.is_timeout() || e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        PortError::unavailable("redis", e)
+    } else {
+        PortError::new("redis", e)
+    }
 }

@@ -115,6 +115,41 @@ impl PersistedDocuments {
         cmd.query_async::<usize>(&mut self.conn.clone()).await.map_err(port_err)
     }
 
+    /// Removes trusted documents by hash and raises the generation (in one transaction), so
+    /// every instance forgets them within its next check; returns how many were trusted.
+    ///
+    /// # Errors
+    /// [`PortError`] when Redis does not answer.
+    pub async fn untrust(&self, hashes: &[String]) -> Result<usize, PortError> {
+        if hashes.is_empty() {
+            return Ok(0);
+        }
+        let (removed, _): (usize, i64) = redis::pipe()
+            .atomic()
+            .cmd("HDEL")
+            .arg(self.keys.trusted_documents())
+            .arg(hashes)
+            .cmd("INCR")
+            .arg(self.keys.trusted_documents_generation())
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(port_err)?;
+        Ok(removed)
+    }
+
+    /// The removal generation (0 before any removal).
+    ///
+    /// # Errors
+    /// [`PortError`] when Redis does not answer.
+    pub async fn generation(&self) -> Result<i64, PortError> {
+        redis::cmd("GET")
+            .arg(self.keys.trusted_documents_generation())
+            .query_async::<Option<i64>>(&mut self.conn.clone())
+            .await
+            .map(Option::unwrap_or_default)
+            .map_err(port_err)
+    }
+
     /// Up to `first` trusted documents `(hash, text)` in hash order, after hash `after`.
     ///
     /// # Errors

@@ -35,6 +35,7 @@ impl TestEnv {
             connect_timeout: std::time::Duration::from_secs(5),
             lock_wait_timeout: std::time::Duration::from_secs(1),
             statement_timeout: std::time::Duration::from_millis(1_500),
+            response_timeout: std::time::Duration::from_millis(5_000),
         })
         .await
         .expect("connect to the test databases");
@@ -50,6 +51,11 @@ impl TestEnv {
             keys,
             databases,
         }
+    }
+
+    /// The URLs of this test's config database and shards.
+    pub fn urls(&mut self) -> test_support::mysql::ShardedUrls {
+        self.databases.sharded()
     }
 
     pub fn strategy_service(&self) -> StrategyService {

@@ -3,7 +3,7 @@
 use chrono::{Duration, NaiveDateTime, Utc};
 use domain::outbox::{OutboxMessage, TOPIC_SEND_AWARD};
 use persistence::outbox::store::{self, MySqlTaskAdmin, Replay};
-use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, Statement};
 
 use crate::helpers::TestEnv;
 

@@ -174,7 +174,6 @@ async fn a_paid_draw_is_saved_in_one_call_and_a_stale_decision_writes_nothing() 
 /// lock longer than that) is of unknown outcome; without the timeout, the lock wait decides.
 #[tokio::test]
 async fn a_save_unanswered_within_the_response_timeout_is_unknown() {
-    use sea_orm::TransactionTrait as _;
     let env = TestEnv::new().await;
     with_account(&env, 10, 3).await;
     let plain = MySqlQuotaRepository::new(env.db.clone());

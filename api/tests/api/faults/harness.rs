@@ -45,13 +45,20 @@ pub fn summary_path() -> PathBuf {
 pub struct World {
     pub app: TestApp,
     pub users: Vec<String>,
+    /// Held while the scenario runs: under `cargo test` (one process, many threads) the
+    /// scenarios run one at a time as under nextest's `faults` test group.
+    _serial: tokio::sync::OwnedMutexGuard<()>,
 }
+
+/// One scenario at a time within a test process.
+static SERIAL: std::sync::LazyLock<Arc<tokio::sync::Mutex<()>>> = std::sync::LazyLock::new(Arc::default);
 
 /// The app with `tweak`ed settings and strategy 100006 rigged so every outcome can be checked:
 /// awards 101 and 102 are drawn half each and both pay [`CREDITS`] credits (a fixed range, the
 /// luck award too), 102 has `stock_102` units; SKU 9013 has [`STOCK_9013`]. Activity 100301 is
 /// armed and each user holds 450 draws.
 pub async fn world(tweak: impl FnOnce(&mut Settings), stock_102: i64) -> World {
+    let serial = SERIAL.clone().lock_owned().await;
     let app = spawn_app_with(tweak).await;
     for sql in [
         "UPDATE strategy SET rule_models = NULL WHERE strategy_id = 100006".to_owned(),
@@ -94,7 +101,38 @@ pub async fn world(tweak: impl FnOnce(&mut Settings), stock_102: i64) -> World {
             .await;
         }
     }
-    World { app, users }
+    World {
+        app,
+        users,
+        _serial: serial,
+    }
+}
+
+/// Shard 01 of the world behind a fault proxy, with the deadlines of a shard fault (connect 1 s,
+/// relay confirms 1 s, a 2 s relay lease: rows whose claim got no answer are due again soon)
+/// and `tweak` on top: the proxy, the world, and shard 01's direct URL (for a connection that
+/// bypasses the proxy).
+pub async fn world_with_shard_01_proxied(
+    tweak: impl FnOnce(&mut Settings),
+) -> (test_support::proxy::FaultProxy, World, String) {
+    let server = test_support::services::mysql_server_url();
+    let proxy = test_support::proxy::FaultProxy::start(upstream_of(&server).await)
+        .await
+        .unwrap();
+    let mut direct = String::new();
+    let w = world(
+        |s| {
+            direct = s.database.shard_urls[0].clone();
+            s.database.shard_urls[0] = through(&direct, proxy.addr());
+            s.database.connect_timeout_ms = 1_000;
+            s.relay.confirm_timeout_ms = 1_000;
+            s.relay.lease_ms = 2_000;
+            tweak(s);
+        },
+        STOCK_102,
+    )
+    .await;
+    (proxy, w, direct)
 }
 
 /// The `host:port` of a `scheme://[user[:password]@]host:port[/…]` URL.
@@ -521,10 +559,14 @@ pub async fn invariants(app: &TestApp, samples: &[Sample]) -> Invariants {
             inv.undelivered += 1;
         }
     }
+    // The load's users earn credits only by their awards (other users of a scenario, such as
+    // the commands' buyer, are checked by the scenario itself).
+    let drawing: HashSet<&str> = samples.iter().map(|s| s.user.as_str()).collect();
     let users: HashSet<&str> = completed
         .keys()
         .copied()
         .chain(credits.keys().map(String::as_str))
+        .filter(|u| drawing.contains(u))
         .collect();
     for user in users {
         let want = completed.get(user).copied().unwrap_or(0) * CREDITS * 100;

@@ -11,6 +11,7 @@
 //! |---|---|
 //! | [`redis_down`] | Redis blackholed 3 s |
 //! | [`mysql_down`] | shard 01 blackholed 4 s, one draw caught mid-save |
+//! | [`commands_down`] | shard 01 blackholed 4 s under a recharge, an exchange, a sign-in and an admin read |
 //! | [`broker_down`] | RabbitMQ blackholed 10 s |
 //! | [`kill9`] | relay and consumer processes killed (`kill -9`) 3 times each |
 //! | [`restock`] | award and SKU stock sold out, then raised by the admin mutations |
@@ -21,6 +22,7 @@
 mod harness;
 
 mod broker_down;
+mod commands_down;
 mod kill9;
 mod mysql_down;
 mod redis_down;

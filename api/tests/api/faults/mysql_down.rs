@@ -4,31 +4,14 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
 
-use test_support::proxy::FaultProxy;
-
-use super::harness::{
-    Load, Report, STOCK_102, drained, invariants, ready, secs, through, until_ready, upstream_of, world,
-};
+use super::harness::{Load, Report, drained, invariants, ready, secs, until_ready, world_with_shard_01_proxied};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_blackholed_shard_fails_its_draws_within_the_deadline_ready_names_it_and_all_heals_by_itself() {
-    let server = test_support::services::mysql_server_url();
-    let proxy = FaultProxy::start(upstream_of(&server).await).await.unwrap();
-    let mut direct = String::new();
-    let w = world(
-        |s| {
-            direct = s.database.shard_urls[0].clone();
-            s.database.shard_urls[0] = through(&direct, proxy.addr());
-            s.draw.timeout_ms = 1_000;
-            s.database.connect_timeout_ms = 1_000;
-            s.database.response_timeout_ms = 1_500;
-            // A relay batch claimed before the fault whose settle then failed is published
-            // again when its lease ends (30 s by default): 2 s here.
-            s.relay.confirm_timeout_ms = 1_000;
-            s.relay.lease_ms = 2_000;
-        },
-        STOCK_102,
-    )
+    let (proxy, w, direct) = world_with_shard_01_proxied(|s| {
+        s.draw.timeout_ms = 1_000;
+        s.database.response_timeout_ms = 1_500;
+    })
     .await;
     let (shard_01, shard_02) = w.users.split_at(w.users.len() / 2);
     let mut report = Report::new(
