@@ -34,6 +34,7 @@
 //!    is `400` without a `data` entry; under `application/json` it stays `200`, as clients of
 //!    that media type expect.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
@@ -41,7 +42,6 @@ use async_graphql::{BatchResponse, Variables};
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use serde_json::{Map, Value, json};
-use tracing::Instrument;
 
 use crate::auth::{AuthError, Authenticator, Identity};
 use crate::graphql::AppSchema;
@@ -275,32 +275,14 @@ fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType>
 
 /// How logs and traces name an operation: its name, or for an anonymous one its type and root
 /// fields (`mutation draw`).
-fn operation_label(request: &mut async_graphql::Request) -> String {
-    use async_graphql::parser::types::Selection;
-    if let Some(name) = &request.operation_name {
-        return name.clone();
+fn operation_label(request: &mut async_graphql::Request) -> Cow<'_, str> {
+    if request.operation_name.is_some() {
+        return Cow::Borrowed(request.operation_name.as_deref().unwrap_or_default());
     }
-    let Ok(doc) = request.parsed_query() else {
-        return "-".to_owned();
-    };
-    let Some((name, op)) = doc.operations.iter().next() else {
-        return "-".to_owned();
-    };
-    if let Some(name) = name {
-        return name.to_string();
+    match request.parsed_query() {
+        Ok(doc) => crate::telemetry::operation_label(None, doc),
+        Err(_) => Cow::Borrowed("-"),
     }
-    let fields: Vec<&str> = op
-        .node
-        .selection_set
-        .node
-        .items
-        .iter()
-        .filter_map(|s| match &s.node {
-            Selection::Field(f) => Some(f.node.name.node.as_str()),
-            _ => None,
-        })
-        .collect();
-    format!("{} {}", op.node.ty, fields.join(","))
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, String> {
@@ -475,11 +457,15 @@ impl GraphQLHttp {
             metrics.graphql.observe(&op, started.elapsed(), &resp);
             resp
         };
-        let labels: Vec<String> = prepared
-            .iter_mut()
-            .map(|p| p.as_mut().map_or_else(|_| "-".to_owned(), |(r, ..)| operation_label(r)))
-            .collect();
-        crate::telemetry::record_operation(&labels.join(", "));
+        fn label(p: &mut Result<Prepared, async_graphql::ServerError>) -> Cow<'_, str> {
+            p.as_mut().map_or(Cow::Borrowed("-"), |(r, ..)| operation_label(r))
+        }
+        // Logs and traces name the operation(s); one operation costs no allocation once named.
+        let label = match prepared.as_mut_slice() {
+            [one] => label(one),
+            many => Cow::Owned(many.iter_mut().map(label).collect::<Vec<_>>().join(", ")),
+        };
+        crate::telemetry::record_operation(&label);
         let response = if !is_batch && prepared.len() == 1 {
             BatchResponse::Single(run(prepared.remove(0)).await)
         } else {
@@ -610,9 +596,9 @@ impl Endpoint for GraphQLHttp {
         };
         // The request's span continues the caller's `traceparent` (or starts a trace); its
         // context is answered in `traceresponse`.
-        let span = crate::telemetry::request_span(req.headers());
-        let mut resp = self.answer(req, media).instrument(span.clone()).await.into_response();
-        if let Some(value) = crate::telemetry::traceresponse(&span).and_then(|v| HeaderValue::from_str(&v).ok()) {
+        let trace = crate::telemetry::RequestTrace::start(req.headers());
+        let mut resp = trace.run(self.answer(req, media)).await.into_response();
+        if let Some(value) = trace.traceresponse().and_then(|v| HeaderValue::from_str(&v).ok()) {
             resp.headers_mut().insert(crate::telemetry::TRACERESPONSE, value);
         }
         Ok(resp)

@@ -28,7 +28,9 @@ use persistence::Databases;
 use persistence::metrics::PersistenceMetrics;
 use poem::http::{StatusCode, header};
 use poem::{Endpoint, Request, Response};
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 use crate::settings::{MetricsSection, Settings};
 
@@ -162,6 +164,22 @@ impl GraphqlMetrics {
     pub fn observe(&self, op: &Operation, took: Duration, resp: &async_graphql::Response) {
         op.requests.inc();
         op.duration.observe(took.as_secs_f64());
+        self.count_errors(op, resp);
+    }
+
+    /// Counts one operation started (a subscription, or a query or mutation over `/graphql/ws`,
+    /// whose latency is observed apart with [`GraphqlMetrics::took`]).
+    pub fn started(&self, op: &Operation) {
+        op.requests.inc();
+    }
+
+    /// Observes the latency of a query or mutation.
+    pub fn took(&self, op: &Operation, took: Duration) {
+        op.duration.observe(took.as_secs_f64());
+    }
+
+    /// Counts each error of `resp` (one response, or one event of a subscription) by its code.
+    pub fn count_errors(&self, op: &Operation, resp: &async_graphql::Response) {
         for e in &resp.errors {
             let code = match e.extensions.as_ref().and_then(|x| x.get("code")) {
                 Some(async_graphql::Value::String(c)) => c.as_str(),
@@ -264,7 +282,30 @@ pub struct Metrics {
     /// The adapters' families.
     pub persistence: PersistenceMetrics,
     db: Databases,
+    redis: Option<RedisGauges>,
     scrape_timeout: Duration,
+}
+
+/// Whether Redis answers a `PING` at scrape time, and how fast (the process's one multiplexed
+/// connection, the one every read model and counter uses).
+struct RedisGauges {
+    connection: persistence::redis::Connection,
+    up: IntGauge,
+    ping: Gauge,
+}
+
+impl RedisGauges {
+    /// `PING` within `deadline`: up 1 and its round trip, or up 0 (the last round trip stays).
+    async fn refresh(&self, deadline: Duration) {
+        let started = std::time::Instant::now();
+        match tokio::time::timeout(deadline, persistence::redis::ping(&self.connection)).await {
+            Ok(true) => {
+                self.up.set(1);
+                self.ping.set(started.elapsed().as_secs_f64());
+            }
+            Ok(false) | Err(_) => self.up.set(0),
+        }
+    }
 }
 
 impl Metrics {
@@ -280,14 +321,39 @@ impl Metrics {
             persistence: PersistenceMetrics::register(&registry, db.shards.len())?,
             registry,
             db: db.clone(),
+            redis: None,
             scrape_timeout: Duration::from_millis(settings.scrape_timeout_ms.max(1)),
         })
     }
 
-    /// Reads the gauges (each shard within `metrics.scrape_timeout_ms`) and renders every
-    /// family in the text format.
+    /// Adds `bm_redis_up` and `bm_redis_ping_seconds`, read over `connection` when scraped.
+    ///
+    /// # Errors
+    /// The families registered twice (a bug).
+    pub fn with_redis(mut self, connection: persistence::redis::Connection) -> anyhow::Result<Self> {
+        let up = IntGauge::new(
+            "bm_redis_up",
+            "1 when Redis answered PING within metrics.scrape_timeout_ms at the last scrape, 0 otherwise",
+        )?;
+        let ping = Gauge::new(
+            "bm_redis_ping_seconds",
+            "Round trip of the last PING Redis answered (seconds)",
+        )?;
+        self.registry.register(Box::new(up.clone()))?;
+        self.registry.register(Box::new(ping.clone()))?;
+        self.redis = Some(RedisGauges { connection, up, ping });
+        Ok(self)
+    }
+
+    /// Reads the gauges (each shard and Redis within `metrics.scrape_timeout_ms`, at the same
+    /// time) and renders every family in the text format.
     pub async fn render(&self) -> String {
-        self.persistence.store.refresh(&self.db, self.scrape_timeout).await;
+        let redis = async {
+            if let Some(redis) = &self.redis {
+                redis.refresh(self.scrape_timeout).await;
+            }
+        };
+        tokio::join!(self.persistence.store.refresh(&self.db, self.scrape_timeout), redis);
         let mut out = String::new();
         if let Err(e) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "metrics could not be encoded");

@@ -112,7 +112,7 @@ impl AppState {
         .map_err(|e| anyhow::anyhow!("loading the runtime switches: {e}"))?;
         let rate_limiter = persistence::redis::rate_limit::RedisRateLimiter::new(redis.clone(), keys.clone());
         let guard_counter = persistence::redis::rate_limit::RedisGuardCounter::new(redis.clone(), keys.clone());
-        let metrics = Arc::new(crate::metrics::Metrics::new(&settings.metrics, &db)?);
+        let metrics = Arc::new(crate::metrics::Metrics::new(&settings.metrics, &db)?.with_redis(redis.clone())?);
         let credit_repo = Arc::new(persistence::MySqlCreditRepository::new(db.clone()));
         let ids: Arc<SnowflakeIds> = Arc::new(SnowflakeIds::new(worker)?);
         let credit = Arc::new(domain::credit::CreditService::new(

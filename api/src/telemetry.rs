@@ -3,32 +3,39 @@
 //!
 //! * **Spans.** Every span of the service's own crates (`api`, `persistence`, `domain`) at INFO
 //!   or above is an OpenTelemetry span, whatever the log filter says, so trace contexts
-//!   propagate even when logs are quiet: the GraphQL request ([`request_span`]), each relayed
+//!   propagate even when logs are quiet: the GraphQL request ([`RequestTrace`]), each relayed
 //!   message (`publish`) and each consumed message (`consume`), see [`persistence::trace`]. The
 //!   relay's polling span `relay.batch` is left out: it belongs to no trace.
 //! * **Export.** Only with an endpoint (`telemetry.otlp_endpoint`, or the standard
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`): finished spans go to a
 //!   bounded queue (dropped when it is full) that a background thread exports over OTLP
 //!   HTTP/protobuf in batches, each within `telemetry.export_timeout_ms`; a request never waits
-//!   for the collector. Without an endpoint, trace ids are still made, propagated and logged.
-//! * **Log correlation.** JSON lines emitted inside a span with an `operation` field (the
-//!   GraphQL request, a consumed message) carry it as `operation`, and lines inside a traced
-//!   span carry `trace_id` and `span_id`, at the top level of the line.
+//!   for the collector. Without an endpoint, trace ids are still made, propagated and logged,
+//!   but nothing is recorded: spans are dropped by the sampler (their ids exist, nothing else
+//!   is kept), and a GraphQL request gets no span at all, only a context ([`RequestTrace`]).
+//! * **Log correlation.** JSON lines emitted inside the GraphQL request or a consumed message
+//!   carry its operation as `operation`, and lines inside a traced span carry `trace_id` and
+//!   `span_id`, at the top level of the line. The operation travels as a value of the span's
+//!   OpenTelemetry context ([`persistence::trace::OperationName`]), so no layer has to see
+//!   every span and event of every library.
 
-use std::cell::RefCell;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::borrow::Cow;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use async_graphql::parser::types::{ExecutableDocument, Selection};
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Subscriber};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, IdGenerator as _, RandomIdGenerator, Sampler, SdkTracerProvider};
+use persistence::trace::OperationName;
+use tracing::{Event, Instrument as _, Level, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets, filter_fn};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -71,8 +78,10 @@ pub fn init_with(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Re
     if INSTALLED.get().is_some() {
         return Ok(Telemetry { provider: None });
     }
-    let provider = tracer_provider(telemetry)?;
+    let exporting = otlp_endpoint(telemetry).is_some();
+    let provider = tracer_provider(telemetry, exporting)?;
     let tracer = provider.tracer("big-market");
+    RECORDING.store(exporting, Ordering::Relaxed);
     // The service's own spans, whatever the log filter; not the relay's polling batches.
     let traced = Targets::new()
         .with_target("api", Level::INFO)
@@ -82,6 +91,7 @@ pub fn init_with(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Re
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_threads(false)
+        .with_location(exporting)
         .with_tracked_inactivity(false)
         .with_filter(traced);
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.filter));
@@ -99,7 +109,6 @@ pub fn init_with(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Re
     });
     let installed = tracing_subscriber::registry()
         .with(otel)
-        .with(Operations)
         .with(json)
         .with(text)
         .try_init();
@@ -109,9 +118,15 @@ pub fn init_with(log: &LogSettings, telemetry: &TelemetrySettings) -> anyhow::Re
     })
 }
 
-/// The tracer provider: always sampling by the SDK's defaults (`OTEL_TRACES_SAMPLER`; parent
-/// based, always on), exporting only when an endpoint is configured.
-fn tracer_provider(telemetry: &TelemetrySettings) -> anyhow::Result<SdkTracerProvider> {
+/// Whether spans are recorded (an exporter is configured); without one the provider drops
+/// every span and [`record_operation`] does not rename it.
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
+/// The tracer provider: exporting when an endpoint is configured, sampling then by the SDK's
+/// defaults (`OTEL_TRACES_SAMPLER`; parent based, always on); without an endpoint it records
+/// nothing (`always_off`), so spans still get their ids (trace context is still continued,
+/// stored and sent on) but keep no data.
+fn tracer_provider(telemetry: &TelemetrySettings, exporting: bool) -> anyhow::Result<SdkTracerProvider> {
     let service = std::env::var("OTEL_SERVICE_NAME")
         .ok()
         .filter(|s| !s.is_empty())
@@ -120,6 +135,9 @@ fn tracer_provider(telemetry: &TelemetrySettings) -> anyhow::Result<SdkTracerPro
         .with_service_name(service)
         .build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    if !exporting {
+        builder = builder.with_sampler(Sampler::AlwaysOff);
+    }
     if let Some(endpoint) = otlp_endpoint(telemetry) {
         let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -154,122 +172,119 @@ fn otlp_endpoint(telemetry: &TelemetrySettings) -> Option<Option<String>> {
     from_env.then_some(None)
 }
 
-/// The span of one GraphQL request over HTTP: `graphql`, continuing the trace of a valid
-/// `traceparent` header or starting a new one. Its `operation` is recorded once the operation
-/// is known ([`record_operation`]).
-pub fn request_span(headers: &poem::http::HeaderMap) -> tracing::Span {
-    let span = tracing::info_span!(
-        "graphql",
-        otel.name = "graphql",
-        otel.kind = "server",
-        operation = tracing::field::Empty,
-    );
-    if let Some(parent) = headers
-        .get(persistence::trace::TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-    {
-        let _ = span.set_parent(persistence::trace::context_of(parent.trim()));
-    }
-    span
+/// How one GraphQL request over HTTP is traced: continuing a valid `traceparent` header or
+/// starting a trace, with the operation named once known ([`record_operation`]).
+///
+/// * While spans are exported, the request runs in the span `graphql` (renamed to its
+///   operation), which the exporter sends with everything under it.
+/// * Otherwise nothing would record a span, so none is made: the request runs in an
+///   OpenTelemetry context of its own (a fresh span id in the caller's trace, or a new trace)
+///   that is attached while it is polled. Outbox rows, `traceresponse` and JSON log lines get
+///   the same ids as with a span, at the cost of two random numbers.
+pub enum RequestTrace {
+    /// The request's span (spans are exported).
+    Span(tracing::Span),
+    /// The request's context (nothing is exported).
+    Context(opentelemetry::Context),
 }
 
-/// Names the current request span's operation, for its log lines and its exported span.
-pub fn record_operation(label: &str) {
-    let span = tracing::Span::current();
-    span.record("operation", label);
-    // The OpenTelemetry span started when the request was entered: rename it directly.
-    span.context().span().update_name(label.to_owned());
-}
-
-/// The `traceresponse` value of `span` (`00-<trace id>-<span id>-<flags>`), if it is traced.
-pub fn traceresponse(span: &tracing::Span) -> Option<String> {
-    persistence::trace::traceparent_of(&span.context())
-}
-
-/// The operation of the spans this thread is in, kept by [`Operations`].
-type OperationSlot = Arc<Mutex<Option<Arc<str>>>>;
-
-thread_local! {
-    /// The entered spans that have an `operation` field, innermost last.
-    static ENTERED: RefCell<Vec<(Id, OperationSlot)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Keeps the `operation` field of spans that declare one, and which of them this thread is
-/// in, so every log line can name its operation (whatever filter the log layer has).
-struct Operations;
-
-/// Visits the `operation` field of a span's values.
-struct OperationVisitor(Option<Arc<str>>);
-
-impl tracing::field::Visit for OperationVisitor {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == persistence::trace::OPERATION_FIELD {
-            self.0 = Some(value.into());
+impl RequestTrace {
+    /// The trace of a request with `headers`.
+    pub fn start(headers: &poem::http::HeaderMap) -> Self {
+        let parent = headers
+            .get(persistence::trace::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|tp| persistence::trace::context_of(tp.trim()));
+        if RECORDING.load(Ordering::Relaxed) {
+            let span = tracing::info_span!(
+                "graphql",
+                otel.name = "graphql",
+                otel.kind = "server",
+                operation = tracing::field::Empty,
+            );
+            let parent = parent.unwrap_or_default();
+            let _ = span.set_parent(parent.with_value(OperationName::unnamed()));
+            return Self::Span(span);
         }
-    }
-
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == persistence::trace::OPERATION_FIELD {
-            self.0 = Some(format!("{value:?}").into());
-        }
-    }
-}
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Operations {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if attrs
-            .metadata()
-            .fields()
-            .field(persistence::trace::OPERATION_FIELD)
-            .is_none()
-        {
-            return;
-        }
-        let mut visitor = OperationVisitor(None);
-        attrs.record(&mut visitor);
-        if let Some(span) = ctx.span(id) {
-            span.extensions_mut()
-                .insert::<OperationSlot>(Arc::new(Mutex::new(visitor.0)));
-        }
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let mut visitor = OperationVisitor(None);
-        values.record(&mut visitor);
-        let (Some(operation), Some(span)) = (visitor.0, ctx.span(id)) else {
-            return;
-        };
-        if let Some(slot) = span.extensions().get::<OperationSlot>() {
-            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(operation);
-        }
-    }
-
-    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        if let Some(slot) = span.extensions().get::<OperationSlot>() {
-            let slot = slot.clone();
-            ENTERED.with(|e| e.borrow_mut().push((id.clone(), slot)));
-        }
-    }
-
-    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        ENTERED.with(|e| {
-            let mut entered = e.borrow_mut();
-            if let Some(at) = entered.iter().rposition(|(entered, _)| entered == id) {
-                entered.remove(at);
+        let ids = RandomIdGenerator::default();
+        let (trace_id, trace_state) = match &parent {
+            Some(cx) if cx.span().span_context().is_valid() => {
+                let span = cx.span();
+                let parent = span.span_context();
+                (parent.trace_id(), parent.trace_state().clone())
             }
-        });
+            _ => (ids.new_trace_id(), TraceState::default()),
+        };
+        // Not sampled, as the span the SDK would make without an exporter.
+        let own = SpanContext::new(trace_id, ids.new_span_id(), TraceFlags::default(), false, trace_state);
+        Self::Context(
+            opentelemetry::Context::new()
+                .with_remote_span_context(own)
+                .with_value(OperationName::unnamed()),
+        )
+    }
+
+    /// Runs `f` (the request) in this trace.
+    pub async fn run<F: Future>(&self, f: F) -> F::Output {
+        match self {
+            Self::Span(span) => f.instrument(span.clone()).await,
+            Self::Context(cx) => f.with_context(cx.clone()).await,
+        }
+    }
+
+    /// The OpenTelemetry context of this trace (a stream run in it with
+    /// `opentelemetry::context::FutureExt::with_context` is in the trace while polled).
+    pub fn context(&self) -> opentelemetry::Context {
+        match self {
+            Self::Span(span) => span.context(),
+            Self::Context(cx) => cx.clone(),
+        }
+    }
+
+    /// The `traceresponse` value (`00-<trace id>-<span id>-<flags>`).
+    pub fn traceresponse(&self) -> Option<String> {
+        match self {
+            Self::Span(span) => persistence::trace::traceparent_of(&span.context()),
+            Self::Context(cx) => persistence::trace::traceparent_of(cx),
+        }
     }
 }
 
-/// The operation of the innermost entered span that has one.
-fn current_operation() -> Option<Arc<str>> {
-    ENTERED.with(|e| {
-        e.borrow()
-            .iter()
-            .rev()
-            .find_map(|(_, slot)| slot.lock().unwrap_or_else(PoisonError::into_inner).clone())
-    })
+/// How logs and traces name an operation of `doc`: `requested` (its `operationName`), its
+/// operation's name, or for an anonymous one its type and root fields (`mutation draw`).
+pub fn operation_label<'a>(requested: Option<&'a str>, doc: &'a ExecutableDocument) -> Cow<'a, str> {
+    if let Some(name) = requested {
+        return Cow::Borrowed(name);
+    }
+    let Some((name, op)) = doc.operations.iter().next() else {
+        return Cow::Borrowed("-");
+    };
+    if let Some(name) = name {
+        return Cow::Borrowed(name.as_str());
+    }
+    let mut label = op.node.ty.to_string();
+    let mut sep = ' ';
+    for s in &op.node.selection_set.node.items {
+        if let Selection::Field(f) = &s.node {
+            label.push(sep);
+            label.push_str(f.node.name.node.as_str());
+            sep = ',';
+        }
+    }
+    Cow::Owned(label)
+}
+
+/// Names the current request's operation, for its log lines and its exported span.
+pub fn record_operation(label: &str) {
+    let cx = opentelemetry::Context::current();
+    if let Some(name) = cx.get::<OperationName>() {
+        name.set(label);
+    }
+    if RECORDING.load(Ordering::Relaxed) {
+        tracing::Span::current().record("operation", label);
+        // The OpenTelemetry span started when the request was entered: rename it directly.
+        cx.span().update_name(label.to_owned());
+    }
 }
 
 /// A JSON line format that puts `trace_id`, `span_id` and `operation` first in the line of an
@@ -288,7 +303,7 @@ where
         let cx = opentelemetry::Context::current();
         let span = cx.span();
         let trace = span.span_context();
-        let operation = current_operation();
+        let operation = persistence::trace::current_operation(&cx);
         let rest = match line.strip_prefix('{') {
             Some(rest) if trace.is_valid() || operation.is_some() => rest,
             _ => return writer.write_str(&line),
@@ -303,7 +318,7 @@ where
             )?;
         }
         if let Some(operation) = operation {
-            write!(writer, "\"operation\":{},", serde_json::Value::from(&*operation))?;
+            write!(writer, "\"operation\":{},", serde_json::Value::from(operation))?;
         }
         writer.write_str(rest)
     }

@@ -182,6 +182,7 @@ impl Workers {
                         true
                     }
                 },
+                metrics.map(|m| m.consumers.clone()),
                 rx.clone(),
             )));
             for h in handlers {

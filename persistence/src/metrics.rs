@@ -123,10 +123,12 @@ pub struct TopicCounters {
     pub retried: IntCounter,
     /// Failed transiently after its attempts and parked (re-driven once the database answers).
     pub parked: IntCounter,
-    /// Poison, or re-driven too often: moved to `.dead`.
+    /// Poison, or parked again after `consumers.max_redrives` re-drives: moved to `.dead`.
     pub dead: IntCounter,
     /// Its copy could not be published, so it was returned to its queue (nack).
     pub returned: IntCounter,
+    /// Moved from `.parked` back to its queue by the re-drive pass.
+    pub redriven: IntCounter,
 }
 
 /// The consumers' counters (labels `topic` and `result`).
@@ -145,7 +147,7 @@ impl ConsumerMetrics {
             messages: counter_vec(
                 registry,
                 "bm_consumer_messages_total",
-                "Deliveries handled by the consumers, by topic and result: ok, retried, parked, dead, returned.",
+                "Deliveries handled by the consumers, by topic and result: ok, retried, parked, dead, returned, redriven.",
                 &["topic", "result"],
             )?,
         })
@@ -163,6 +165,7 @@ impl ConsumerMetrics {
             parked: m("parked")?,
             dead: m("dead")?,
             returned: m("returned")?,
+            redriven: m("redriven")?,
         })
     }
 }

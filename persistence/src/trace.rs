@@ -1,8 +1,9 @@
 //! The W3C trace context of a command, carried through the outbox to its consumers.
 //!
-//! A command runs inside an OpenTelemetry span (the GraphQL request's, or a consumer's message):
+//! A command runs inside an OpenTelemetry context (the GraphQL request's — a span, or without an
+//! exporter only a context — or a consumer's message span):
 //!
-//! 1. the rows it writes to `task` store that span's context in `task.traceparent`
+//! 1. the rows it writes to `task` store that context in `task.traceparent`
 //!    ([`current_traceparent`]; the draw's procedure takes it as a parameter);
 //! 2. the relay, however much later and in whichever process, opens a producer span under the
 //!    stored context for each message it publishes ([`publish_span`]) and sends that span's
@@ -15,20 +16,17 @@
 //! context: rows get `NULL` and messages no header, exactly like rows written by older code,
 //! and a stored context is forwarded as it is.
 
-use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use lapin::types::{AMQPValue, FieldTable};
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{TraceContextExt, TraceFlags};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The W3C header (and AMQP message header) that carries a trace context.
 pub const TRACEPARENT: &str = "traceparent";
-
-/// The span field that log lines show as `operation` (the GraphQL operation, `consume <topic>`).
-pub const OPERATION_FIELD: &str = "operation";
 
 /// `traceparent` of the current OpenTelemetry span, if there is one.
 pub fn current_traceparent() -> Option<String> {
@@ -36,13 +34,67 @@ pub fn current_traceparent() -> Option<String> {
 }
 
 /// `traceparent` of `cx`'s span (`00-<trace id>-<span id>-<flags>`), if it has a valid one.
+///
+/// Written directly (one allocation), as the W3C propagator would: version `00` and only the
+/// `sampled` flag.
 pub fn traceparent_of(cx: &Context) -> Option<String> {
-    if !cx.span().span_context().is_valid() {
+    let span = cx.span();
+    let sc = span.span_context();
+    if !sc.is_valid() {
         return None;
     }
-    let mut carrier = HashMap::with_capacity(1);
-    TraceContextPropagator::new().inject_context(cx, &mut carrier);
-    carrier.remove(TRACEPARENT)
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    push_hex(&mut out, &sc.trace_id().to_bytes());
+    out.push('-');
+    push_hex(&mut out, &sc.span_id().to_bytes());
+    out.push('-');
+    push_hex(&mut out, &[sc.trace_flags().to_u8() & TraceFlags::SAMPLED.to_u8()]);
+    Some(out)
+}
+
+/// Appends `bytes` in lower-case hexadecimal.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+}
+
+/// The operation a span works for (the GraphQL operation, `consume <topic>`), carried as a
+/// value of its OpenTelemetry context so that log lines emitted inside it, and inside its child
+/// spans, can name it without any per-poll bookkeeping. Set once.
+#[derive(Debug, Default)]
+pub struct OperationName(OnceLock<Box<str>>);
+
+impl OperationName {
+    /// An operation not named yet ([`OperationName::set`] names it).
+    pub fn unnamed() -> Self {
+        Self::default()
+    }
+
+    /// An operation named `name`.
+    pub fn named(name: &str) -> Self {
+        let this = Self::default();
+        this.set(name);
+        this
+    }
+
+    /// Names the operation; only the first name counts.
+    pub fn set(&self, name: &str) {
+        let _ = self.0.set(name.into());
+    }
+
+    /// The operation's name, once it has one.
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(|s| &**s)
+    }
+}
+
+/// The name of the operation the current OpenTelemetry context works for, if any.
+pub fn current_operation(cx: &Context) -> Option<&str> {
+    cx.get::<OperationName>().and_then(OperationName::get)
 }
 
 /// The remote context a `traceparent` value names (an empty context when it is malformed).
@@ -108,9 +160,9 @@ pub fn consume_span(topic: &str, message_id: Option<&str>, traceparent: Option<&
         attempts = tracing::field::Empty,
         operation = %format_args!("consume {topic}"),
     );
-    if let Some(parent) = traceparent {
-        let _ = span.set_parent(context_of(parent));
-    }
+    // The parent (or none: a new trace) with the operation, for the log lines inside.
+    let parent = traceparent.map_or_else(Context::new, context_of);
+    let _ = span.set_parent(parent.with_value(OperationName::named(&format!("consume {topic}"))));
     span
 }
 

@@ -5,7 +5,9 @@
 //! operation, and appends one row (`outcome` `ok`, or the error code such as `FORBIDDEN`).
 //! Anonymous calls are refused without a row, so no one can fill the table without a token.
 //! A row that cannot be written is logged at `error` level; the operation's answer stands
-//! (it has already happened).
+//! (it has already happened). Each audited operation is also one `info` log line (target
+//! `api::graphql::audit`: actor, role, mutation, outcome), carrying the request's trace id
+//! and operation name in JSON logs.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -59,6 +61,13 @@ where
             message,
             at: Utc::now().naive_utc(),
         };
+        tracing::info!(
+            actor = %entry.actor,
+            role = %entry.role,
+            mutation = %entry.operation,
+            outcome = %entry.outcome,
+            "operator operation"
+        );
         match ctx.data::<Arc<AppState>>() {
             Ok(app) => {
                 if let Err(e) = app.audit.append(&entry).await {

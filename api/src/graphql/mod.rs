@@ -14,6 +14,7 @@ pub mod documents;
 pub mod error;
 pub mod limits;
 pub mod node;
+pub mod observe;
 pub mod page;
 pub mod persisted;
 pub mod projected;
@@ -71,17 +72,22 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionR
 /// the schema of the WebSocket endpoint (and the SDL): its extensions parse, check and code
 /// every operation ([`codes::ErrorCodes`], [`limits::OperationLimits`]) and, with
 /// `http.trusted_documents = "enforce"`, refuse documents that are not trusted
-/// ([`persisted::TrustedOnly`]).
+/// ([`persisted::TrustedOnly`]); with the application state, they count and trace each
+/// operation ([`observe::OverWebSocket`]).
 pub fn build(state: Option<Arc<AppState>>, http: &HttpSettings) -> AppSchema {
     let trusted_only = state
         .as_ref()
         .filter(|s| s.persisted.mode() == crate::settings::TrustedDocuments::Enforce)
         .map(|s| persisted::TrustedOnly(s.persisted.clone()));
+    let observed = state.as_ref().map(|s| observe::OverWebSocket::new(s.metrics.clone()));
     let mut b = builder(state, http)
         .extension(codes::ErrorCodes)
         .extension(operation_limits(http));
     if let Some(t) = trusted_only {
         b = b.extension(t);
+    }
+    if let Some(o) = observed {
+        b = b.extension(o);
     }
     b.finish()
 }

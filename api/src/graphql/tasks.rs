@@ -150,6 +150,23 @@ impl Task {
     async fn next_attempt_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
         Ok(self.row(ctx).await?.and_then(|r| r.next_attempt_at).map(DateTime::from))
     }
+
+    /// The W3C trace id (32 hex digits) of the command that wrote this event — the GraphQL
+    /// request's (its `traceresponse` header) or the consumed message's — to find the event's
+    /// whole path (request, publish, consume) in the tracing backend. Null for events written
+    /// outside a trace.
+    async fn trace_id(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self
+            .row(ctx)
+            .await?
+            .and_then(|r| r.traceparent.as_deref().and_then(trace_id_of).map(str::to_owned)))
+    }
+}
+
+/// The trace id of a stored `traceparent` (`00-<trace id>-<span id>-<flags>`).
+fn trace_id_of(traceparent: &str) -> Option<&str> {
+    let id = traceparent.split('-').nth(1)?;
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
 }
 
 fn internal(e: impl std::fmt::Display) -> async_graphql::Error {

@@ -391,6 +391,7 @@ async fn an_award_whose_gateway_stays_down_is_parked_then_granted_when_redriven(
         &Topology::new(app.settings.rabbitmq.queue_prefix.clone()),
         "send_award",
         10,
+        None,
     )
     .await
     .unwrap();

@@ -301,3 +301,170 @@ async fn a_blackholed_shard_does_not_hold_up_the_scrape_it_is_reported_down() {
     .await;
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn redis_is_pinged_at_scrape_and_a_blackholed_redis_is_reported_down_in_time() {
+    let redis = test_support::services::redis_url();
+    let host = redis.split_once("://").map_or(redis.as_str(), |(_, r)| r);
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let host = host.split_once('/').map_or(host, |(h, _)| h);
+    let upstream = tokio::net::lookup_host(host).await.unwrap().next().unwrap();
+    let proxy = test_support::proxy::FaultProxy::start(upstream).await.unwrap();
+    let app = spawn_app_with(|s| {
+        s.redis.url = redis.replacen(host, &proxy.addr().to_string(), 1);
+        s.metrics.scrape_timeout_ms = 500;
+    })
+    .await;
+    let url = format!("{}/metrics", app.address);
+    let text = scrape(&app).await;
+    assert_eq!(value(&text, "bm_redis_up", &[]), 1.0, "{text}");
+    let ping = value(&text, "bm_redis_ping_seconds", &[]);
+    assert!(ping > 0.0 && ping < 0.5, "{ping}");
+
+    proxy.blackhole();
+    let started = Instant::now();
+    let text = scrape(&app).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "the scrape took {took:?}");
+    assert_eq!(value(&text, "bm_redis_up", &[]), 0.0, "{text}");
+    // The shards are read all the same.
+    assert_eq!(value(&text, "bm_outbox_scrape_up", &[("shard", "0")]), 1.0);
+
+    proxy.pass();
+    scrape_until(&app, &url, 20, |t| sample(t, "bm_redis_up", &[]) == Some(1.0)).await;
+    app.cleanup().await;
+}
+
+/// Operations over `/graphql/ws` count like those over HTTP (same families and labels), and a
+/// mutation sent over the socket runs in a trace of its own.
+#[tokio::test]
+async fn operations_over_the_websocket_are_counted_and_traced() {
+    use futures::{SinkExt, StreamExt};
+    use serde_json::{Value, json};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = spawn_app().await;
+    app.ok("mutation { armActivity(activityId: 100301) }").await;
+    let mut req = format!("{}/graphql/ws", app.address.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket upgrade");
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", app.admin_token)}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    // The messages of subscription `id` up to its `complete` (pings answered, others skipped).
+    async fn until_complete(
+        ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+        id: &str,
+    ) -> Vec<Value> {
+        let mut got = Vec::new();
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(15), ws.next())
+                .await
+                .expect("a message within 15 s")
+                .expect("open")
+                .unwrap();
+            let Message::Text(t) = msg else { continue };
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "ping" {
+                ws.send(Message::text(json!({"type": "pong"}).to_string()))
+                    .await
+                    .unwrap();
+            } else if v["id"] == id {
+                if v["type"] == "complete" {
+                    return got;
+                }
+                got.push(v);
+            }
+        }
+    }
+    let before = scrape(&app).await;
+    let count = |text: &str, name: &str, labels: &[(&str, &str)]| sample(text, name, labels).unwrap_or(0.0);
+
+    // A mutation, a query and a refused subscription, each named.
+    let recharge = r#"mutation WsRecharge { rechargeQuota(userId: "xiaofuge", sku: 9011, outBusinessNo: "ws-metrics-1") { orderId } }"#;
+    ws.send(Message::text(
+        json!({"id": "1", "type": "subscribe", "payload": {"query": recharge}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let answered = until_complete(&mut ws, "1").await;
+    assert!(answered[0]["payload"]["errors"].is_null(), "{answered:?}");
+    ws.send(Message::text(
+        json!({"id": "2", "type": "subscribe", "payload": {"query": "query WsTypename { __typename }"}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    until_complete(&mut ws, "2").await;
+    let refused = r#"subscription WsBad { taskStatus(userId: "") { state } }"#;
+    ws.send(Message::text(
+        json!({"id": "3", "type": "subscribe", "payload": {"query": refused}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let errors = until_complete(&mut ws, "3").await;
+    let code = errors[0]["payload"]["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error: {errors:?}"))
+        .to_owned();
+    // A document that does not parse is counted as `(unknown)`.
+    ws.send(Message::text(
+        json!({"id": "4", "type": "subscribe", "payload": {"query": "subscription {"}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    until_complete(&mut ws, "4").await;
+
+    let text = scrape(&app).await;
+    let delta = |name: &str, labels: &[(&str, &str)]| count(&text, name, labels) - count(&before, name, labels);
+    assert_eq!(
+        delta("bm_graphql_requests_total", &[("operation", "WsRecharge")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(delta("bm_graphql_requests_total", &[("operation", "WsTypename")]), 1.0);
+    assert_eq!(delta("bm_graphql_requests_total", &[("operation", "WsBad")]), 1.0);
+    assert_eq!(delta("bm_graphql_requests_total", &[("operation", "(unknown)")]), 1.0);
+    assert_eq!(
+        delta(
+            "bm_graphql_request_duration_seconds_count",
+            &[("operation", "WsRecharge")]
+        ),
+        1.0,
+        "queries and mutations have a latency"
+    );
+    assert_eq!(
+        delta("bm_graphql_errors_total", &[("operation", "WsBad"), ("code", &code)]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        delta(
+            "bm_graphql_errors_total",
+            &[("operation", "(unknown)"), ("code", "GRAPHQL_PARSE_FAILED")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(delta("bm_graphql_errors_total", &[("operation", "WsRecharge")]), 0.0);
+
+    // The recharge's outbox rows store the trace it ran in over the socket.
+    let stored = app
+        .sql(
+            test_support::app::SHARD_01,
+            "SELECT traceparent FROM task WHERE user_id = 'xiaofuge' ORDER BY id DESC LIMIT 1",
+        )
+        .await;
+    let tp = stored
+        .first()
+        .and_then(|r| r["traceparent"].as_str())
+        .unwrap_or_else(|| panic!("the recharge's row has no trace context: {stored:?}"));
+    assert_eq!(tp.split('-').map(str::len).collect::<Vec<_>>(), [2, 32, 16, 2], "{tp}");
+    app.cleanup().await;
+}

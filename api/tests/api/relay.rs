@@ -585,15 +585,29 @@ async fn an_award_parked_during_a_database_outage_is_delivered_by_itself_once_it
         .await
         .unwrap();
     proxy.refuse();
-    let workers = api::workers::Workers::start(
+    let registry = prometheus::Registry::new();
+    let metrics = persistence::metrics::PersistenceMetrics::register(&registry, 2).unwrap();
+    let workers = api::workers::Workers::start_observed(
         &consumer_settings,
         &db,
         &persistence::redis::connect(&consumer_settings.redis.url).await.unwrap(),
         Arc::new(RelayNudge::new(&db)),
         None,
-        false,
-        true,
+        api::workers::Roles {
+            relay: false,
+            consumers: true,
+        },
+        Some(&metrics),
     );
+    let counted = |result: &str| {
+        let send_award = metrics.consumers.topic("send_award").unwrap();
+        match result {
+            "parked" => send_award.parked.get(),
+            "redriven" => send_award.redriven.get(),
+            "ok" => send_award.ok.get(),
+            _ => send_award.dead.get(),
+        }
+    };
 
     // Parked after its three attempts, not dead.
     let ch = app.amqp().await;
@@ -634,6 +648,11 @@ async fn an_award_parked_during_a_database_outage_is_delivered_by_itself_once_it
         .await;
     workers.stop().await;
     assert_eq!(count(format!("{}.parked", app.queue("send_award"))).await, 0);
+    // Counted as it happened: parked once, re-driven once, applied once, never dead.
+    assert_eq!(
+        (counted("parked"), counted("redriven"), counted("ok"), counted("dead")),
+        (1, 1, 1, 0)
+    );
     assert_eq!(
         app.int(
             SHARD_01,

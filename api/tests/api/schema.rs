@@ -37,7 +37,8 @@ fn roots_and_scalars_follow_the_conventions() {
 
 /// Identifiers are `ID` (docs/SCHEMA.md §Identifiers): every field or argument named `id`,
 /// `sku` or `…Id`, except `awardId` (a 32-bit `int` column) and the text keys chosen outside
-/// the service: `userId` (the identity provider's name) and `bizId` (`{userId}_{type}_{day}`).
+/// the service: `userId` (the identity provider's name), `bizId` (`{userId}_{type}_{day}`) and
+/// `traceId` (a W3C trace id, hex).
 #[test]
 fn identifiers_are_ids_except_award_ids_and_text_keys() {
     let sdl = api::graphql::sdl();
@@ -53,7 +54,9 @@ fn identifiers_are_ids_except_award_ids_and_text_keys() {
             continue;
         }
         let name = head.rsplit('(').next().unwrap_or(head);
-        if !(name == "id" || name == "sku" || name.ends_with("Id")) || ["awardId", "userId", "bizId"].contains(&name) {
+        if !(name == "id" || name == "sku" || name.ends_with("Id"))
+            || ["awardId", "userId", "bizId", "traceId"].contains(&name)
+        {
             continue;
         }
         let ty = ty

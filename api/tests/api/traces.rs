@@ -113,6 +113,12 @@ async fn a_draws_trace_goes_through_its_outbox_row_and_message_header_to_the_con
         );
     }
 
+    // Operators find the trace from the event.
+    let task = app
+        .ok(&format!(r#"{{ task(messageId: "{message_id}") {{ traceId }} }}"#))
+        .await;
+    assert_eq!(task["task"]["traceId"], TRACE, "{task}");
+
     // A relay process (no consumers) publishes the message with the header `traceparent`:
     // the same trace, the relay's producer span.
     let relay = app.spawn_relay_process(BIN, |s| s.consumers.enabled = false);
@@ -325,6 +331,73 @@ async fn spans_of_a_draw_are_exported_over_otlp_as_one_trace() {
     assert_eq!(request.2, CALLER_SPAN, "the request span's parent is the caller's");
     assert_eq!(publish.2, request.1, "the relay publishes under the draw's request");
     assert_eq!(consume.2, publish.1, "the consumer continues the relay's span");
+    drop(server);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_requests_json_log_lines_carry_its_operation_and_trace_id() {
+    let app = spawn_app_with(|s| {
+        s.relay.enabled = false;
+        s.consumers.enabled = false;
+    })
+    .await;
+    // A server process whose JSON log shows the audit line an operator operation writes from
+    // inside the request.
+    let server = app
+        .spawn_process_with(BIN, Logs::Captured, |s| {
+            s.log.json = true;
+            s.log.filter = "warn,api::graphql::audit=info".into();
+        })
+        .await;
+    let register = |operation: &'static str, traceparent: Option<String>| {
+        let mut req = app
+            .client
+            .post(format!("{}/graphql", server.address))
+            .bearer_auth(&app.admin_token)
+            .json(&json!({
+                "query": operation,
+                "variables": { "d": [format!("{{ __typename }} # {}", traceparent.is_some())] },
+            }));
+        if let Some(tp) = &traceparent {
+            req = req.header("traceparent", tp);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let answered = resp.headers()["traceresponse"].to_str().unwrap().to_owned();
+            let body: Value = resp.json().await.unwrap();
+            assert!(body["errors"].is_null(), "{body}");
+            answered
+        }
+    };
+    let registered = |line: &str| line.contains("operator operation") && line.contains("registerTrustedDocuments");
+
+    // A named operation, continuing the caller's trace.
+    let caller = format!("00-{TRACE}-{CALLER_SPAN}-01");
+    let answered = register(
+        "mutation Register($d: [String!]!) { registerTrustedDocuments(documents: $d) }",
+        Some(caller),
+    )
+    .await;
+    let (_, request_span) = ids(&answered);
+    let line = server.wait_for_log(10, |l| registered(l)).await;
+    let line: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    assert_eq!(line["trace_id"], TRACE, "{line}");
+    assert_eq!(line["span_id"], request_span.as_str(), "{line}");
+    assert_eq!(line["operation"], "Register", "{line}");
+
+    // An anonymous one is named by its type and root fields, in a trace of its own.
+    let answered = register(
+        "mutation($d: [String!]!) { registerTrustedDocuments(documents: $d) }",
+        None,
+    )
+    .await;
+    let (trace, _) = ids(&answered);
+    assert_ne!(trace, TRACE);
+    let line = server.wait_for_log(10, |l| registered(l) && !l.contains(TRACE)).await;
+    let line: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["trace_id"], trace.as_str(), "{line}");
+    assert_eq!(line["operation"], "mutation registerTrustedDocuments", "{line}");
     drop(server);
     app.cleanup().await;
 }

@@ -79,6 +79,9 @@ pub struct TaskRow {
     pub delivered_at: Option<NaiveDateTime>,
     /// Next publish attempt (backoff).
     pub next_attempt_at: Option<NaiveDateTime>,
+    /// W3C trace context of the command that wrote the row (`None` for rows written outside
+    /// a trace or by older code).
+    pub traceparent: Option<String>,
 }
 
 /// What `replay` did.
@@ -98,7 +101,7 @@ pub struct MySqlTaskAdmin {
     db: Databases,
 }
 
-const COLUMNS: [&str; 13] = [
+const COLUMNS: [&str; 14] = [
     "id",
     "user_id",
     "topic",
@@ -112,6 +115,7 @@ const COLUMNS: [&str; 13] = [
     "published_at",
     "delivered_at",
     "next_attempt_at",
+    "traceparent",
 ];
 
 impl MySqlTaskAdmin {
@@ -147,6 +151,7 @@ impl MySqlTaskAdmin {
             published_at: r.try_get("", "published_at")?,
             delivered_at,
             next_attempt_at: r.try_get("", "next_attempt_at")?,
+            traceparent: r.try_get("", "traceparent")?,
         })
     }
 

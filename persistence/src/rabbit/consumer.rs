@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::{Topology, connect};
+use crate::metrics::{ConsumerMetrics, TopicCounters};
 
 /// Header counting delivery attempts.
 pub const ATTEMPTS_HEADER: &str = "x-bm-attempts";
@@ -291,11 +292,18 @@ pub fn persistent_json() -> BasicProperties {
 
 /// Moves every message parked for `topic` back into its queue (attempts reset, re-drive
 /// counted), or to `.dead` once it was re-driven `max_redrives` times; returns how many moved.
+/// Each move is counted in `counters` (`redriven` or `dead`), when given.
 /// Call it only when the consumers' dependency answers again.
 ///
 /// # Errors
 /// The broker's error (messages not yet moved stay parked).
-pub async fn redrive(url: &str, topology: &Topology, topic: &str, max_redrives: u32) -> lapin::Result<u64> {
+pub async fn redrive(
+    url: &str,
+    topology: &Topology,
+    topic: &str,
+    max_redrives: u32,
+    counters: Option<&TopicCounters>,
+) -> lapin::Result<u64> {
     use lapin::options::BasicGetOptions;
     let conn = connect(url).await?;
     let channel = conn.create_channel().await?;
@@ -318,7 +326,8 @@ pub async fn redrive(url: &str, topology: &Topology, topic: &str, max_redrives: 
             })
             .unwrap_or(0)
             + 1;
-        let target = if redriven > max_redrives {
+        let to_dead = redriven > max_redrives;
+        let target = if to_dead {
             topology.dead_queue(topic)
         } else {
             topology.queue(topic)
@@ -333,6 +342,9 @@ pub async fn redrive(url: &str, topology: &Topology, topic: &str, max_redrives: 
             break;
         }
         moved += 1;
+        if let Some(c) = counters {
+            if to_dead { &c.dead } else { &c.redriven }.inc();
+        }
     }
     let _ = conn.close(0, "redrive done".into()).await;
     if moved > 0 {
@@ -342,7 +354,8 @@ pub async fn redrive(url: &str, topology: &Topology, topic: &str, max_redrives: 
 }
 
 /// Every `every`, while `healthy` answers `true`, re-drives the parked messages of `topics`
-/// (see [`redrive`]), until `shutdown`.
+/// (see [`redrive`]), counting the moves in `metrics` when given, until `shutdown`.
+#[allow(clippy::too_many_arguments)]
 pub async fn heal<F, Fut>(
     url: String,
     topology: Topology,
@@ -350,11 +363,17 @@ pub async fn heal<F, Fut>(
     max_redrives: u32,
     every: Duration,
     healthy: F,
+    metrics: Option<Arc<ConsumerMetrics>>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     F: Fn() -> Fut + Send + Sync,
     Fut: std::future::Future<Output = bool> + Send,
 {
+    // Resolved once: counting a move allocates nothing.
+    let counters: Vec<Option<TopicCounters>> = topics
+        .iter()
+        .map(|t| metrics.as_ref().and_then(|m| m.topic(t).ok()))
+        .collect();
     while !*shutdown.borrow() {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -363,8 +382,8 @@ pub async fn heal<F, Fut>(
         if !healthy().await {
             continue;
         }
-        for topic in &topics {
-            if let Err(e) = redrive(&url, &topology, topic, max_redrives).await {
+        for (topic, counters) in topics.iter().zip(&counters) {
+            if let Err(e) = redrive(&url, &topology, topic, max_redrives, counters.as_ref()).await {
                 tracing::warn!(topic, error = %e, "re-driving parked messages failed; next pass retries");
             }
         }
